@@ -1,0 +1,43 @@
+"""The engine registry. Engines are imported lazily so that the text-layer
+engine (and the CLI's help) never pays for importing torch."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..settings import Settings
+from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
+
+# name -> "module:factory"; a factory takes Settings and returns an Engine.
+REGISTRY: dict[str, str] = {
+    "text-layer": "ocr_studio.engines.text_layer:TextLayerEngine",
+}
+
+
+def engine_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def get_engine(name: str, settings: Settings) -> Engine:
+    """The engine called ``name``; raises EngineError naming the valid choices."""
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise EngineError(f"Unknown engine {name!r}. Choose one of: {', '.join(REGISTRY)}.") from None
+    module_name, _, factory = target.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, factory)(settings)
+
+
+def engine_infos(settings: Settings) -> list[EngineInfo]:
+    """Every engine with whether it can run here and, if not, why."""
+    infos = []
+    for name in REGISTRY:
+        try:
+            infos.append(get_engine(name, settings).info())
+        except Exception as exc:  # an engine whose import fails is listed as unavailable
+            infos.append(EngineInfo(name=name, label=name, tasks=(), needs_gpu=False, available=False, reason=str(exc)))
+    return infos
+
+
+__all__ = ["Engine", "EngineError", "EngineInfo", "RecognizeRequest", "Task", "engine_infos", "engine_names", "get_engine"]

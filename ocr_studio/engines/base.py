@@ -1,0 +1,86 @@
+"""What every engine is: it turns pages into PageResults and says what it can do."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..documents import Page
+    from ..results import PageResult
+
+
+class Task(str, Enum):
+    """What the user asks for. Engines declare the subset they support."""
+
+    LAYOUT_TEXT = "layout_text"  # layout elements with their text (dots.ocr's default)
+    LAYOUT = "layout"  # boxes and categories only
+    TEXT = "text"  # plain reading-order text
+    MARKDOWN = "markdown"  # the page as Markdown (tables HTML, formulas LaTeX)
+    REGION = "region"  # text inside one box the user gives
+
+    @property
+    def label(self) -> str:
+        return TASK_LABELS[self]
+
+
+TASK_LABELS = {
+    Task.LAYOUT_TEXT: "Layout + text",
+    Task.LAYOUT: "Layout only",
+    Task.TEXT: "Plain text",
+    Task.MARKDOWN: "Markdown",
+    Task.REGION: "Text in a region",
+}
+
+
+class EngineError(Exception):
+    """An engine cannot run (model missing, out of memory after retries...).
+    The message says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str  # stable id used in settings, CLI and job files ("text-layer", "qwen3-vl", "dots-ocr")
+    label: str  # shown in the UI
+    tasks: tuple[Task, ...]
+    needs_gpu: bool
+    available: bool = True
+    reason: str = ""  # why it is unavailable, or a warning worth showing
+    default_task: Task = Task.TEXT
+
+
+@dataclass
+class RecognizeRequest:
+    """One call's parameters. ``region`` is (x1, y1, x2, y2) in page pixels for Task.REGION.
+    ``on_text`` receives the growing text of the first page while it is generated
+    (streaming into the UI); engines that do not stream never call it."""
+
+    task: Task
+    region: tuple[float, float, float, float] | None = None
+    options: dict[str, object] = field(default_factory=dict)
+    on_text: Callable[[str], None] | None = None
+
+
+class Engine(ABC):
+    """Engines are cheap to construct; heavy state (models) lives in the model manager."""
+
+    @abstractmethod
+    def info(self) -> EngineInfo: ...
+
+    def batch_size(self, task: Task) -> int:
+        """How many pages ``recognize`` wants at once (1 for engines that do not batch)."""
+        return 1
+
+    @abstractmethod
+    def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
+        """Results for ``pages`` in order. Page-level problems (broken output, truncation)
+        are reported in the PageResult (``warnings``, ``truncated``), never raised; only a
+        failure of the engine itself raises EngineError."""
+
+    def settings_key(self) -> dict[str, object]:
+        """What, besides the task, makes this engine's output differ (model id, dtype...);
+        part of the job cache key."""
+        return {"engine": self.info().name}
