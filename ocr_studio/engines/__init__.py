@@ -11,6 +11,10 @@ from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
 # name -> "module:factory"; a factory takes Settings and returns an Engine.
 REGISTRY: dict[str, str] = {
     "text-layer": "ocr_studio.engines.text_layer:TextLayerEngine",
+    "qwen3-vl": "ocr_studio.engines.qwen3_vl:Qwen3VLEngine",  # settings.qwen_model (2B by default)
+    "qwen3-vl-4b": "ocr_studio.engines.qwen3_vl:Qwen3VL4BEngine",
+    "qwen3-vl-8b": "ocr_studio.engines.qwen3_vl:Qwen3VL8BEngine",
+    "dots-ocr": "ocr_studio.engines.dots_ocr:DotsOcrEngine",  # settings.dots_model
 }
 
 
