@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import asdict, dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 # dots.ocr's layout categories; other engines use a subset ("Text" by default).
@@ -99,9 +101,7 @@ class PageResult:
         return page_markdown(self, furniture=furniture, image_ref=image_ref)
 
     def text(self, *, furniture: bool = True) -> str:
-        return "\n\n".join(
-            b.text for b in self.blocks if b.text and (furniture or b.category not in PAGE_FURNITURE)
-        )
+        return "\n\n".join(b.text for b in self.blocks if b.text and (furniture or b.category not in PAGE_FURNITURE))
 
 
 @dataclass
@@ -140,12 +140,25 @@ class DocumentResult:
     def json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
+    def html(self, *, furniture: bool = True, image_ref: ImageRef | None = None) -> str:
+        return document_html(self, furniture=furniture, image_ref=image_ref)
+
 
 class ImageRef:
-    """Names the file a picture block is exported to, so Markdown can link it."""
+    """Names the file a picture block is exported to, so Markdown and HTML can link it.
 
-    def __call__(self, page: PageResult, index: int) -> str:
-        return f"images/page-{page.page_number:04d}-{index:03d}.png"
+    ``folder`` is relative to the exported Markdown/HTML file. A subclass may return
+    None for a picture it has no file for; the views then leave the picture out.
+    """
+
+    def __init__(self, folder: str = "images"):
+        self.folder = folder.strip("/")
+
+    def file_name(self, page: PageResult, index: int) -> str:
+        return f"page-{page.page_number:04d}-{index:03d}.png"
+
+    def __call__(self, page: PageResult, index: int) -> str | None:
+        return f"{self.folder}/{self.file_name(page, index)}"
 
 
 def block_markdown(block: Block) -> str:
@@ -170,8 +183,9 @@ def page_markdown(page: PageResult, *, furniture: bool = True, image_ref: ImageR
         if not furniture and block.category in PAGE_FURNITURE:
             continue
         if block.category == "Picture":
-            if image_ref is not None and block.bbox is not None:
-                parts.append(f"![Picture]({image_ref(page, index)})")
+            ref = image_ref(page, index) if image_ref is not None and block.bbox is not None else None
+            if ref:
+                parts.append(f"![Picture]({ref})")
             continue
         md = block_markdown(block)
         if md:
@@ -181,3 +195,192 @@ def page_markdown(page: PageResult, *, furniture: bool = True, image_ref: ImageR
 
 def escape(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+# --- HTML view -------------------------------------------------------------------------
+# Model output is untrusted: every text is escaped, and a table's HTML is rebuilt from an
+# allow-list of table tags and attributes (scripts, styles, event handlers and links dropped).
+
+_TABLE_TAGS = frozenset(
+    "table thead tbody tfoot tr th td caption colgroup col br b i u em strong sub sup span p div".split()
+)
+_TABLE_ATTRS = frozenset({"colspan", "rowspan", "align", "valign", "scope"})
+_VOID_TAGS = frozenset({"br", "col"})
+# Elements whose content is dropped along with the tag.
+_DROPPED_WITH_CONTENT = frozenset(
+    "script style iframe object embed template noscript textarea title head svg math frame frameset".split()
+)
+
+
+class _TableSanitizer(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.open: list[str] = []
+        self.skipping: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.skipping or tag in _DROPPED_WITH_CONTENT:
+            if tag not in _VOID_TAGS:
+                self.skipping.append(tag)
+            return
+        if tag not in _TABLE_TAGS:
+            return
+        kept = "".join(
+            f' {name}="{escape(value)}"'
+            for name, value in attrs
+            if name in _TABLE_ATTRS and value is not None and re.fullmatch(r"[\w .%-]{1,32}", value)
+        )
+        self.out.append(f"<{tag}{kept}>")
+        if tag not in _VOID_TAGS:
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID_TAGS:
+            self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skipping:
+            if tag in self.skipping:
+                while self.skipping.pop() != tag:
+                    pass
+            return
+        if tag in self.open:  # close what is still open inside it, so the output stays well formed
+            while True:
+                name = self.open.pop()
+                self.out.append(f"</{name}>")
+                if name == tag:
+                    break
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.out.append(escape(data))
+
+    def result(self) -> str:
+        self.close()
+        return "".join(self.out) + "".join(f"</{name}>" for name in reversed(self.open))
+
+
+def sanitize_table_html(markup: str) -> str:
+    """A model's table HTML, safe to embed: only table tags and span/align attributes survive."""
+    sanitizer = _TableSanitizer()
+    sanitizer.feed(markup)
+    return sanitizer.result()
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$", re.S)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
+
+
+def _inline_html(text: str) -> str:
+    return "<br>\n".join(escape(line) for line in text.strip().split("\n"))
+
+
+def _markdown_chunk_html(chunk: str) -> str:
+    """One paragraph of a block's Markdown: headings, lists, tables, formulas, else a paragraph.
+    A deliberately small subset: enough for what OCR engines write, never raw HTML."""
+    chunk = chunk.strip()
+    if not chunk:
+        return ""
+    if "<table" in chunk.lower():
+        return sanitize_table_html(chunk)
+    if chunk.startswith("$$") and chunk.endswith("$$") and len(chunk) >= 4:
+        return f'<div class="formula">{escape(chunk)}</div>'
+    heading = _HEADING.match(chunk)
+    if heading:
+        level = len(heading.group(1))
+        return f"<h{level}>{_inline_html(heading.group(2))}</h{level}>"
+    lines = chunk.split("\n")
+    if all(_LIST_ITEM.match(line) for line in lines):
+        items = "".join(f"<li>{escape(_LIST_ITEM.sub('', line, count=1).strip())}</li>" for line in lines)
+        tag = "ol" if lines[0].lstrip()[:1].isdigit() else "ul"
+        return f"<{tag}>{items}</{tag}>"
+    return f"<p>{_inline_html(chunk)}</p>"
+
+
+def block_html(block: Block, image_src: str | None = None) -> str:
+    """One block as HTML. Tables keep their (sanitised) HTML, formulas their LaTeX source."""
+    text = block.text.strip()
+    if block.category == "Picture":
+        return f'<figure><img src="{escape(image_src)}" alt="Picture"></figure>' if image_src else ""
+    if not text:
+        return ""
+    if block.category == "Table":
+        if "<table" in text.lower():
+            return f'<div class="table">{sanitize_table_html(text)}</div>'
+        return f'<pre class="table">{escape(text)}</pre>'
+    if block.category == "Formula":
+        return f'<div class="formula">{escape(block_markdown(block))}</div>'
+    if block.category in ("Title", "Section-header"):
+        level = 1 if block.category == "Title" else 2
+        heading = _HEADING.match(text)
+        if heading:
+            level, text = len(heading.group(1)), heading.group(2)
+        return f"<h{level}>{_inline_html(text)}</h{level}>"
+    css = {
+        "Caption": "caption",
+        "Footnote": "footnote",
+        "Page-header": "page-header",
+        "Page-footer": "page-footer",
+        "List-item": "list-item",
+    }.get(block.category)
+    if css:
+        return f'<p class="{css}">{_inline_html(text)}</p>'
+    return "\n".join(part for part in (_markdown_chunk_html(c) for c in re.split(r"\n\s*\n", text)) if part)
+
+
+def page_html(page: PageResult, *, furniture: bool = True, image_ref: ImageRef | None = None) -> str:
+    parts = [
+        f'<section class="page" id="page-{page.page_number}">',
+        f'<div class="page-number">Page {page.page_number}</div>',
+    ]
+    if page.truncated:
+        parts.append('<p class="warning">The engine stopped early on this page; the text may be incomplete.</p>')
+    parts.extend(f'<p class="warning">{escape(w)}</p>' for w in page.warnings)
+    for index, block in enumerate(page.blocks):
+        if not furniture and block.category in PAGE_FURNITURE:
+            continue
+        src = image_ref(page, index) if image_ref is not None and block.category == "Picture" and block.bbox else None
+        rendered = block_html(block, src)
+        if rendered:
+            parts.append(rendered)
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+_HTML_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; line-height: 1.55; color: #1d1d1f;
+       max-width: 52rem; margin: 2rem auto; padding: 0 1rem; }
+header.document { border-bottom: 2px solid #ddd; margin-bottom: 1.5rem; }
+header.document .name { color: #666; font-size: .9rem; }
+section.page { border-bottom: 1px dashed #ccc; padding-bottom: 1.5rem; margin-bottom: 1.5rem; }
+.page-number { color: #999; font-size: .8rem; text-transform: uppercase; letter-spacing: .05em; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #bbb; padding: .25rem .5rem; vertical-align: top; }
+.formula { font-family: ui-monospace, monospace; white-space: pre-wrap; background: #f6f6f6;
+           padding: .5rem; margin: 1rem 0; overflow-x: auto; }
+pre.table { background: #f6f6f6; padding: .5rem; overflow-x: auto; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+.caption, .footnote, .page-header, .page-footer { color: #555; font-size: .9rem; }
+.warning, .error { color: #8a4b00; background: #fff4e0; padding: .25rem .5rem; }
+"""
+
+
+def document_html(doc: DocumentResult, *, furniture: bool = True, image_ref: ImageRef | None = None) -> str:
+    """The document as one standalone, readable HTML file (no scripts, no external resources
+    other than exported picture crops)."""
+    name = escape(doc.name)
+    body = [f'<header class="document"><div class="name">{name}</div></header>']
+    if doc.error:
+        body.append(f'<p class="error">{escape(doc.error)}</p>')
+    body.extend(page_html(p, furniture=furniture, image_ref=image_ref) for p in doc.pages)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' file: data:; "
+        "style-src 'unsafe-inline'\">\n"
+        f"<title>{name}</title>\n<style>{_HTML_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )

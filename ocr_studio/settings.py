@@ -60,7 +60,9 @@ class Settings:
     max_pixels: int = 0  # 0 = the engine's own default pixel budget
     batch_size: int = 0  # 0 = chosen from free VRAM
     trust_remote_code: bool = False
-    # remote runtime (an OpenAI-compatible server); empty base URL = local
+    # remote runtime: "local" runs vision models here; "remote" sends their work to an
+    # OpenAI-compatible server (vLLM, SGLang, transformers serve) at remote_url
+    runtime: str = "local"
     remote_url: str = ""
     remote_model: str = ""
     remote_api_key: str = dataclasses.field(default="", repr=False)

@@ -30,7 +30,14 @@ def get_engine(name: str, settings: Settings) -> Engine:
         raise EngineError(f"Unknown engine {name!r}. Choose one of: {', '.join(REGISTRY)}.") from None
     module_name, _, factory = target.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, factory)(settings)
+    engine = getattr(module, factory)(settings)
+    if settings.runtime == "remote" and hasattr(engine, "prepare") and hasattr(engine, "parse"):
+        from .remote import RemoteEngine
+
+        return RemoteEngine(engine, settings)
+    if settings.runtime not in ("local", "remote"):
+        raise EngineError(f"Unknown runtime {settings.runtime!r}: use 'local' or 'remote'.")
+    return engine
 
 
 def engine_infos(settings: Settings) -> list[EngineInfo]:
@@ -44,4 +51,13 @@ def engine_infos(settings: Settings) -> list[EngineInfo]:
     return infos
 
 
-__all__ = ["Engine", "EngineError", "EngineInfo", "RecognizeRequest", "Task", "engine_infos", "engine_names", "get_engine"]
+__all__ = [
+    "Engine",
+    "EngineError",
+    "EngineInfo",
+    "RecognizeRequest",
+    "Task",
+    "engine_infos",
+    "engine_names",
+    "get_engine",
+]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..results import PageResult
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     """What the user asks for. Engines declare the subset they support."""
 
     LAYOUT_TEXT = "layout_text"  # layout elements with their text (dots.ocr's default)
@@ -79,6 +79,21 @@ class Engine(ABC):
         """Results for ``pages`` in order. Page-level problems (broken output, truncation)
         are reported in the PageResult (``warnings``, ``truncated``), never raised; only a
         failure of the engine itself raises EngineError."""
+
+    def recognize_stream(self, pages: Iterable[Page], request: RecognizeRequest) -> Iterator[PageResult]:
+        """Results in page order, each yielded as soon as it is ready, so a job can
+        write it at once. The default groups pages into ``batch_size`` batches; the
+        remote runtime overrides it to keep several pages in flight. Closing the
+        iterator (cancel) stops after what is in flight."""
+        batch: list[Page] = []
+        size = max(1, self.batch_size(request.task))
+        for page in pages:
+            batch.append(page)
+            if len(batch) >= size:
+                yield from self.recognize(batch, request)
+                batch = []
+        if batch:
+            yield from self.recognize(batch, request)
 
     def settings_key(self) -> dict[str, object]:
         """What, besides the task, makes this engine's output differ (model id, dtype...);

@@ -1,0 +1,134 @@
+"""The remote runtime: a vision engine's prompts and parsers, the model on a server.
+
+Wraps a local vision engine that can split its work into ``prepare`` (page →
+resized image + prompt) and ``parse`` (model text → PageResult), so the remote
+path uses exactly the prompts and parsers of the local one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..remote import RemoteClient, RemoteConfig, RemoteError
+from .base import Engine, EngineInfo, RecognizeRequest, Task
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..documents import Page
+    from ..results import PageResult
+    from ..settings import Settings
+
+
+@dataclass
+class PreparedPage:
+    """What the model sees for one page, plus what the parser needs to map back."""
+
+    page_number: int
+    page_size: tuple[int, int]  # (width, height) of the page image
+    image: Image.Image  # resized as the model expects
+    prompt: str
+    context: Any = None  # engine-specific (scale factors, task...)
+
+
+class PromptedEngine(Protocol):
+    def info(self) -> EngineInfo: ...
+
+    def prepare(self, page: Page, request: RecognizeRequest) -> PreparedPage: ...
+
+    def parse(self, prepared: PreparedPage, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult: ...
+
+    def max_new_tokens(self) -> int: ...
+
+    def settings_key(self) -> dict[str, object]: ...
+
+
+def remote_config(settings: Settings) -> RemoteConfig:
+    return RemoteConfig(
+        base_url=settings.remote_url,
+        model=settings.remote_model,
+        api_key=settings.remote_api_key,
+        timeout=settings.remote_timeout,
+        retries=settings.remote_retries,
+        concurrency=settings.remote_concurrency,
+    )
+
+
+class RemoteEngine(Engine):
+    """Sends pages to the server, up to ``concurrency`` at once, results in page order."""
+
+    def __init__(self, local: PromptedEngine, settings: Settings, client: RemoteClient | None = None):
+        self.local = local
+        self.settings = settings
+        self.client = client or RemoteClient(remote_config(settings))
+
+    def info(self) -> EngineInfo:
+        base = self.local.info()
+        where = self.settings.remote_url
+        return replace(
+            base,
+            name=base.name,
+            label=f"{base.label} — remote ({where})",
+            needs_gpu=False,
+            available=True,
+            reason=f"Model runs on {where}"
+            + (f" as {self.settings.remote_model}" if self.settings.remote_model else ""),
+        )
+
+    def batch_size(self, task: Task) -> int:
+        return max(1, self.settings.remote_concurrency)
+
+    def settings_key(self) -> dict[str, object]:
+        # Same model on a server gives the same pages: the key names the model, not the URL.
+        key = dict(self.local.settings_key())
+        key["remote_model"] = self.settings.remote_model
+        return key
+
+    def _one(self, page: Page, request: RecognizeRequest, stream: bool) -> PageResult:
+        started = time.perf_counter()
+        prepared = self.local.prepare(page, request)
+        completion = self.client.complete(
+            prepared.image,
+            prepared.prompt,
+            max_tokens=self.local.max_new_tokens(),
+            on_text=request.on_text if stream else None,
+        )
+        result = self.local.parse(
+            prepared, completion.text, hit_limit=completion.finish_reason == "length", request=request
+        )
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
+        return list(self.recognize_stream(pages, request))
+
+    def recognize_stream(self, pages: Iterable[Page], request: RecognizeRequest) -> Iterator[PageResult]:
+        """A sliding window of ``concurrency`` pages in flight; each result is yielded as
+        soon as it and every page before it are done."""
+        window = max(1, self.settings.remote_concurrency)
+        pending: deque[Future[PageResult]] = deque()
+        pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="remote-page")
+        try:
+            iterator = iter(pages)
+            first = True
+            while True:
+                while len(pending) < window:
+                    page = next(iterator, None)
+                    if page is None:
+                        break
+                    pending.append(pool.submit(self._one, page, request, first and request.on_text is not None))
+                    first = False
+                if not pending:
+                    return
+                yield pending.popleft().result()
+        except RemoteError:
+            raise
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
