@@ -1,0 +1,381 @@
+"""The command line: ``serve`` (the default), ``convert``, ``doctor`` and ``config-path``.
+
+Thin on purpose: ``convert`` runs the same jobs as the UI (one job per file, so a
+re-run only converts what changed and an interrupted run resumes), then writes the
+exports. Errors users can act on are printed as one clean line, never a traceback.
+Exit codes: 0 all went well, 1 something failed (the summary says what and why),
+2 the command line or the settings are wrong, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .documents import SUPPORTED_SUFFIXES, DocumentError
+from .engines import engine_names
+from .engines.base import EngineError, Task
+from .jobs import JobError
+from .settings import Settings, SettingsError, default_config_path, load_settings
+
+if TYPE_CHECKING:
+    from .jobs import Job, Progress
+    from .results import DocumentResult
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXPORT_FORMATS = ("md", "txt", "json", "html", "zip")
+ZIP_NAME = "ocr-studio.zip"
+
+
+class UsageError(Exception):
+    """The command line asks for something impossible; exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # argparse's own exit (usage error: 2, --help: 0)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    command = args.command or "serve"
+    if args.command is None:  # `ocr-studio` alone: serve with the defaults
+        args = parser.parse_args(["serve"])
+    try:
+        return COMMANDS[command](args)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except SettingsError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except (DocumentError, EngineError, JobError) as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("Interrupted. Finished pages are kept; run the same command again to resume.")
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="config file (default: see `ocr-studio config-path`)")
+    common.add_argument("--workspace", metavar="DIR", help="where jobs and page images are kept")
+    runtime = common.add_argument_group("runtime overrides (default: chosen from the GPU)")
+    runtime.add_argument("--device", choices=("auto", "cuda", "cpu"))
+    runtime.add_argument("--dtype", choices=("auto", "bfloat16", "float16", "float32"))
+    runtime.add_argument("--attention", choices=("auto", "sdpa", "flash_attention_2", "eager"))
+    runtime.add_argument("--compile", choices=("auto", "on", "off"), help="compiled decoding")
+
+    parser = argparse.ArgumentParser(
+        prog="ocr-studio",
+        description="Local document OCR: a browser UI (the default) and a command line for folders of files.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", parents=[common], help="open the OCR Studio UI in the browser (default)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1: this computer only)")
+    serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+
+    convert = commands.add_parser(
+        "convert",
+        parents=[common],
+        help="convert files or folders (searched recursively) and write the results",
+        description="Convert PDFs and images; folders are searched recursively for "
+        + ", ".join(SUPPORTED_SUFFIXES)
+        + " files.",
+    )
+    convert.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    convert.add_argument("-o", "--output", required=True, metavar="OUT", help="folder the results are written to")
+    convert.add_argument("--engine", choices=engine_names(), help="engine (default from the settings)")
+    convert.add_argument("--task", choices=[t.value for t in Task], help="what to extract (default: the engine's)")
+    convert.add_argument("--pages", metavar="RANGE", help='page range of every file, e.g. "1-3,7" (default: all)')
+    convert.add_argument(
+        "--format",
+        default="md",
+        metavar="LIST",
+        help=f"comma-separated output formats: {','.join(EXPORT_FORMATS)} (default: md)",
+    )
+    convert.add_argument("--dpi", type=int, help="page rendering resolution (default from the settings)")
+    convert.add_argument("--password", help="password of encrypted PDFs (never stored)")
+    convert.add_argument("--clean", action="store_true", help="leave page headers and footers out of md/txt/html")
+    convert.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    commands.add_parser("doctor", parents=[common], help="show the GPU, the runtime profile and the engines")
+    commands.add_parser("config-path", parents=[common], help="print the config file's path")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: getattr(args, name, None) for name in ("workspace", "device", "dtype", "attention", "compile")
+    }
+    overrides["dpi"] = getattr(args, "dpi", None)
+    overrides["engine"] = getattr(args, "engine", None)
+    return load_settings(config_path=args.config, overrides=overrides)
+
+
+# --- serve ---------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        from .ui.app import serve
+    except ImportError as exc:
+        _error(f"The UI cannot start: {exc}. `ocr-studio convert` works without it.")
+        return EXIT_FAILED
+    serve(settings, host=args.host or settings.host, port=args.port or settings.port, open_browser=not args.no_browser)
+    return EXIT_OK
+
+
+# --- doctor / config-path ------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .engines import engine_infos
+    from .hardware import doctor_report
+
+    settings = settings_from(args)
+    rows = list(doctor_report(settings))
+    rows += [("Config file", str(_config_path(args))), ("Workspace", str(settings.workspace))]
+    _print_rows(rows)
+    print("\nEngines:")
+    for info in engine_infos(settings):
+        state = "available" if info.available else "unavailable"
+        gpu = ", needs a GPU" if info.needs_gpu else ""
+        print(f"  {info.name:<12} {state}{gpu}" + (f" — {info.reason}" if info.reason else ""))
+    return EXIT_OK
+
+
+def cmd_config_path(args: argparse.Namespace) -> int:
+    print(_config_path(args))
+    return EXIT_OK
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    """The same file load_settings reads: --config, else $OCR_STUDIO_CONFIG, else the default."""
+    return Path(args.config or os.environ.get("OCR_STUDIO_CONFIG") or default_config_path())
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
+    width = max((len(label) for label, _ in rows), default=0)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+
+
+# --- convert -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of one input, for the summary."""
+
+    path: Path
+    job: Job | None = None
+    error: str | None = None
+    written: list[Path] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)  # failed pages, cache hits...
+
+    @property
+    def document(self) -> DocumentResult | None:
+        return self.job.documents[0] if self.job is not None and self.job.documents else None
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .engines import get_engine
+    from .jobs import JobSpec, JobStore, run_job
+
+    formats = parse_formats(args.format)
+    settings = settings_from(args)
+    engine = get_engine(settings.engine, settings)
+    info = engine.info()
+    if not info.available:
+        raise EngineError(f"The {info.name} engine cannot run here: {info.reason}")
+    task = Task(args.task) if args.task else info.default_task
+    if task not in info.tasks:
+        raise UsageError(
+            f"The {info.name} engine cannot do {task.value!r}; it can do: {', '.join(t.value for t in info.tasks)}."
+        )
+
+    inputs, missing = collect_inputs([Path(p) for p in args.paths])
+    outcomes = [Outcome(path=path, error=message) for path, message in missing]
+    store = JobStore(settings.workspace)
+    bars = ProgressBars(disabled=args.quiet)
+    engine_failure: str | None = None
+    try:
+        for number, path in enumerate(inputs, start=1):
+            bars.label = f"[{number}/{len(inputs)}] {path.name}"
+            outcome = Outcome(path=path)
+            outcomes.append(outcome)
+            if engine_failure is not None:
+                outcome.error = f"not converted: {engine_failure}"
+                continue
+            spec = JobSpec(files=[path], engine=info.name, task=task, pages=args.pages, password=args.password)
+            job = store.create(spec, engine, settings)
+            if job.status == "done":
+                outcome.notes.append("cached result (converted before with the same settings)")
+            outcome.job = run_job(job, engine, settings, progress=bars)
+            bars.close()
+            record_job(outcome)
+            if outcome.job.status == "failed":
+                engine_failure = outcome.job.message
+    finally:
+        bars.close()
+
+    out_dir = Path(args.output)
+    export_outcomes(outcomes, out_dir, formats, clean=args.clean)
+    print_summary(outcomes, out_dir)
+    return EXIT_OK if outcomes and all(o.error is None and not _page_failures(o) for o in outcomes) else EXIT_FAILED
+
+
+def parse_formats(text: str) -> list[str]:
+    formats = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown or not formats:
+        named = ", ".join(unknown) or "(none given)"
+        raise UsageError(f"Unknown output format(s): {named}. Choose from: {','.join(EXPORT_FORMATS)}.")
+    return formats
+
+
+def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files to convert (named files always, folders searched recursively by suffix),
+    and the paths that yield nothing, with why."""
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            if not found:
+                problems.append((path, f"no {', '.join(SUPPORTED_SUFFIXES)} files in this folder"))
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append((path, "does not exist; check the path"))
+    return list(dict.fromkeys(files)), problems
+
+
+def record_job(outcome: Outcome) -> None:
+    job, doc = outcome.job, outcome.document
+    assert job is not None
+    if doc is not None and doc.error:
+        outcome.error = doc.error
+    elif job.status == "failed":
+        outcome.error = job.message or "the engine failed"
+    elif job.status != "done":
+        outcome.error = f"{job.status}: {job.message}".strip(": ")
+    for number, message in sorted((job.page_errors[0] if job.page_errors else {}).items()):
+        outcome.notes.append(f"page {number} failed: {message}")
+
+
+def _page_failures(outcome: Outcome) -> int:
+    return len(outcome.job.page_errors[0]) if outcome.job is not None and outcome.job.page_errors else 0
+
+
+def export_outcomes(outcomes: list[Outcome], out_dir: Path, formats: list[str], *, clean: bool) -> None:
+    """Each converted document (or what was finished of it) as ``OUT/<stem>.<format>``;
+    inputs sharing a stem become ``report``, ``report-2``...; ``zip`` bundles them all."""
+    from .exporters import FORMATS, ExportError, document_folder_names, export_document, export_job_zip
+
+    ready = [o for o in outcomes if o.document is not None and o.document.pages]
+    if not ready:
+        return
+    stems = document_folder_names([o.document for o in ready])  # type: ignore[misc]
+    docs = []
+    for outcome, stem in zip(ready, stems, strict=True):
+        doc = outcome.document
+        assert doc is not None and outcome.job is not None
+        docs.append(dataclasses.replace(doc, name=stem + Path(doc.name).suffix))
+    file_formats = [f for f in formats if f != "zip"]
+    try:
+        for outcome, doc in zip(ready, docs, strict=True):
+            if file_formats:
+                outcome.written += export_document(
+                    doc,
+                    out_dir,
+                    file_formats,
+                    page_image=outcome.job.page_image,
+                    clean=clean,  # type: ignore[union-attr]
+                )
+        if "zip" in formats:
+            jobs = [o.job for o in ready]
+            zip_path = export_job_zip(
+                docs,
+                out_dir / ZIP_NAME,
+                page_image=lambda index, number: jobs[index].page_image(0, number),  # type: ignore[union-attr]
+                clean=clean,
+                formats=file_formats or FORMATS,
+            )
+            for outcome in ready:
+                outcome.written.append(zip_path)
+    except (ExportError, OSError) as exc:
+        for outcome in ready:
+            outcome.error = outcome.error or f"could not write the results to {out_dir}: {exc}"
+
+
+def print_summary(outcomes: list[Outcome], out_dir: Path, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    ok = [o for o in outcomes if o.error is None and not _page_failures(o)]
+    print(f"\n{len(ok)} of {len(outcomes)} file(s) converted; results in {out_dir}", file=stream)
+    for outcome in outcomes:
+        doc = outcome.document
+        if outcome.error is None:
+            pages = len(doc.pages) if doc is not None else 0
+            names = ", ".join(dict.fromkeys(p.name for p in outcome.written)) or "nothing written"
+            label = "PARTIAL" if _page_failures(outcome) else "OK"
+            print(f"  {label:<7} {outcome.path}  ({pages} page{'s' * (pages != 1)}) -> {names}", file=stream)
+        else:
+            print(f"  FAILED  {outcome.path}: {outcome.error}", file=stream)
+            if outcome.written:
+                print(f"          finished pages written: {', '.join(p.name for p in outcome.written)}", file=stream)
+        for note in outcome.notes:
+            print(f"          {note}", file=stream)
+
+
+class ProgressBars:
+    """One tqdm bar per file, counting pages, on stderr; errors printed above the bars."""
+
+    def __init__(self, *, disabled: bool = False):
+        self.disabled = disabled
+        self.label = ""  # the file being converted, e.g. "[2/7] report.pdf"
+        self.bar: Any = None
+
+    def __call__(self, event: Progress) -> None:
+        from tqdm import tqdm
+
+        if event.partial_text is not None:
+            return
+        if event.page is None and event.error is None:  # a document was opened
+            self.close()
+            self.bar = tqdm(
+                total=event.pages_total,
+                initial=event.pages_done,
+                desc=self.label or event.document,
+                unit="page",
+                file=sys.stderr,
+                disable=self.disabled,
+                leave=True,
+            )
+            return
+        if event.error is not None and not self.disabled:
+            tqdm.write(f"{event.document}: {event.error}", file=sys.stderr)
+        if event.page is not None and self.bar is not None:
+            self.bar.update(event.pages_done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _error(message: str) -> None:
+    print(f"ocr-studio: {message}", file=sys.stderr)
+
+
+COMMANDS = {"serve": cmd_serve, "convert": cmd_convert, "doctor": cmd_doctor, "config-path": cmd_config_path}

@@ -1,0 +1,275 @@
+"""File formats: a DocumentResult as .md / .txt / .json / .html, and a whole job as one .zip.
+
+Picture blocks are cropped from the page images the job kept and written as PNG files
+that the Markdown and HTML link to. Every file is written atomically (temp file, then
+``os.replace``), so a crash never leaves half an export behind a complete-looking name.
+
+The JSON export is always complete (page furniture included, raw engine output kept): it
+is the lossless format. ``clean=True`` drops page headers/footers from the reading views.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .results import DocumentResult, ImageRef, PageResult
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("md", "txt", "json", "html")
+FORMAT_LABELS = {"md": "Markdown", "txt": "Plain text", "json": "JSON", "html": "HTML"}
+
+# (document_index, page_number) -> the page image the engine saw, or None when it is gone.
+PageImageSource = Callable[[int, int], "Image.Image | None"]
+
+_UNSAFE_CHARS = re.compile(r"[^\w.\- ()+,=@\[\]]+")
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)$", re.I)
+
+
+class ExportError(Exception):
+    """An export cannot be written; the message says what to do."""
+
+
+def safe_stem(name: str, fallback: str = "document") -> str:
+    """A file-name stem from a document name that cannot leave the export folder:
+    directory parts, separators, control characters and leading dots are removed."""
+    base = re.split(r"[/\\]", name or "")[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    return _clean_name(stem) or fallback
+
+
+def _clean_name(name: str) -> str:
+    name = _UNSAFE_CHARS.sub("_", name).strip(" ._")[:100].rstrip(" .")
+    return name + "_" if _WINDOWS_RESERVED.match(name) else name
+
+
+def _check_formats(formats: Sequence[str]) -> list[str]:
+    chosen = [f.lower().lstrip(".") for f in formats]
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown:
+        raise ExportError(f"Unknown export format(s): {', '.join(unknown)}. Choose from: {', '.join(FORMATS)}.")
+    return list(dict.fromkeys(chosen))
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would surprise whoever opens the export
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- picture crops ------------------------------------------------------------------------
+
+
+def crop_box(bbox: Sequence[float], page: PageResult, image_size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """``bbox`` (page-result pixels) as an integer crop box of an image of ``image_size``,
+    scaled if the image is not the size the engine saw, clamped to the image; None if empty."""
+    width, height = image_size
+    sx = width / page.width if page.width > 0 else 1.0
+    sy = height / page.height if page.height > 0 else 1.0
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    x1, x2 = sorted((x1 * sx, x2 * sx))
+    y1, y2 = sorted((y1 * sy, y2 * sy))
+    box = (
+        max(0, math.floor(x1 + 1e-6)),
+        max(0, math.floor(y1 + 1e-6)),
+        min(width, math.ceil(x2 - 1e-6)),
+        min(height, math.ceil(y2 - 1e-6)),
+    )
+    if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+        return None
+    return box
+
+
+class PictureCrops(ImageRef):
+    """Crops a document's picture blocks from its page images and names them; as an
+    ImageRef it links only the pictures that were actually cropped."""
+
+    def __init__(
+        self, doc: DocumentResult, document_index: int, page_image: PageImageSource | None, folder: str = "images"
+    ):
+        super().__init__(folder)
+        self.files: dict[str, bytes] = {}  # path relative to the export folder -> PNG bytes
+        if page_image is None:
+            return
+        for page in doc.pages:
+            pictures = [(i, b) for i, b in enumerate(page.blocks) if b.category == "Picture" and b.bbox is not None]
+            if not pictures:
+                continue
+            image = self._page_image(page_image, document_index, page.page_number)
+            if image is None:
+                continue
+            for index, block in pictures:
+                box = crop_box(block.bbox, page, image.size)  # type: ignore[arg-type]
+                if box is None:
+                    continue
+                buffer = io.BytesIO()
+                image.crop(box).save(buffer, format="PNG")
+                self.files[super().__call__(page, index)] = buffer.getvalue()  # type: ignore[index]
+
+    @staticmethod
+    def _page_image(source: PageImageSource, document_index: int, page_number: int) -> Image.Image | None:
+        try:
+            image = source(document_index, page_number)
+        except Exception as exc:  # a missing or unreadable page image costs its pictures, not the export
+            log.warning("No page image for document %d page %d: %s", document_index, page_number, exc)
+            return None
+        if image is not None and image.mode not in ("RGB", "RGBA", "L"):
+            image = image.convert("RGB")
+        return image
+
+    def __call__(self, page: PageResult, index: int) -> str | None:
+        ref = super().__call__(page, index)
+        return ref if ref in self.files else None
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+def render(doc: DocumentResult, fmt: str, *, clean: bool = False, image_ref: ImageRef | None = None) -> str:
+    """One export format of ``doc`` as text."""
+    furniture = not clean
+    if fmt == "md":
+        return doc.markdown(furniture=furniture, image_ref=image_ref)
+    if fmt == "txt":
+        return doc.text(furniture=furniture)
+    if fmt == "json":
+        return doc.json()
+    if fmt == "html":
+        return doc.html(furniture=furniture, image_ref=image_ref)
+    raise ExportError(f"Unknown export format {fmt!r}. Choose from: {', '.join(FORMATS)}.")
+
+
+def _document_files(
+    doc: DocumentResult,
+    stem: str,
+    formats: Sequence[str],
+    *,
+    document_index: int,
+    page_image: PageImageSource | None,
+    clean: bool,
+    images_folder: str,
+) -> dict[str, bytes]:
+    """Every file of one document's export, by path relative to its folder."""
+    chosen = _check_formats(formats)
+    crops = (
+        PictureCrops(doc, document_index, page_image, images_folder)
+        if any(f in ("md", "html") for f in chosen)
+        else None
+    )
+    files = {f"{stem}.{fmt}": render(doc, fmt, clean=clean, image_ref=crops).encode("utf-8") for fmt in chosen}
+    if crops is not None:
+        files.update(crops.files)
+    return files
+
+
+def export_document(
+    doc: DocumentResult,
+    out_dir: Path,
+    formats: Sequence[str] = FORMATS,
+    *,
+    page_image: PageImageSource | None = None,
+    clean: bool = False,
+    document_index: int = 0,
+    images_folder: str | None = None,
+) -> list[Path]:
+    """Write ``doc`` into ``out_dir`` as ``<stem>.<format>`` for each format, plus its picture
+    crops in ``<stem>_images/`` (or ``images_folder``); returns the paths written.
+
+    ``page_image(document_index, page_number)`` supplies page images for the crops (a job's
+    ``Job.page_image``); without it pictures are left out of the Markdown and HTML.
+    """
+    out_dir = Path(out_dir)
+    stem = safe_stem(doc.name)
+    folder = _safe_relative_folder(images_folder) if images_folder is not None else f"{stem}_images"
+    files = _document_files(
+        doc, stem, formats, document_index=document_index, page_image=page_image, clean=clean, images_folder=folder
+    )
+    root = out_dir.resolve()
+    written = []
+    for relative, data in files.items():
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root):  # defence in depth: names are built safe above
+            raise ExportError(f"Refusing to write outside the export folder: {relative}")
+        written.append(write_atomic(target, data))
+    return written
+
+
+def _safe_relative_folder(folder: str) -> str:
+    parts = [_clean_name(part) for part in re.split(r"[/\\]", folder)]
+    return "/".join(p for p in parts if p) or "images"
+
+
+def document_folder_names(docs: Sequence[DocumentResult]) -> list[str]:
+    """One distinct, safe folder name per document (``report``, ``report-2`` ...)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for doc in docs:
+        base = safe_stem(doc.name)
+        name, n = base, 1
+        while name.lower() in seen:
+            n += 1
+            name = f"{base}-{n}"
+        seen.add(name.lower())
+        names.append(name)
+    return names
+
+
+def export_job_zip(
+    docs: Sequence[DocumentResult],
+    zip_path: Path,
+    *,
+    page_image: PageImageSource | None = None,
+    clean: bool = False,
+    formats: Sequence[str] = FORMATS,
+) -> Path:
+    """One .zip of a job: a folder per document holding ``<stem>.md/.txt/.json/.html`` and an
+    ``images/`` folder of picture crops. ``page_image`` is called with each document's index
+    in ``docs``. Written to a temp file and renamed into place."""
+    zip_path = Path(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for index, (doc, folder) in enumerate(zip(docs, document_folder_names(docs), strict=True)):
+                files = _document_files(
+                    doc,
+                    folder,
+                    formats,
+                    document_index=index,
+                    page_image=page_image,
+                    clean=clean,
+                    images_folder="images",
+                )
+                for relative, data in files.items():
+                    # PNGs are already compressed
+                    kind = zipfile.ZIP_STORED if relative.endswith(".png") else zipfile.ZIP_DEFLATED
+                    archive.writestr(f"{folder}/{relative}", data, compress_type=kind)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, zip_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return zip_path
