@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     runtime.add_argument("--dtype", choices=("auto", "bfloat16", "float16", "float32"))
     runtime.add_argument("--attention", choices=("auto", "sdpa", "flash_attention_2", "eager"))
     runtime.add_argument("--compile", choices=("auto", "on", "off"), help="compiled decoding")
+    remote = common.add_argument_group(
+        "remote runtime (an OpenAI-compatible server; the API key only from OCR_STUDIO_REMOTE_API_KEY)"
+    )
+    remote.add_argument("--runtime", choices=("local", "remote"), help="where vision models run (default: local)")
+    remote.add_argument("--remote-url", metavar="URL", help="server base URL, e.g. http://gpu-box:8000/v1")
+    remote.add_argument("--remote-model", metavar="NAME", help="model name the server serves")
+    remote.add_argument("--remote-concurrency", type=int, metavar="N", help="pages in flight at once (default 4)")
 
     parser = argparse.ArgumentParser(
         prog="ocr-studio",
@@ -113,7 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
-        name: getattr(args, name, None) for name in ("workspace", "device", "dtype", "attention", "compile")
+        name: getattr(args, name, None)
+        for name in (
+            "workspace",
+            "device",
+            "dtype",
+            "attention",
+            "compile",
+            "runtime",
+            "remote_url",
+            "remote_model",
+            "remote_concurrency",
+        )
     }
     overrides["dpi"] = getattr(args, "dpi", None)
     overrides["engine"] = getattr(args, "engine", None)
