@@ -1,24 +1,64 @@
 """GPU probe, runtime profile by compute capability, applied once; live telemetry.
 
-CONTRACT (implementation pending): the names and signatures below are what the
-CLI (doctor) and the UI (sidebar) use. Keep them. Importing this module must
-not import torch at module level (the CLI's help stays fast); functions import it.
+The profile decides how models run on this machine: dtype, attention kernel, TF32,
+compiled decoding. It is chosen from the GPU's compute capability, each choice can be
+overridden (config file < environment < CLI flag, see settings.py), and every choice
+with where it came from is shown in the sidebar and in ``ocr-studio doctor``.
+
+Importing this module must not import torch (the CLI's help stays fast); functions do.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
-from .settings import Settings
+import platformdirs
+
+from .settings import APP_NAME, Settings, SettingsError
+
+NO_GPU_SENTENCE = "running on the CPU (the text-layer engine works; vision models need an NVIDIA GPU)"
+PROFILE_FIELDS = ("device", "dtype", "attention", "tf32", "compile", "compile_backend")
+
+_DTYPE_ALIASES = {
+    "auto": "auto",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+}
+_ATTENTION_CHOICES = ("auto", "sdpa", "flash_attention_2", "eager")
+_SWITCH_CHOICES = {"auto": "auto", "on": "on", "true": "on", "1": "on", "yes": "on", "off": "off", "false": "off"}
+_SWITCH_CHOICES |= {"0": "off", "no": "off"}
+_DEVICE_CHOICES = ("auto", "cuda", "cpu")
+_BACKEND_CHOICES = ("auto", "inductor", "cudagraphs")
 
 
 @dataclass(frozen=True)
 class GpuInfo:
+    """What this process can run on: the first CUDA GPU and the kernels available for it."""
+
     available: bool  # CUDA usable
     name: str = ""
     capability: tuple[int, int] | None = None
     total_memory_bytes: int = 0
     reason: str = ""  # why no GPU ("torch was built without CUDA", "no NVIDIA GPU found"...)
+    flash_attn: bool = False  # the flash_attn package is installed
+    triton: bool = False  # triton is importable and can compile for this GPU (inductor works)
+    arch_supported: bool = True  # this torch build ships kernels for the GPU's architecture
+
+    @property
+    def sm(self) -> str:
+        """The capability as NVIDIA writes it ("sm_120"), "" without a GPU."""
+        return f"sm_{self.capability[0]}{self.capability[1]}" if self.capability else ""
 
 
 @dataclass(frozen=True)
@@ -30,33 +70,541 @@ class RuntimeProfile:
     tf32: bool
     compiled_decode: bool
     compile_backend: str  # "inductor" | "cudagraphs" | "none"
-    sources: dict[str, str]  # setting -> where its value came from ("auto", "config", "env", "flag")
+    sources: dict[str, str]  # setting -> where its value came from ("auto", "config", "env", "flag", "override")
+    notes: tuple[str, ...] = ()  # overrides that could not be honoured and why; warnings about the GPU
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) rows for the sidebar and doctor; each value says where it came from."""
+
+        def show(value: object, setting: str) -> str:
+            return f"{value} ({self.sources.get(setting, 'auto')})"
+
+        rows = [
+            ("Runtime profile", self.name),
+            ("Device", show(self.device, "device")),
+            ("dtype", show(self.dtype, "dtype")),
+            ("Attention", show(self.attention, "attention")),
+            ("TF32 matmuls", show("on" if self.tf32 else "off", "tf32")),
+            ("Compiled decoding", show("on" if self.compiled_decode else "off", "compile")),
+            ("Compile backend", show(self.compile_backend, "compile_backend")),
+        ]
+        rows += [("Note", note) for note in self.notes]
+        return rows
+
+
+# ----------------------------------------------------------------------------- probe
+
+_probe_lock = threading.Lock()
+_probed: GpuInfo | None = None
 
 
 def probe() -> GpuInfo:
-    """Detect the GPU (cached: once per process)."""
-    raise NotImplementedError
+    """Detect the GPU (cached: once per process). Never raises."""
+    global _probed
+    with _probe_lock:
+        if _probed is None:
+            _probed = _probe_uncached()
+        return _probed
+
+
+def _probe_uncached() -> GpuInfo:
+    try:
+        import torch
+    except Exception as exc:  # a broken torch install must not take the CLI down
+        return GpuInfo(available=False, reason=f"PyTorch cannot be imported ({exc}) — {NO_GPU_SENTENCE}")
+    try:
+        if not torch.cuda.is_available():
+            return GpuInfo(available=False, reason=_no_cuda_reason(torch))
+        props = torch.cuda.get_device_properties(0)
+        capability = (int(props.major), int(props.minor))
+        return GpuInfo(
+            available=True,
+            name=str(props.name),
+            capability=capability,
+            total_memory_bytes=int(props.total_memory),
+            flash_attn=flash_attn_installed(),
+            triton=_triton_works(),
+            arch_supported=_arch_in_build(capability, list(torch.cuda.get_arch_list())),
+        )
+    except Exception as exc:
+        return GpuInfo(available=False, reason=f"CUDA could not be initialised ({exc}) — {NO_GPU_SENTENCE}")
+
+
+def _no_cuda_reason(torch_module: object) -> str:
+    cuda_build = getattr(getattr(torch_module, "version", None), "cuda", None)
+    if not cuda_build:
+        return f"This PyTorch build has no CUDA support — {NO_GPU_SENTENCE}"
+    nvml_names = _nvml_gpu_names()
+    if nvml_names:
+        return (
+            f"An NVIDIA GPU is present ({nvml_names[0]}) but PyTorch (built for CUDA {cuda_build}) cannot use it; "
+            f"the NVIDIA driver may be too old — update it. Until then: {NO_GPU_SENTENCE}"
+        )
+    return f"No CUDA GPU detected — {NO_GPU_SENTENCE}"
+
+
+def flash_attn_installed() -> bool:
+    """Whether the flash_attn package is importable (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("flash_attn") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _triton_works() -> bool:
+    """Triton importable and able to compile for the visible GPU (what inductor needs)."""
+    try:
+        from torch.utils._triton import has_triton
+
+        return bool(has_triton())
+    except Exception:
+        return False
+
+
+def _arch_in_build(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """True when the torch build has binary kernels for this GPU (same major, minor not above)
+    or PTX it can JIT-compile (compute_XY at or below the GPU)."""
+    if not arch_list:
+        return True  # unknown: do not warn
+    major, minor = capability
+    for arch in arch_list:
+        kind, _, digits = arch.partition("_")
+        if not digits.isdigit():
+            continue
+        arch_major, arch_minor = int(digits[:-1]), int(digits[-1])
+        if kind == "sm" and arch_major == major and arch_minor <= minor:
+            return True
+        if kind == "compute" and (arch_major, arch_minor) <= capability:
+            return True
+    return False
+
+
+# ----------------------------------------------------------------------------- choose
+
+
+def _family(capability: tuple[int, int]) -> str:
+    major, minor = capability
+    sm = f"sm_{major}{minor}"
+    if major >= 13:
+        return f"Newer than Blackwell ({sm})"
+    if major == 12:
+        return f"Blackwell consumer ({sm})"
+    if major in (10, 11):
+        return f"Blackwell datacenter ({sm})"
+    if major == 9:
+        return f"Hopper ({sm})"
+    if (major, minor) == (8, 9):
+        return f"Ada ({sm})"
+    if major == 8:
+        return f"Ampere ({sm})"
+    if (major, minor) == (7, 5):
+        return f"Turing ({sm})"
+    if major == 7:
+        return f"Volta ({sm})"
+    if major == 6:
+        return f"Pascal ({sm})"
+    return f"Maxwell or older ({sm})"
+
+
+def _origin(settings: Settings, name: str) -> str:
+    """Where a setting's value came from. Settings may carry an ``origins`` map
+    (config/env/flag); without it a non-"auto" value is reported as an override."""
+    origins = getattr(settings, "origins", None)
+    value = str(getattr(settings, name)).strip().lower()
+    if value == "auto":
+        return "auto"
+    if isinstance(origins, dict) and name in origins:
+        return str(origins[name])
+    return "override"
+
+
+def _normalised(settings: Settings, name: str, choices: dict[str, str] | tuple[str, ...]) -> str:
+    raw = str(getattr(settings, name)).strip().lower()
+    table = choices if isinstance(choices, dict) else {choice: choice for choice in choices}
+    if raw not in table:
+        valid = ", ".join(dict.fromkeys(table.values()))
+        raise SettingsError(f"Invalid {name} setting {getattr(settings, name)!r}. Choose one of: {valid}.")
+    return table[raw]
 
 
 def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
-    """Pure function: the profile for this GPU and these overrides (tests simulate GPUs)."""
-    raise NotImplementedError
+    """Pure function: the profile for this GPU and these overrides (tests simulate GPUs).
+
+    Raises SettingsError for a value that is not a valid choice; an override that is valid
+    but cannot work on this GPU falls back to what works, with the reason in ``notes``."""
+    device_setting = _normalised(settings, "device", _DEVICE_CHOICES)
+    dtype_setting = _normalised(settings, "dtype", _DTYPE_ALIASES)
+    attention_setting = _normalised(settings, "attention", _ATTENTION_CHOICES)
+    tf32_setting = _normalised(settings, "tf32", _SWITCH_CHOICES)
+    compile_setting = _normalised(settings, "compile", _SWITCH_CHOICES)
+    backend_setting = _normalised(settings, "compile_backend", _BACKEND_CHOICES)
+    sources = {name: _origin(settings, name) for name in PROFILE_FIELDS}
+    notes: list[str] = []
+
+    use_cuda = gpu.available and gpu.capability is not None and device_setting != "cpu"
+    if device_setting == "cuda" and not use_cuda:
+        notes.append(
+            f"device is set to cuda but no CUDA GPU is usable ({gpu.reason or 'unknown reason'}); using the CPU."
+        )
+
+    if not use_cuda:
+        dtype = "float32"
+        if dtype_setting not in ("auto", "float32"):
+            notes.append(f"dtype {dtype_setting} is not used on the CPU (slow or unsupported there); using float32.")
+        attention = "eager" if attention_setting == "eager" else "sdpa"
+        if attention_setting == "flash_attention_2":
+            notes.append("flash_attention_2 needs an NVIDIA GPU; using sdpa.")
+        if tf32_setting == "on":
+            notes.append("TF32 is a GPU feature; off on the CPU.")
+        if compile_setting == "on":
+            notes.append("Compiled decoding is only used on a GPU; off on the CPU.")
+        return RuntimeProfile(
+            name="CPU",
+            device="cpu",
+            dtype=dtype,
+            attention=attention,
+            tf32=False,
+            compiled_decode=False,
+            compile_backend="none",
+            sources=sources,
+            notes=tuple(notes),
+        )
+
+    assert gpu.capability is not None
+    capability = gpu.capability
+    bf16_ok = capability >= (8, 0)
+    fp16_ok = capability >= (7, 0)
+    if not gpu.arch_supported:
+        notes.append(f"This PyTorch build has no kernels for {gpu.sm}; install a PyTorch build that supports this GPU.")
+
+    # dtype
+    auto_dtype = "bfloat16" if bf16_ok else "float16" if fp16_ok else "float32"
+    if capability < (7, 0):
+        notes.append(f"{gpu.sm} is older than the GPUs these models are tested on: float32, expect it to be slow.")
+    if dtype_setting == "auto":
+        dtype = auto_dtype
+    elif dtype_setting == "bfloat16" and not bf16_ok:
+        dtype = "float16" if fp16_ok else "float32"
+        notes.append(f"{gpu.name or gpu.sm} has no bfloat16 support ({gpu.sm} < sm_80); using {dtype} instead.")
+    elif dtype_setting == "float16" and not fp16_ok:
+        dtype = "float32"
+        notes.append(f"float16 is too slow on {gpu.sm}; using float32.")
+    else:
+        dtype = dtype_setting
+
+    # attention
+    flash_fits_gpu = (8, 0) <= capability < (10, 0)
+    flash_ok = gpu.flash_attn and flash_fits_gpu and dtype in ("bfloat16", "float16")
+    if attention_setting == "auto":
+        attention = "flash_attention_2" if flash_ok else "sdpa"
+    elif attention_setting == "flash_attention_2" and not flash_ok:
+        attention = "sdpa"
+        if not gpu.flash_attn:
+            why = "the flash_attn package is not installed"
+        elif not flash_fits_gpu:
+            why = f"flash-attention 2 does not support {gpu.sm} (it needs sm_80–sm_90)"
+        else:
+            why = f"flash-attention 2 needs bfloat16 or float16, not {dtype}"
+        notes.append(f"flash_attention_2 cannot be used: {why}; using sdpa.")
+    else:
+        attention = attention_setting
+
+    # TF32 (float32 matmuls on tensor cores)
+    tf32_capable = capability >= (8, 0)
+    if tf32_setting == "on" and not tf32_capable:
+        notes.append(f"TF32 needs sm_80 or newer; {gpu.sm} computes float32 matmuls in full precision.")
+    tf32 = tf32_capable and tf32_setting != "off"
+
+    # compiled decoding (static cache + torch.compile / CUDA graphs)
+    compiled = compile_setting != "off"
+    if not compiled:
+        backend = "none"
+    elif backend_setting == "cudagraphs":
+        backend = "cudagraphs"
+    elif gpu.triton:
+        backend = "inductor"
+    else:
+        backend = "cudagraphs"
+        if backend_setting == "inductor":
+            notes.append("compile_backend inductor needs a working triton for this GPU; using cudagraphs.")
+
+    return RuntimeProfile(
+        name=_family(capability),
+        device="cuda",
+        dtype=dtype,
+        attention=attention,
+        tf32=tf32,
+        compiled_decode=compiled,
+        compile_backend=backend,
+        sources=sources,
+        notes=tuple(notes),
+    )
+
+
+# ----------------------------------------------------------------------------- apply once
+
+_apply_lock = threading.Lock()
+_applied_tf32: bool | None = None
+_cache_env_set = False
+apply_count = 0  # how many times process-wide state was changed (observable by tests and doctor)
+
+
+def compile_cache_dir() -> Path:
+    """Where compiled kernels persist between launches, so the second launch compiles faster."""
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "torch-compile"
+
+
+def _torch_default_inductor_dir() -> str | None:
+    """Inductor's default cache dir (under /tmp, lost on reboot), which torch itself puts into
+    TORCHINDUCTOR_CACHE_DIR once anything asks for it; None where torch cannot say."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        return os.path.abspath(default_cache_dir())
+    except Exception:
+        return None
+
+
+def _apply_process_settings(profile: RuntimeProfile) -> None:
+    """Set the process-wide torch state the profile asks for, once; later calls with the same
+    profile change nothing. The user's own environment variables always win."""
+    global _applied_tf32, _cache_env_set, apply_count
+    with _apply_lock:
+        changed = False
+        if profile.compiled_decode and not _cache_env_set:
+            cache = compile_cache_dir()
+            if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, "", _torch_default_inductor_dir()):
+                # unset, or torch's own /tmp default (torch writes it into the environment itself)
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache / "inductor")
+            os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+            os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+            os.environ.setdefault("TRITON_CACHE_DIR", str(cache / "triton"))
+            _cache_env_set = changed = True
+        if profile.device == "cuda" and _applied_tf32 != profile.tf32:
+            import torch
+
+            # legacy API only: mixing it with the fp32_precision API makes torch raise
+            torch.set_float32_matmul_precision("high" if profile.tf32 else "highest")
+            torch.backends.cuda.matmul.allow_tf32 = profile.tf32
+            torch.backends.cudnn.allow_tf32 = profile.tf32
+            _applied_tf32 = profile.tf32
+            changed = True
+        if changed:
+            apply_count += 1
 
 
 def runtime_profile(settings: Settings) -> RuntimeProfile:
     """probe() + choose_profile() + apply the process-wide settings exactly once."""
-    raise NotImplementedError
+    profile = choose_profile(probe(), settings)
+    _apply_process_settings(profile)
+    return profile
+
+
+# ----------------------------------------------------------------------------- NVML
+
+_nvml_lock = threading.Lock()
+_nvml_state: dict[str, object] = {}  # "module", "error"
+
+
+def _nvml() -> object | None:
+    """pynvml, initialised once; None (with the reason remembered) where it cannot be."""
+    with _nvml_lock:
+        if "module" in _nvml_state or "error" in _nvml_state:
+            return _nvml_state.get("module")
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            _nvml_state["module"] = pynvml
+        except Exception as exc:  # no library, no driver, no permission
+            _nvml_state["error"] = _nvml_error_text(exc)
+        return _nvml_state.get("module")
+
+
+def _nvml_error_text(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "NVML Shared Library Not Found" in text or "libnvidia-ml" in text:
+        return "NVIDIA driver library (NVML) not found"
+    if isinstance(exc, ImportError):
+        return "nvidia-ml-py is not installed"
+    return text
+
+
+def nvml_status() -> str:
+    """Either "available" or why not, in a few words."""
+    return "available" if _nvml() is not None else f"not available ({_nvml_state.get('error', 'unknown')})"
+
+
+def _nvml_gpu_names() -> list[str]:
+    nvml = _nvml()
+    if nvml is None:
+        return []
+    try:
+        count = nvml.nvmlDeviceGetCount()  # type: ignore[attr-defined]
+        return [_text(nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]  # type: ignore[attr-defined]
+    except Exception:
+        return []
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _nvml_handle(nvml: object, torch_module: object) -> object:
+    """The NVML handle of torch's device 0 (matched by PCI bus id: CUDA_VISIBLE_DEVICES may reorder)."""
+    try:
+        props = torch_module.cuda.get_device_properties(0)  # type: ignore[attr-defined]
+        bus_id = f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
+        return nvml.nvmlDeviceGetHandleByPciBusId(bus_id)  # type: ignore[attr-defined]
+    except Exception:
+        return nvml.nvmlDeviceGetHandleByIndex(0)  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- telemetry
 
 
 def telemetry() -> dict[str, object]:
     """Live GPU state for the sidebar: name, capability, memory used/total, utilisation,
     temperature, power; keys missing where not available; {"available": False, "reason": ...}
-    without CUDA. Never raises."""
-    raise NotImplementedError
+    without CUDA. Never raises.
+
+    Keys: available, name, capability ("12.0"), sm ("sm_120"), memory_used_bytes,
+    memory_total_bytes, torch_allocated_bytes, torch_reserved_bytes, utilization_percent,
+    memory_utilization_percent, temperature_c, power_w, power_limit_w, nvml (bool)."""
+    try:
+        gpu = probe()
+        if not gpu.available:
+            return {"available": False, "reason": gpu.reason or f"No CUDA GPU detected — {NO_GPU_SENTENCE}"}
+        import torch
+
+        data: dict[str, object] = {"available": True, "name": gpu.name, "sm": gpu.sm}
+        if gpu.capability:
+            data["capability"] = f"{gpu.capability[0]}.{gpu.capability[1]}"
+        data["memory_total_bytes"] = gpu.total_memory_bytes
+        if torch.cuda.is_initialized():  # never create a CUDA context just to look
+            data["torch_allocated_bytes"] = int(torch.cuda.memory_allocated(0))
+            data["torch_reserved_bytes"] = int(torch.cuda.memory_reserved(0))
+            free, total = torch.cuda.mem_get_info(0)
+            data["memory_used_bytes"] = int(total - free)
+            data["memory_total_bytes"] = int(total)
+        data.update(_nvml_readings(torch))
+        return data
+    except Exception as exc:
+        return {"available": False, "reason": f"GPU status could not be read ({exc})."}
+
+
+def _nvml_readings(torch_module: object) -> dict[str, object]:
+    nvml = _nvml()
+    if nvml is None:
+        return {"nvml": False}
+    readings: dict[str, object] = {"nvml": True}
+    try:
+        handle = _nvml_handle(nvml, torch_module)
+    except Exception:
+        return {"nvml": False}
+    probes = {
+        "memory": lambda: nvml.nvmlDeviceGetMemoryInfo(handle),  # type: ignore[attr-defined]
+        "utilization": lambda: nvml.nvmlDeviceGetUtilizationRates(handle),  # type: ignore[attr-defined]
+        "temperature_c": lambda: int(nvml.nvmlDeviceGetTemperature(handle, 0)),  # type: ignore[attr-defined]
+        "power_w": lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,  # type: ignore[attr-defined]
+        "power_limit_w": lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0,  # type: ignore[attr-defined]
+    }
+    for key, read in probes.items():
+        try:
+            value = read()
+        except Exception:  # laptops often lack power readings; skip what is not supported
+            continue
+        if key == "memory":
+            readings["memory_used_bytes"] = int(value.used)
+            readings["memory_total_bytes"] = int(value.total)
+        elif key == "utilization":
+            readings["utilization_percent"] = int(value.gpu)
+            readings["memory_utilization_percent"] = int(value.memory)
+        else:
+            readings[key] = value
+    return readings
+
+
+# ----------------------------------------------------------------------------- doctor
+
+
+def _gb(value: int) -> str:
+    return f"{value / 1024**3:.1f} GB"
 
 
 def doctor_report(settings: Settings) -> list[tuple[str, str]]:
     """(label, value) rows for `ocr-studio doctor`: torch version, CUDA available, bf16
     supported, GPU name, compute capability, VRAM, and the runtime profile in effect.
-    Works without a GPU."""
-    raise NotImplementedError
+    Works without a GPU; never changes process state."""
+    rows: list[tuple[str, str]] = [("Python", sys.version.split()[0])]
+    try:
+        import torch
+    except Exception as exc:
+        return rows + [("PyTorch", f"cannot be imported ({exc})")]
+
+    gpu = probe()
+    rows.append(("PyTorch", str(torch.__version__)))
+    rows.append(("PyTorch CUDA build", str(torch.version.cuda or "none (CPU-only build)")))
+    rows.append(("CUDA available", "yes" if gpu.available else f"no — {gpu.reason}"))
+    if gpu.available:
+        try:
+            bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"
+        except Exception as exc:
+            bf16 = f"unknown ({exc})"
+        rows.append(("bf16 supported", bf16))
+        rows.append(("GPU", gpu.name))
+        if gpu.capability:
+            rows.append(("Compute capability", f"{gpu.capability[0]}.{gpu.capability[1]} ({gpu.sm})"))
+        rows.append(("VRAM", _gb(gpu.total_memory_bytes)))
+        try:
+            rows.append(("Kernels in this PyTorch build", ", ".join(torch.cuda.get_arch_list())))
+        except Exception:
+            pass
+        rows.append(("flash-attn installed", "yes" if gpu.flash_attn else "no"))
+        rows.append(("Triton works (inductor)", "yes" if gpu.triton else "no"))
+    else:
+        rows.append(("bf16 supported", "no (no CUDA GPU)"))
+    rows.append(("NVML", nvml_status()))
+    nvml = _nvml()
+    if nvml is not None:
+        try:
+            rows.append(("NVIDIA driver", _text(nvml.nvmlSystemGetDriverVersion())))  # type: ignore[attr-defined]
+            cuda_driver = int(nvml.nvmlSystemGetCudaDriverVersion())  # type: ignore[attr-defined]
+            rows.append(("Driver supports CUDA up to", f"{cuda_driver // 1000}.{(cuda_driver % 1000) // 10}"))
+        except Exception:
+            pass
+    try:
+        profile = choose_profile(gpu, settings)
+        rows += profile.rows()
+    except SettingsError as exc:
+        rows.append(("Runtime profile", f"error: {exc}"))
+    budget = settings.vram_budget_gb
+    rows.append(("VRAM budget for models", f"{budget:g} GB" if budget > 0 else "auto (free VRAM minus a margin)"))
+    from .models.manager import hub_cache_dir, hub_offline
+
+    rows.append(("Model cache", f"{hub_cache_dir()}" + (" (offline: HF_HUB_OFFLINE is set)" if hub_offline() else "")))
+    rows.append(("Compile cache", os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(compile_cache_dir() / "inductor")))
+    return rows
+
+
+def _reset_for_tests() -> None:
+    """Forget the probe and the applied state (tests simulate several processes)."""
+    global _probed, _applied_tf32, _cache_env_set, apply_count
+    with _probe_lock, _apply_lock:
+        _probed = None
+        _applied_tf32 = None
+        _cache_env_set = False
+        apply_count = 0
+
+
+__all__ = [
+    "GpuInfo",
+    "RuntimeProfile",
+    "choose_profile",
+    "compile_cache_dir",
+    "doctor_report",
+    "flash_attn_installed",
+    "probe",
+    "runtime_profile",
+    "telemetry",
+]

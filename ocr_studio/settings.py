@@ -69,6 +69,8 @@ class Settings:
     remote_timeout: float = 600.0
     remote_retries: int = 3
     remote_concurrency: int = 4
+    # where each value that is not a default came from: "config", "env" or "flag"
+    origins: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def limits(self) -> Limits:
@@ -81,7 +83,7 @@ class Settings:
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as shown to the user and written to job files: no secrets."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "remote_api_key"}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("remote_api_key", "origins")}
         data["workspace"] = str(self.workspace)
         data["remote_api_key"] = "set" if self.remote_api_key else ""
         return data
@@ -116,8 +118,9 @@ def load_settings(
     """Build settings from the four layers. Unknown keys are an error, so a typo in
     the config file is reported instead of silently ignored."""
     environ = dict(os.environ if environ is None else environ)
-    names = {f.name for f in fields(Settings)}
+    names = {f.name for f in fields(Settings)} - {"origins"}
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
 
     path = Path(config_path or environ.get("OCR_STUDIO_CONFIG") or default_config_path())
     if path.is_file():
@@ -135,11 +138,13 @@ def load_settings(
         if unknown:
             raise SettingsError(f"Unknown setting(s) in {path}: {', '.join(unknown)}")
         values.update(flat)
+        origins.update(dict.fromkeys(flat, "config"))
 
     for name in names:
         env_value = environ.get(f"OCR_STUDIO_{name.upper()}")
         if env_value is not None and env_value != "":
             values[name] = env_value
+            origins[name] = "env"
 
     for name, value in (overrides or {}).items():
         if value is None:
@@ -147,8 +152,9 @@ def load_settings(
         if name not in names:
             raise SettingsError(f"Unknown setting: {name}")
         values[name] = value
+        origins[name] = "flag"
 
     try:
-        return Settings(**{name: _coerce(name, value) for name, value in values.items()})
+        return Settings(**{name: _coerce(name, value) for name, value in values.items()}, origins=origins)
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"Invalid setting: {exc}") from exc

@@ -1,0 +1,130 @@
+"""dots.ocr's prompt modes, the tasks they serve, and its resize rule.
+
+The prompt strings are the exact ones the model was trained on (see
+shared/reference/models.md); a single changed character measurably hurts its output,
+so they are kept verbatim here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .base import Task
+
+CATEGORY_LIST = "['Caption', 'Footnote', 'Formula', 'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title']"  # noqa: E501
+
+PROMPT_LAYOUT_ALL_EN = f"""Please output the layout information from the PDF image, including each layout element's bbox, its category, and the corresponding text content within the bbox.
+
+1. Bbox format: [x1, y1, x2, y2]
+
+2. Layout Categories: The possible categories are {CATEGORY_LIST}.
+
+3. Text Extraction & Formatting Rules:
+    - Picture: For the 'Picture' category, the text field should be omitted.
+    - Formula: Format its text as LaTeX.
+    - Table: Format its text as HTML.
+    - All Others (Text, Title, etc.): Format their text as Markdown.
+
+4. Constraints:
+    - The output text must be the original text from the image, with no translation.
+    - All layout elements must be sorted according to human reading order.
+
+5. Final Output: The entire output must be a single JSON object.
+"""  # noqa: E501
+
+PROMPT_LAYOUT_ONLY_EN = (
+    "Please output the layout information from this PDF image, including each layout's bbox and its category. "
+    "The bbox should be in the format [x1, y1, x2, y2]. "
+    f"The layout categories for the PDF document include {CATEGORY_LIST}. "
+    "Do not output the corresponding text. The layout result should be in JSON format."
+)
+
+PROMPT_OCR = "Extract the text content from this image."
+
+PROMPT_GROUNDING_OCR = (
+    "Extract text from the given bounding box on the image (format: [x1, y1, x2, y2]).\nBounding Box:\n"
+)
+
+# The official names of the modes, by task (the names appear in job files and logs).
+PROMPT_MODES: dict[Task, str] = {
+    Task.LAYOUT_TEXT: "prompt_layout_all_en",
+    Task.LAYOUT: "prompt_layout_only_en",
+    Task.TEXT: "prompt_ocr",
+    Task.REGION: "prompt_grounding_ocr",
+}
+PROMPTS: dict[str, str] = {
+    "prompt_layout_all_en": PROMPT_LAYOUT_ALL_EN,
+    "prompt_layout_only_en": PROMPT_LAYOUT_ONLY_EN,
+    "prompt_ocr": PROMPT_OCR,
+    "prompt_grounding_ocr": PROMPT_GROUNDING_OCR,
+}
+TASKS: tuple[Task, ...] = tuple(PROMPT_MODES)
+
+# Tasks whose output is a JSON list of layout elements (the others answer in plain text).
+LAYOUT_TASKS = (Task.LAYOUT_TEXT, Task.LAYOUT)
+
+# Layout box colours for the page view and its legend, one per category (hex, readable on white).
+CATEGORY_COLORS: dict[str, str] = {
+    "Caption": "#8e44ad",
+    "Footnote": "#7f8c8d",
+    "Formula": "#c0392b",
+    "List-item": "#16a085",
+    "Page-footer": "#95a5a6",
+    "Page-header": "#b0a18f",
+    "Picture": "#e67e22",
+    "Section-header": "#2980b9",
+    "Table": "#27ae60",
+    "Text": "#34495e",
+    "Title": "#d35400",
+}
+
+# Resize rule: both sides multiples of the patch size × merge size, total pixels kept in bounds.
+RESIZE_FACTOR = 28
+MIN_PIXELS = 3136
+MAX_PIXELS = 11_289_600
+_MAX_ASPECT_RATIO = 200
+
+
+class UnsupportedTaskError(ValueError):
+    pass
+
+
+def prompt_for(task: Task, region: tuple[int, int, int, int] | None = None) -> str:
+    """The prompt for ``task``; REGION needs ``region`` in the resized image's pixels."""
+    try:
+        mode = PROMPT_MODES[task]
+    except KeyError:
+        supported = ", ".join(t.value for t in TASKS)
+        raise UnsupportedTaskError(f"dots.ocr cannot do the task {task.value!r}; it does: {supported}.") from None
+    prompt = PROMPTS[mode]
+    if task is Task.REGION:
+        if region is None:
+            raise UnsupportedTaskError("The region task needs a box: draw one on the page or type x1, y1, x2, y2.")
+        prompt += "[" + ", ".join(str(int(v)) for v in region) + "]"
+    return prompt
+
+
+def smart_resize(
+    width: int, height: int, *, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS, factor: int = RESIZE_FACTOR
+) -> tuple[int, int]:
+    """(width, height) the model sees: both multiples of ``factor``, as close to the original
+    aspect ratio as the rounding allows, the area within [min_pixels, max_pixels]."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"An image of {width}×{height} pixels has nothing to read.")
+    if max(width, height) / min(width, height) > _MAX_ASPECT_RATIO:
+        raise ValueError(
+            f"An image of {width}×{height} pixels is too long and thin for dots.ocr "
+            f"(aspect ratio over {_MAX_ASPECT_RATIO}); crop it into parts."
+        )
+    max_pixels = max(max_pixels, factor * factor)
+    w = max(factor, round(width / factor) * factor)
+    h = max(factor, round(height / factor) * factor)
+    if w * h > max_pixels:
+        scale = math.sqrt(width * height / max_pixels)
+        w = max(factor, math.floor(width / scale / factor) * factor)
+        h = max(factor, math.floor(height / scale / factor) * factor)
+    elif w * h < min_pixels:
+        scale = math.sqrt(min_pixels / (width * height))
+        w = math.ceil(width * scale / factor) * factor
+        h = math.ceil(height * scale / factor) * factor
+    return w, h

@@ -1,0 +1,545 @@
+"""Qwen3-VL (2B / 4B / 8B Instruct) as an OCR engine: plain text, Markdown, and text with boxes.
+
+Pages are resized to multiples of 32 (patch 16 × merge 2) within a pixel budget,
+batched with left padding and decoded greedily by ``models.generation`` (static
+cache + CUDA graphs on a GPU). Boxes come back as ``bbox_2d`` in relative 0–1000
+coordinates and are mapped to page pixels; output that is not valid JSON is
+salvaged element by element, and never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..results import Block, PageResult
+from ..settings import Settings
+from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..documents import Page
+
+log = logging.getLogger(__name__)
+
+FACTOR = 32  # vision patch 16 × spatial merge 2: image sides must be multiples of this
+# ~2.5 MP keeps 8–9 pt text of a 200-DPI Letter/A4 page readable (the page is scaled to ~82 %)
+# at ~2,450 visual tokens; settings.max_pixels overrides it.
+DEFAULT_MAX_PIXELS = 2_500_000
+MIN_PIXELS = 64 * FACTOR * FACTOR
+STREAM_EVERY = 8  # tokens between two streamed text updates
+
+PROMPTS = {
+    Task.TEXT: (
+        "Read all the text in the image. Output it in natural reading order, line by line, "
+        "exactly as written, without translating, summarising or commenting."
+    ),
+    Task.MARKDOWN: (
+        "Convert this page to Markdown. Keep the reading order and the original text without translation. "
+        "Use # headings for titles and section headers, Markdown lists for lists, HTML <table> markup for "
+        "tables, and LaTeX between $$ for formulas. Leave out nothing and add nothing."
+    ),
+    Task.LAYOUT_TEXT: (
+        "Find every layout element on this page (title, section header, text paragraph, list item, table, "
+        "formula, caption, footnote, page header, page footer, picture) in reading order. Output only a JSON "
+        'list, one object per element: {"bbox_2d": [x1, y1, x2, y2], "category": "...", "text": "..."}. '
+        "Coordinates are relative, 0 to 1000. Category is one of Title, Section-header, Text, List-item, "
+        "Table, Formula, Caption, Footnote, Page-header, Page-footer, Picture. Text is the element's original "
+        "text: HTML for tables, LaTeX for formulas, empty for pictures."
+    ),
+}
+CATEGORY_ALIASES = {
+    "title": "Title",
+    "section-header": "Section-header",
+    "section_header": "Section-header",
+    "header": "Section-header",
+    "heading": "Section-header",
+    "text": "Text",
+    "paragraph": "Text",
+    "list-item": "List-item",
+    "list_item": "List-item",
+    "list": "List-item",
+    "table": "Table",
+    "formula": "Formula",
+    "equation": "Formula",
+    "caption": "Caption",
+    "footnote": "Footnote",
+    "page-header": "Page-header",
+    "page_header": "Page-header",
+    "page-footer": "Page-footer",
+    "page_footer": "Page-footer",
+    "picture": "Picture",
+    "figure": "Picture",
+    "image": "Picture",
+}
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def fit_size(width: int, height: int, max_pixels: int, min_pixels: int = MIN_PIXELS) -> tuple[int, int]:
+    """(width, height) rounded to multiples of 32 with the area inside [min_pixels, max_pixels],
+    aspect ratio kept as closely as the rounding allows."""
+    w = max(FACTOR, round(width / FACTOR) * FACTOR)
+    h = max(FACTOR, round(height / FACTOR) * FACTOR)
+    if w * h > max_pixels:
+        beta = math.sqrt(width * height / max_pixels)
+        w = max(FACTOR, math.floor(width / beta / FACTOR) * FACTOR)
+        h = max(FACTOR, math.floor(height / beta / FACTOR) * FACTOR)
+    elif w * h < min_pixels:
+        beta = math.sqrt(min_pixels / (width * height))
+        w = math.ceil(width * beta / FACTOR) * FACTOR
+        h = math.ceil(height * beta / FACTOR) * FACTOR
+    return w, h
+
+
+# ----------------------------------------------------------------------------- output parsing
+
+
+def _strip_fences(text: str) -> str:
+    text = text.strip()
+    fence = re.match(r"^```[a-zA-Z]*\s*\n?(.*?)(?:\n?```\s*)?$", text, re.DOTALL)
+    return fence.group(1).strip() if fence else text
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    """Every complete JSON object in ``text`` (a truncated list keeps its complete items)."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    index = text.find("{")
+    while index != -1:
+        try:
+            value, end = decoder.raw_decode(text, index)
+        except ValueError:
+            index = text.find("{", index + 1)
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+        index = text.find("{", end)
+    return found
+
+
+def parse_layout(raw: str, width: int, height: int) -> tuple[list[Block], list[str]]:
+    """Blocks from the model's grounding output, bbox_2d (0–1000) mapped to page pixels.
+    Returns (blocks, warnings); unparseable output becomes one Text block with the raw text."""
+    body = _strip_fences(raw)
+    items: list[Any] | None = None
+    try:
+        value = json.loads(body)
+        items = value if isinstance(value, list) else [value]
+    except ValueError:
+        items = None
+    warnings: list[str] = []
+    if items is None:
+        items = _json_objects(body)
+        if items:
+            warnings.append("The model's JSON was incomplete or malformed; the complete elements were kept.")
+    blocks: list[Block] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        bbox = _bbox(item.get("bbox_2d", item.get("bbox")), width, height)
+        category = CATEGORY_ALIASES.get(str(item.get("category") or item.get("label") or "text").strip().lower())
+        text = item.get("text", item.get("content", ""))
+        blocks.append(Block(bbox=bbox, category=category or "Text", text="" if text is None else str(text)))
+    if not blocks and raw.strip():
+        warnings.append("The model's output was not the expected JSON; its raw text is kept as one block.")
+        blocks = [Block(bbox=None, category="Text", text=raw.strip())]
+    return blocks, warnings
+
+
+def _bbox(value: Any, width: int, height: int) -> tuple[float, float, float, float] | None:
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        return None
+    try:
+        x1, y1, x2, y2 = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    sx, sy = width / 1000.0, height / 1000.0
+
+    def clamp(v: float, limit: int) -> float:
+        return round(min(max(v, 0.0), float(limit)), 1)
+
+    return (
+        clamp(min(x1, x2) * sx, width),
+        clamp(min(y1, y2) * sy, height),
+        clamp(max(x1, x2) * sx, width),
+        clamp(max(y1, y2) * sy, height),
+    )
+
+
+def text_blocks(raw: str, task: Task) -> list[Block]:
+    """Plain text / Markdown output as one block (the page's whole text)."""
+    text = _strip_fences(raw) if task == Task.MARKDOWN else raw.strip()
+    return [Block(bbox=None, category="Text", text=text)] if text else []
+
+
+# ----------------------------------------------------------------------------- the loaded model
+
+
+@dataclass
+class LoadedQwen:
+    """What the model manager keeps for one key: model, processor and its fast generator."""
+
+    model: Any
+    processor: Any
+    generator: Any  # models.generation.FastGenerator
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+    weight_bytes: int
+
+
+class Qwen3VLEngine(Engine):
+    name = "qwen3-vl"
+    label = "Qwen3-VL 2B"
+    default_model = "Qwen/Qwen3-VL-2B-Instruct"
+    min_vram_gb = 0.0  # below this total VRAM the engine is offered with a warning
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @property
+    def model_id(self) -> str:
+        return self.settings.qwen_model if type(self) is Qwen3VLEngine else self.default_model
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.settings.max_pixels) if self.settings.max_pixels else DEFAULT_MAX_PIXELS
+
+    # -- Engine interface
+
+    def info(self) -> EngineInfo:
+        reason = ""
+        gpu = _gpu_info()
+        if gpu is None or not gpu.available:
+            why = f" ({gpu.reason})" if gpu is not None and gpu.reason else ""
+            reason = f"no GPU: will be very slow on the CPU{why}"
+        elif self.min_vram_gb and gpu.total_memory_bytes < self.min_vram_gb * 1024**3:
+            reason = (
+                f"{self.label} needs about {self.min_vram_gb:.0f} GB of GPU memory; this GPU has "
+                f"{gpu.total_memory_bytes / 1024**3:.0f} GB, so it will likely run out of memory (pick 2B or 4B)."
+            )
+        return EngineInfo(
+            name=self.name,
+            label=self.label,
+            tasks=(Task.TEXT, Task.MARKDOWN, Task.LAYOUT_TEXT),
+            needs_gpu=True,
+            available=True,
+            reason=reason,
+            default_task=Task.MARKDOWN,
+        )
+
+    def settings_key(self) -> dict[str, object]:
+        return {
+            "engine": self.name,
+            "model": self.model_id,
+            "max_pixels": self.max_pixels,
+            "max_new_tokens": self.settings.max_new_tokens,
+        }
+
+    def batch_size(self, task: Task) -> int:
+        if self.settings.batch_size:
+            return max(1, int(self.settings.batch_size))
+        try:
+            import torch
+        except ImportError:
+            return 1
+        if not torch.cuda.is_available() or self.settings.device == "cpu":
+            return 1
+        free, _total = torch.cuda.mem_get_info()
+        if not self._is_loaded():  # the weights will still take their share of what is free now
+            free -= _estimated_weight_bytes(self.model_id)
+        tokens = self.max_pixels // (FACTOR * FACTOR) + 200 + int(self.settings.max_new_tokens)
+        per_page = tokens * _kv_bytes_per_token(self.model_id) + self.max_pixels * 120  # KV cache + prefill activations
+        usable = free - 1.5 * 1024**3
+        return int(max(1, min(8, usable // per_page)))
+
+    def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
+        if request.task not in PROMPTS:
+            raise EngineError(f"{self.label} cannot do the task {request.task.label!r}.")
+        loaded = self._load()
+        results: list[PageResult] = []
+        size = max(1, self.batch_size(request.task))
+        for start in range(0, len(pages), size):
+            chunk = list(pages[start : start + size])
+            stream = request.on_text if start == 0 else None
+            results.extend(self._recognize_with_retries(loaded, chunk, request, stream))
+        return results
+
+    # -- remote runtime: the same prompt and parser, the model on a server (engines/remote.py)
+
+    def max_new_tokens(self) -> int:
+        return int(self.settings.max_new_tokens)
+
+    def prepare(self, page: Page, request: RecognizeRequest):
+        """The page resized as the local path resizes it, and the task's prompt."""
+        from .remote import PreparedPage
+
+        if request.task not in PROMPTS:
+            raise EngineError(f"{self.label} cannot do the task {request.task.label!r}.")
+        image = page.image.convert("RGB")
+        size = fit_size(image.width, image.height, self.max_pixels)
+        resized = image.resize(size) if size != image.size else image
+        return PreparedPage(page.number, image.size, resized, PROMPTS[request.task], context=request.task)
+
+    def parse(self, prepared, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult:
+        """The model's answer for one prepared page, parsed as the local path parses it."""
+        width, height = prepared.page_size
+        warnings: list[str] = []
+        if hit_limit:
+            warnings.append(
+                f"The output reached the limit of {self.max_new_tokens()} new tokens and may be incomplete "
+                "(raise max_new_tokens to read more)."
+            )
+        if request.task == Task.LAYOUT_TEXT:
+            blocks, parse_warnings = parse_layout(text, width, height)
+            warnings += parse_warnings
+        else:
+            blocks = text_blocks(text, request.task)
+        return PageResult(
+            page_number=prepared.page_number,
+            width=width,
+            height=height,
+            blocks=blocks,
+            engine=self.name,
+            task=request.task.value,
+            truncated=hit_limit,
+            warnings=warnings,
+            raw_text=text,
+        )
+
+    # -- internals
+
+    def _key(self):
+        from ..hardware import runtime_profile
+        from ..models.manager import ModelKey
+
+        profile = runtime_profile(self.settings)
+        attention = profile.attention if profile.attention in ("sdpa", "eager", "flash_attention_2") else "sdpa"
+        return ModelKey(self.model_id, None, profile.dtype, attention), profile
+
+    def _is_loaded(self) -> bool:
+        from ..models.manager import model_manager
+
+        return model_manager().is_loaded(self._key()[0])
+
+    def _load(self) -> LoadedQwen:
+        from ..models.manager import ModelError, model_manager
+
+        key, profile = self._key()
+
+        def loader(key, folder) -> LoadedQwen:
+            return _load_qwen(folder, key, profile)
+
+        try:
+            return model_manager(self.settings).get(key, loader)
+        except ModelError as exc:
+            raise EngineError(str(exc)) from exc
+
+    def _recognize_with_retries(
+        self, loaded: LoadedQwen, pages: list[Page], request: RecognizeRequest, stream
+    ) -> list[PageResult]:
+        """Run a batch; on out-of-memory split it, then shrink the resolution, and say so."""
+        import torch
+
+        from ..models.manager import free_cuda_memory
+
+        try:
+            return self._run_batch(loaded, pages, request, stream, self.max_pixels)
+        except torch.OutOfMemoryError:
+            loaded.generator.release()
+            free_cuda_memory()
+        if len(pages) > 1:
+            half = len(pages) // 2
+            results = self._recognize_with_retries(loaded, pages[:half], request, stream)
+            results += self._recognize_with_retries(loaded, pages[half:], request, None)
+            for result in results:
+                result.warnings.append("Ran out of GPU memory in a batch; the page was redone in a smaller batch.")
+            return results
+        pixels = self.max_pixels
+        for _attempt in range(2):
+            pixels //= 2
+            try:
+                results = self._run_batch(loaded, pages, request, stream, pixels)
+            except torch.OutOfMemoryError:
+                loaded.generator.release()
+                free_cuda_memory()
+                continue
+            for result in results:
+                result.warnings.append(
+                    f"Ran out of GPU memory; the page was read at a lower resolution ({pixels / 1e6:.1f} MP), "
+                    "small text may be less accurate."
+                )
+            return results
+        page = pages[0]
+        width, height = page.size
+        return [
+            PageResult(
+                page_number=page.number,
+                width=width,
+                height=height,
+                engine=self.name,
+                task=request.task.value,
+                truncated=True,
+                warnings=["Not enough GPU memory for this page even at a lower resolution; it was skipped."],
+            )
+        ]
+
+    def _run_batch(
+        self, loaded: LoadedQwen, pages: list[Page], request: RecognizeRequest, stream, max_pixels: int
+    ) -> list[PageResult]:
+        from ..models.generation import GenerationConfig
+
+        started = time.perf_counter()
+        images = [page.image for page in pages]
+        inputs = build_inputs(loaded.processor, images, PROMPTS[request.task], max_pixels)
+        config = GenerationConfig(
+            max_new_tokens=int(self.settings.max_new_tokens),
+            eos_token_ids=loaded.eos_token_ids,
+            pad_token_id=loaded.pad_token_id,
+        )
+        tokenizer = loaded.processor.tokenizer
+        on_tokens = None
+        if stream is not None:
+            last = [0]
+
+            def on_tokens(row: int, tokens: list[int]) -> None:
+                if row == 0 and len(tokens) - last[0] >= STREAM_EVERY:
+                    last[0] = len(tokens)
+                    stream(tokenizer.decode(tokens, skip_special_tokens=True))
+
+        result = loaded.generator.generate(inputs, config, on_tokens)
+        seconds = (time.perf_counter() - started) / len(pages)
+        results = []
+        for row, page in enumerate(pages):
+            raw = tokenizer.decode(result.tokens[row], skip_special_tokens=True)
+            if row == 0 and stream is not None:
+                stream(raw)
+            width, height = page.image.size
+            warnings = list(result.warnings)
+            truncated = False
+            reason = result.stop_reasons[row]
+            if reason == "repetition":
+                truncated = True
+                warnings.append("The model started repeating itself; the output was cut where the loop began.")
+            elif reason == "max_tokens":
+                truncated = True
+                warnings.append(
+                    f"The output reached the limit of {config.max_new_tokens} new tokens and may be incomplete "
+                    "(raise max_new_tokens to read more)."
+                )
+            if request.task == Task.LAYOUT_TEXT:
+                blocks, parse_warnings = parse_layout(raw, width, height)
+                warnings += parse_warnings
+            else:
+                blocks = text_blocks(raw, request.task)
+            results.append(
+                PageResult(
+                    page_number=page.number,
+                    width=width,
+                    height=height,
+                    blocks=blocks,
+                    engine=self.name,
+                    task=request.task.value,
+                    truncated=truncated,
+                    warnings=warnings,
+                    raw_text=raw,
+                    seconds=seconds,
+                )
+            )
+        return results
+
+
+class Qwen3VL4BEngine(Qwen3VLEngine):
+    name = "qwen3-vl-4b"
+    label = "Qwen3-VL 4B"
+    default_model = "Qwen/Qwen3-VL-4B-Instruct"
+
+
+class Qwen3VL8BEngine(Qwen3VLEngine):
+    name = "qwen3-vl-8b"
+    label = "Qwen3-VL 8B"
+    default_model = "Qwen/Qwen3-VL-8B-Instruct"
+    min_vram_gb = 20.0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def build_inputs(processor: Any, images: list[Image.Image], prompt: str, max_pixels: int) -> dict[str, Any]:
+    """Left-padded processor inputs for a batch of page images, each resized to multiples of 32."""
+    resized = []
+    for image in images:
+        w, h = fit_size(image.width, image.height, max_pixels)
+        resized.append(image.convert("RGB").resize((w, h)) if (w, h) != image.size else image.convert("RGB"))
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    processor.tokenizer.padding_side = "left"
+    largest = max(im.width * im.height for im in resized)
+    size = {"shortest_edge": min(MIN_PIXELS, largest), "longest_edge": max(largest, max_pixels)}
+    return dict(processor(text=[text] * len(resized), images=resized, padding=True, return_tensors="pt", size=size))
+
+
+def _load_qwen(folder, key, profile) -> LoadedQwen:
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ..models.generation import FastGenerator, GenerationConfig
+
+    processor = AutoProcessor.from_pretrained(folder)
+    model = AutoModelForImageTextToText.from_pretrained(
+        folder, dtype=getattr(torch, key.dtype), attn_implementation=key.attention
+    )
+    model = model.to(profile.device).eval()
+    tokenizer = processor.tokenizer
+    eos = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id}
+    config_eos = getattr(model.generation_config, "eos_token_id", None)
+    eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
+    eos_ids = tuple(sorted(i for i in eos if isinstance(i, int) and i >= 0))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    path = "graphs" if profile.device == "cuda" and profile.compiled_decode else "eager"
+    # The step is captured as a CUDA graph of the eager kernels: inductor-compiling it first hit a
+    # device-side assert on an H100 (torch 2.11), which poisons the CUDA context, so it stays off.
+    generator = FastGenerator(model, path=path)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    loaded = LoadedQwen(model, processor, generator, eos_ids, pad, weight_bytes)
+    if profile.device == "cuda" and path == "graphs":
+        # compile/capture now, at load, instead of on the user's first page
+        from PIL import Image
+
+        log.info("Preparing fast decoding for %s (first time compiles; later launches reuse the cache)", key.model_id)
+        dummy = build_inputs(processor, [Image.new("RGB", (256, 256), "white")], PROMPTS[Task.TEXT], 256 * 256)
+        generator.warm_up(dummy, GenerationConfig(max_new_tokens=32, eos_token_ids=eos_ids, pad_token_id=pad))
+    return loaded
+
+
+def _gpu_info():
+    try:
+        from ..hardware import probe
+
+        return probe()
+    except Exception:
+        return None
+
+
+def _kv_bytes_per_token(model_id: str) -> int:
+    """KV cache bytes per token in bf16 (layers × 2 × kv heads × head_dim × 2 bytes)."""
+    lowered = model_id.lower()
+    layers = 36 if ("4b" in lowered or "8b" in lowered) else 28
+    return layers * 2 * 8 * 128 * 2
+
+
+def _estimated_weight_bytes(model_id: str) -> int:
+    lowered = model_id.lower()
+    if "8b" in lowered:
+        return int(17.5 * 1024**3)
+    if "4b" in lowered:
+        return int(8.9 * 1024**3)
+    return int(4.3 * 1024**3)

@@ -1,0 +1,423 @@
+"""Fast greedy generation for vision-language models: one prefill, then a tight decode loop.
+
+Why: ``model.generate`` with a dynamic cache is bound by the CPU launching
+~1,400 small kernels per token. Here the KV cache is a transformers
+``StaticCache`` (fixed addresses), the decode step is captured once as a CUDA
+graph (optionally compiled by inductor first) and replayed per token, tokens
+stay on the GPU, and the host looks at them only every ``check_every`` steps
+(EOS, runaway repetition, streaming).
+
+Model-agnostic: the model only needs the usual transformers forward
+(``input_ids``, ``attention_mask``, ``position_ids``, ``past_key_values``,
+vision inputs) returning ``.logits``. Positions during decode continue from the
+prefill: plain 1-D positions (count of real tokens) for Qwen2-style models, or
+M-RoPE positions (that count + ``rope_deltas``) when the model exposes
+``rope_deltas`` after prefill (Qwen2/2.5/3-VL). Paths, fastest first:
+``graphs`` (CUDA graph of the step; with ``compile`` the step is inductor-compiled
+first), ``eager`` (the same static-cache loop without graphs: CPU and the
+fallback), and ``generate`` (plain ``model.generate``), chosen automatically
+where a faster one fails, with the reason kept in ``GenerationResult.warnings``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+PATHS = ("graphs", "eager", "generate")
+
+
+@dataclass(frozen=True)
+class RepetitionGuard:
+    """Runaway repetition: the tail of the output is one block of ``period`` tokens
+    repeated. Fires when the repeated tail spans at least ``min_span`` tokens and
+    the block occurs at least ``min_repeats`` times (dotted leaders, a few equal table
+    rows stay below that)."""
+
+    max_period: int = 256
+    min_span: int = 192
+    min_repeats: int = 6
+
+    def check(self, tokens: Sequence[int]) -> int | None:
+        """The index where the repeated tail starts, or None. Keeping ``tokens[:index + period]``
+        keeps one copy of the repeated block."""
+        n = len(tokens)
+        if n < self.min_span:
+            return None
+        for period in range(1, min(self.max_period, n // self.min_repeats) + 1):
+            run = 0
+            i = n - 1
+            while i - period >= 0 and tokens[i] == tokens[i - period]:
+                run += 1
+                i -= 1
+            if run >= self.min_span - period and (run + period) // period >= self.min_repeats:
+                return n - run - period
+        return None
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+    suppress_token_ids: tuple[int, ...] = ()  # never generated (benchmarks force lengths by suppressing EOS)
+    check_every: int = 16  # host looks at the tokens (EOS, repetition, streaming) every k steps
+    repetition: RepetitionGuard | None = field(default_factory=RepetitionGuard)
+
+
+@dataclass
+class GenerationResult:
+    tokens: list[list[int]]  # new tokens per row, without EOS/padding
+    stop_reasons: list[str]  # "eos" | "max_tokens" | "repetition"
+    path: str  # the path that produced the tokens
+    warnings: list[str] = field(default_factory=list)
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    steps: int = 0  # decode steps run (batch-wide)
+
+
+# on_tokens(row, tokens_so_far) is called every check_every steps for each running row
+TokenCallback = Callable[[int, list[int]], None]
+
+
+class FastGenerator:
+    """Greedy generation for one loaded model; keeps its static cache and captured
+    graph between calls of the same shape (batch size, cache length)."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        path: str = "auto",  # auto | graphs | eager | generate
+        compile_step: bool = False,  # inductor-compile the step before capture (EXPERIMENTAL: asserted on H100)
+        cache_bucket: int = 256,  # cache lengths are rounded up to this, so graphs get reused
+    ):
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        if path == "auto":
+            path = "graphs" if self.device.type == "cuda" else "eager"
+        if path not in PATHS:
+            raise ValueError(f"Unknown generation path {path!r}; choose one of {', '.join(PATHS)}")
+        self.path = path
+        self.compile_step = compile_step
+        self.cache_bucket = cache_bucket
+        self.disabled_reason = ""  # why the fast path was given up (shown to the user)
+        self._state: _DecodeState | None = None
+
+    # -- public -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(
+        self,
+        inputs: dict[str, torch.Tensor],
+        config: GenerationConfig,
+        on_tokens: TokenCallback | None = None,
+    ) -> GenerationResult:
+        """Greedy continuation of a left-padded batch (``input_ids``, ``attention_mask`` and
+        the model's vision inputs). Falls back to a slower path where a faster one fails."""
+        warnings: list[str] = []
+        if self.disabled_reason:
+            warnings.append(self.disabled_reason)
+        path = self.path
+        while True:
+            try:
+                if path == "generate":
+                    result = self._generate_plain(inputs, config, on_tokens)
+                else:
+                    result = self._generate_static(inputs, config, on_tokens, graphs=path == "graphs")
+                result.warnings = warnings + result.warnings
+                return result
+            except torch.OutOfMemoryError:
+                self.release()
+                raise  # the caller retries with a smaller batch; not a reason to leave the fast path
+            except Exception as exc:  # noqa: BLE001 - any failure of a fast path means: use a slower one
+                if path == "generate":
+                    raise
+                slower = "eager" if path == "graphs" else "generate"
+                reason = f"Fast decoding ({path}) failed ({type(exc).__name__}: {exc}); using the {slower} path."
+                log.warning(reason)
+                self.release()
+                self.path = slower
+                self.disabled_reason = reason
+                warnings.append(reason)
+                path = slower
+
+    def warm_up(self, inputs: dict[str, torch.Tensor], config: GenerationConfig) -> GenerationResult:
+        """Run a short generation so compilation and graph capture happen now (at model load,
+        with visible progress) instead of on the user's first page."""
+        short = GenerationConfig(
+            max_new_tokens=min(config.max_new_tokens, 2 * config.check_every),
+            eos_token_ids=config.eos_token_ids,
+            pad_token_id=config.pad_token_id,
+            suppress_token_ids=config.suppress_token_ids,
+            check_every=config.check_every,
+            repetition=None,
+        )
+        return self.generate(inputs, short)
+
+    def release(self) -> None:
+        """Drop the static cache and graph (frees their memory)."""
+        self._state = None
+
+    # -- plain generate -------------------------------------------------------------------
+    def _generate_plain(
+        self, inputs: dict[str, torch.Tensor], config: GenerationConfig, on_tokens: TokenCallback | None
+    ) -> GenerationResult:
+        start = time.perf_counter()
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": config.max_new_tokens,
+            "do_sample": False,
+            "eos_token_id": list(config.eos_token_ids),
+            "pad_token_id": config.pad_token_id,
+        }
+        if config.suppress_token_ids:
+            kwargs["suppress_tokens"] = list(config.suppress_token_ids)
+        sequences = self.model.generate(**_on_device(inputs, self.device), **kwargs)
+        new = sequences[:, inputs["input_ids"].shape[1] :].tolist()
+        tokens, reasons = [], []
+        for row in new:
+            kept, reason = _cut_at_eos(row, config.eos_token_ids)
+            if reason != "eos" and config.repetition is not None:
+                at = config.repetition.check(kept)
+                if at is not None:
+                    kept, reason = kept[: at + 1], "repetition"
+            tokens.append(kept)
+            reasons.append(reason)
+            if on_tokens is not None:
+                on_tokens(len(tokens) - 1, kept)
+        elapsed = time.perf_counter() - start
+        return GenerationResult(tokens, reasons, "generate", decode_seconds=elapsed, steps=len(new[0]) if new else 0)
+
+    # -- static cache loop ----------------------------------------------------------------
+    def _generate_static(
+        self,
+        inputs: dict[str, torch.Tensor],
+        config: GenerationConfig,
+        on_tokens: TokenCallback | None,
+        *,
+        graphs: bool,
+    ) -> GenerationResult:
+        inputs = _on_device(inputs, self.device)
+        input_ids = inputs["input_ids"]
+        attention_mask = inputs.get("attention_mask")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+            inputs = {**inputs, "attention_mask": attention_mask}
+        batch, prompt_len = input_ids.shape
+        needed = prompt_len + config.max_new_tokens
+        cache_len = -(-needed // self.cache_bucket) * self.cache_bucket
+        state = self._state
+        if state is None or state.batch != batch or state.cache_len < needed or state.graphs != graphs:
+            self._state = None  # free the old cache before allocating the new one
+            state = _DecodeState(self.model, batch, cache_len, self.device, self.dtype, graphs, self.compile_step)
+            self._state = state
+        state.reset()
+
+        sync = self.device.type == "cuda"
+        t0 = time.perf_counter()
+        first = state.prefill(inputs, config)
+        if sync:
+            torch.cuda.synchronize(self.device)
+        t1 = time.perf_counter()
+
+        max_new = config.max_new_tokens
+        out = torch.full((batch, max_new), config.pad_token_id, dtype=torch.long, device=self.device)
+        out[:, 0] = first
+        done_rows: dict[int, str] = {}
+        rows: list[list[int]] = [[] for _ in range(batch)]
+        produced = 1
+        steps = 0
+        while True:
+            # host check every k tokens: EOS, repetition, streaming, end of budget
+            if produced == max_new or produced % config.check_every == 0 or produced == 1:
+                host = out[:, :produced].tolist()
+                for row in range(batch):
+                    if row in done_rows:
+                        continue
+                    kept, reason = _cut_at_eos(host[row], config.eos_token_ids)
+                    if reason == "eos":
+                        done_rows[row] = "eos"
+                    elif config.repetition is not None and (at := config.repetition.check(kept)) is not None:
+                        kept = kept[: at + 1]
+                        done_rows[row] = "repetition"
+                        state.stop_row(row)
+                    elif produced == max_new:
+                        done_rows[row] = "max_tokens"
+                    rows[row] = kept
+                    if on_tokens is not None:
+                        on_tokens(row, kept)
+                if len(done_rows) == batch:
+                    break
+            state.step(out, produced)
+            produced += 1
+            steps += 1
+        if sync:
+            torch.cuda.synchronize(self.device)
+        t2 = time.perf_counter()
+        return GenerationResult(
+            tokens=rows,
+            stop_reasons=[done_rows[row] for row in range(batch)],
+            path="graphs" if graphs else "eager",
+            prefill_seconds=t1 - t0,
+            decode_seconds=t2 - t1,
+            steps=steps,
+        )
+
+
+class _DecodeState:
+    """The static cache, the step's input/output buffers and (on CUDA) the captured graph."""
+
+    def __init__(self, model, batch: int, cache_len: int, device, dtype, graphs: bool, compile_step: bool):
+        from transformers import StaticCache
+
+        self.model = model
+        self.batch = batch
+        self.cache_len = cache_len
+        self.device = device
+        self.graphs = graphs
+        self.cache = StaticCache(config=model.config, max_cache_len=cache_len)
+        self.mask = torch.zeros(batch, cache_len, dtype=dtype, device=device)  # additive: 0 attend, min masked
+        self.masked = torch.finfo(dtype).min
+        self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
+        self.position = torch.zeros(batch, dtype=torch.long, device=device)  # next position per row
+        self.write_at = torch.zeros(1, dtype=torch.long, device=device)  # next cache slot (same for all rows)
+        self.stopped = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.eos = torch.zeros(0, dtype=torch.long, device=device)
+        self.suppress = torch.zeros(0, dtype=torch.long, device=device)
+        self.pad = 0
+        self.mrope = False
+        self.next_token = torch.zeros(batch, dtype=torch.long, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.step_fn = self._step_body
+        if compile_step:
+            self.step_fn = torch.compile(self._step_body, dynamic=False, fullgraph=False)
+
+    def reset(self) -> None:
+        self.cache.reset()
+        self.mask.fill_(self.masked)
+        self.stopped.zero_()
+
+    def prefill(self, inputs: dict[str, torch.Tensor], config: GenerationConfig) -> torch.Tensor:
+        """Full forward with the vision inputs; fills the cache and returns the first new token per row."""
+        attention_mask = inputs["attention_mask"]
+        prompt_len = attention_mask.shape[1]
+        base = getattr(self.model, "model", None)
+        if base is not None and hasattr(base, "rope_deltas"):
+            base.rope_deltas = None  # stale deltas from an earlier batch must not leak in
+        outputs = self.model(**inputs, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        logits = outputs.logits[:, -1, :]
+        real = attention_mask.sum(dim=1)
+        deltas = getattr(base, "rope_deltas", None) if base is not None else None
+        self.mrope = isinstance(deltas, torch.Tensor)
+        self.position.copy_(real + (deltas.view(-1).to(real) if self.mrope else 0))
+        self.mask[:, :prompt_len].masked_fill_(attention_mask.bool(), 0.0)
+        self.write_at.fill_(prompt_len)
+        new_eos = torch.tensor(config.eos_token_ids, dtype=torch.long, device=self.device)
+        new_suppress = torch.tensor(config.suppress_token_ids, dtype=torch.long, device=self.device)
+        if self.graph is not None and (
+            not torch.equal(new_eos.cpu(), self.eos.cpu())
+            or not torch.equal(new_suppress.cpu(), self.suppress.cpu())
+            or self.pad != config.pad_token_id
+        ):
+            self.graph = None  # these are baked into the captured step
+        self.eos, self.suppress, self.pad = new_eos, new_suppress, config.pad_token_id
+        first = self._pick(logits)
+        self.stopped |= torch.isin(first, self.eos)
+        self.token.copy_(first.view(-1, 1))
+        return first
+
+    def _pick(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.suppress.numel():
+            logits = logits.index_fill(1, self.suppress, torch.finfo(logits.dtype).min)
+        return torch.argmax(logits, dim=-1)
+
+    def _step_body(self) -> None:
+        """One decode step, entirely on the device: no host reads, fixed shapes and addresses."""
+        self.mask.index_fill_(1, self.write_at, 0.0)
+        if self.mrope:
+            position_ids = self.position.view(1, -1, 1).expand(3, -1, 1)
+        else:
+            position_ids = self.position.view(-1, 1)
+        outputs = self.model(
+            input_ids=self.token,
+            attention_mask=self.mask.view(self.batch, 1, 1, -1),
+            position_ids=position_ids,
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        chosen = self._pick(outputs.logits[:, -1, :])
+        chosen = torch.where(self.stopped, torch.full_like(chosen, self.pad), chosen)
+        self.stopped |= torch.isin(chosen, self.eos)
+        self.next_token.copy_(chosen)
+        self.token.copy_(chosen.view(-1, 1))
+        self.position.add_(1)
+        self.write_at.add_(1)
+
+    def step(self, out: torch.Tensor, index: int) -> None:
+        if not self.graphs:
+            self.step_fn()
+        else:
+            if self.graph is None:
+                self._capture()
+            self.graph.replay()
+        out[:, index].copy_(self.next_token)
+
+    def _capture(self) -> None:
+        """Capture one step as a CUDA graph. Warm-up runs on a side stream first (as torch
+        requires); the step's side effects are saved and restored around it."""
+        saved = [t.clone() for t in (self.mask, self.token, self.position, self.write_at, self.stopped)]
+        lengths = [layer.cumulative_length.clone() for layer in self.cache.layers]
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self._restore(saved, lengths)
+                self.step_fn()
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        self._restore(saved, lengths)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.step_fn()
+        self._restore(saved, lengths)
+        self.graph = graph
+
+    def _restore(self, saved: list[torch.Tensor], lengths: list[torch.Tensor]) -> None:
+        for target, value in zip(
+            (self.mask, self.token, self.position, self.write_at, self.stopped), saved, strict=True
+        ):
+            target.copy_(value)
+        for layer, value in zip(self.cache.layers, lengths, strict=True):
+            layer.cumulative_length.copy_(value)
+
+    def stop_row(self, row: int) -> None:
+        self.stopped[row] = True
+
+
+def _cut_at_eos(tokens: list[int], eos: tuple[int, ...]) -> tuple[list[int], str]:
+    for index, token in enumerate(tokens):
+        if token in eos:
+            return tokens[:index], "eos"
+    return tokens, "max_tokens"
+
+
+def _on_device(inputs: dict[str, Any], device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
+def generate(
+    model: Any,
+    inputs: dict[str, torch.Tensor],
+    config: GenerationConfig,
+    *,
+    path: str = "auto",
+    on_tokens: TokenCallback | None = None,
+) -> GenerationResult:
+    """One-shot convenience: a FastGenerator for this call only (engines keep one per model)."""
+    return FastGenerator(model, path=path).generate(inputs, config, on_tokens)
