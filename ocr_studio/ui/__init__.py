@@ -1,0 +1,5 @@
+"""The Gradio user interface: ``build_app`` for embedding and tests, ``serve`` for the CLI."""
+
+from .app import build_app, launch_options, serve
+
+__all__ = ["build_app", "launch_options", "serve"]

@@ -1,0 +1,102 @@
+"""The sidebar's words: GPU status, the runtime profile in effect, and recent jobs.
+
+Pure functions from data to Markdown/choices, so they are testable without a server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..hardware import RuntimeProfile
+    from ..jobs import Job
+
+GIB = 1024**3
+
+
+def _first(data: Mapping[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` present in ``data`` (telemetry keys are optional)."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _gib(value: Any) -> str:
+    return f"{float(value) / GIB:.1f} GiB"
+
+
+def _bar(fraction: float, width: int = 20) -> str:
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = round(fraction * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def gpu_status_markdown(telemetry: Mapping[str, Any]) -> str:
+    """What the GPU is doing, or plainly why there is none."""
+    if not telemetry.get("available"):
+        reason = str(telemetry.get("reason") or "no NVIDIA GPU was found").rstrip(".")
+        return f"**No CUDA GPU.** {reason}."
+    lines = [f"**{telemetry.get('name') or 'NVIDIA GPU'}**"]
+    capability = _first(telemetry, "capability", "compute_capability")
+    if capability:
+        if isinstance(capability, (tuple, list)):
+            capability = ".".join(str(part) for part in capability)
+        sm = telemetry.get("sm")
+        lines.append(f"Compute capability: {capability}" + (f" ({sm})" if sm else ""))
+    used = _first(telemetry, "memory_used_bytes", "memory_used", "vram_used_bytes")
+    total = _first(telemetry, "memory_total_bytes", "memory_total", "vram_total_bytes", "total_memory_bytes")
+    if used is not None and total:
+        lines.append(f"VRAM: {_gib(used)} / {_gib(total)}  \n`{_bar(float(used) / float(total))}`")
+    elif total:
+        lines.append(f"VRAM: {_gib(total)}")
+    utilisation = _first(telemetry, "utilization_percent", "utilisation_percent", "utilization", "utilisation")
+    if utilisation is not None:
+        lines.append(f"Utilisation: {float(utilisation):.0f} %")
+    temperature = _first(telemetry, "temperature_c", "temperature")
+    if temperature is not None:
+        lines.append(f"Temperature: {float(temperature):.0f} °C")
+    power = _first(telemetry, "power_w", "power_watts", "power")
+    if power is not None:
+        limit = _first(telemetry, "power_limit_w")
+        lines.append(f"Power: {float(power):.0f} W" + (f" of {float(limit):.0f} W" if limit else ""))
+    return "  \n".join(lines)
+
+
+def runtime_markdown(profile: RuntimeProfile | None, error: str | None = None) -> str:
+    """The runtime settings the engines use, and where each came from."""
+    if profile is None:
+        return f"Runtime profile unavailable: {error or 'unknown error'}"
+    sources = getattr(profile, "sources", {}) or {}
+    rows = [
+        ("Device", "device", profile.device),
+        ("Precision", "dtype", profile.dtype),
+        ("Attention", "attention", profile.attention),
+        ("TF32", "tf32", "on" if profile.tf32 else "off"),
+        ("Compiled decode", "compile", "on" if profile.compiled_decode else "off"),
+        ("Compile backend", "compile_backend", profile.compile_backend),
+    ]
+    lines = [f"**{profile.name}**"]
+    for label, key, value in rows:
+        source = sources.get(key)
+        lines.append(f"{label}: `{value}`" + (f" <small>({source})</small>" if source else ""))
+    return "  \n".join(lines)
+
+
+def job_label(job: Job) -> str:
+    """One line that identifies a job in the history list."""
+    names = [path.name for path in job.spec.files]
+    files = names[0] if names else "(no files)"
+    if len(names) > 1:
+        files += f" +{len(names) - 1}"
+    when = time.strftime("%m-%d %H:%M", time.localtime(job.created))
+    task = getattr(job.spec.task, "value", job.spec.task)
+    return f"{when} · {files} · {job.spec.engine}/{task} · {job.status}"
+
+
+def history_choices(jobs: Iterable[Job]) -> list[tuple[str, str]]:
+    """(label, job id) pairs for the recent-jobs dropdown, newest first."""
+    return [(job_label(job), job.id) for job in jobs]

@@ -1,0 +1,221 @@
+"""The studio's server driven through gradio_client, the way a script (or the browser) uses it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymupdf
+import pytest
+from gradio_client import Client, handle_file
+
+from ocr_studio.settings import Settings
+from ocr_studio.ui import build_app, launch_options
+from ocr_studio.ui.sidebar import gpu_status_markdown
+
+KNOWN_TEXT = "Quarterly rainfall in Lisbon rose by 12 percent"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_pdf(path: Path, lines: list[str]) -> Path:
+    """A one-page PDF with a real text layer holding ``lines``."""
+    document = pymupdf.open()
+    page = document.new_page(width=595, height=842)
+    for index, line in enumerate(lines):
+        page.insert_text((72, 90 + 28 * index), line, fontsize=14)
+    document.save(path)
+    document.close()
+    return path
+
+
+def start_server(workspace: Path, **overrides: object):
+    """Build and launch the app on a free local port; returns (app, url)."""
+    settings = Settings(workspace=workspace, **overrides)  # type: ignore[arg-type]
+    app = build_app(settings)
+    app.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, port=free_port()))
+    return app, app.local_url
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, str]]:
+    app, url = start_server(tmp_path_factory.mktemp("workspace"))
+    try:
+        yield app, url
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def client(server: tuple[object, str], tmp_path_factory: pytest.TempPathFactory) -> Client:
+    return Client(server[1], verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+def test_convert_returns_the_pdf_text_as_markdown(client: Client, tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "rainfall.pdf", ["Rainfall report", KNOWN_TEXT])
+    status, markdown, files = client.predict([handle_file(str(pdf))], "text-layer", "text", "", "", api_name="/convert")
+    assert "Done" in status, status
+    assert KNOWN_TEXT in markdown
+    assert "Rainfall report" in markdown
+    names = {Path(f).name for f in files}
+    assert {"rainfall.md", "rainfall.txt", "rainfall.json", "rainfall.html"} <= names
+    assert any(name.endswith(".zip") for name in names)
+    exported = next(Path(f) for f in files if Path(f).name == "rainfall.md")
+    assert KNOWN_TEXT in exported.read_text(encoding="utf-8")
+
+
+def test_a_bad_file_among_good_ones_is_reported_and_the_good_one_converted(client: Client, tmp_path: Path) -> None:
+    good = make_pdf(tmp_path / "good.pdf", [KNOWN_TEXT])
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.7\nthis is not really a PDF at all\n")
+    status, markdown, _files = client.predict(
+        [handle_file(str(bad)), handle_file(str(good))], "text-layer", "text", "", "", api_name="/convert"
+    )
+    assert "broken.pdf" in status and "Error" in status, status
+    assert KNOWN_TEXT in markdown
+
+
+def test_no_files_gives_a_clear_message(client: Client) -> None:
+    status, markdown, files = client.predict([], "text-layer", "text", "", "", api_name="/convert")
+    assert "Add at least one PDF or image" in status
+    assert markdown == "" and not files
+
+
+def test_an_unavailable_engine_is_listed_with_its_reason_but_not_runnable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ocr_studio import engines
+
+    monkeypatch.setitem(engines.REGISTRY, "missing-engine", "ocr_studio.engines.not_installed_here:Engine")
+    studio = build_app(Settings(workspace=tmp_path / "ws")).studio  # type: ignore[attr-defined]
+    assert ("missing-engine (unavailable)", "missing-engine") in studio.engine_choices()
+    changed = studio.engine_changed("missing-engine")
+    assert "not available" in changed[studio.engine_info] and "not_installed_here" in changed[studio.engine_info]
+    assert changed[studio.run_button]["interactive"] is False
+    assert studio.engine_changed("text-layer")[studio.run_button]["interactive"] is True
+
+    pdf = make_pdf(tmp_path / "x.pdf", [KNOWN_TEXT])
+    status, markdown, files = studio.convert([str(pdf)], "missing-engine", "text", "", "")
+    assert "not available" in status and "not_installed_here" in status
+    assert markdown == "" and files == []
+
+
+def test_a_bad_page_range_is_explained(client: Client, tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "short.pdf", [KNOWN_TEXT])
+    status, markdown, _ = client.predict([handle_file(str(pdf))], "text-layer", "text", "5-9", "", api_name="/convert")
+    assert "short.pdf" in status and "Error" in status, status
+    assert KNOWN_TEXT not in markdown
+
+
+def test_server_listens_on_loopback_only(server: tuple[object, str]) -> None:
+    app, url = server
+    assert url.startswith("http://127.0.0.1:")
+    assert app.server_name == "127.0.0.1"  # type: ignore[attr-defined]
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert "OCR Studio" in response.read().decode("utf-8", "replace")
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    outward = _non_loopback_address()
+    if outward is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to probe")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        assert sock.connect_ex((outward, port)) != 0, f"the studio answers on {outward}:{port}"
+
+
+def test_launch_options_are_private_and_limited(tmp_path: Path) -> None:
+    settings = Settings(workspace=tmp_path / "ws", max_upload_mb=7)
+    options = launch_options(settings)
+    assert options["server_name"] == "127.0.0.1"
+    assert options["share"] is False
+    assert options["max_file_size"] == "7mb"
+    assert options["allowed_paths"] == [str((tmp_path / "ws").resolve())]
+
+
+def test_sidebar_says_plainly_when_there_is_no_gpu() -> None:
+    text = gpu_status_markdown({"available": False, "reason": "torch was built without CUDA"})
+    assert "No CUDA GPU" in text and "torch was built without CUDA" in text
+    text = gpu_status_markdown(
+        {
+            "available": True,
+            "name": "NVIDIA GeForce RTX 5070 Ti Laptop GPU",
+            "capability": "12.0",
+            "sm": "sm_120",
+            "memory_used_bytes": 4 * 1024**3,
+            "memory_total_bytes": 16 * 1024**3,
+            "utilization_percent": 37,
+            "temperature_c": 61,
+        }
+    )
+    for expected in ("RTX 5070 Ti", "12.0 (sm_120)", "4.0 GiB / 16.0 GiB", "37 %", "61 °C"):
+        assert expected in text
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.254.254.254", 1))  # no packet is sent; this only picks a route
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_launcher_starts_the_server_on_a_free_port_and_stops_it(tmp_path: Path) -> None:
+    """What a double-click runs: launch.py picks another port when the first is taken, waits until
+    the page answers, says where it runs, and takes the server down with it."""
+    repo = Path(__file__).resolve().parents[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        environment = dict(os.environ, OCR_STUDIO_WORKSPACE=str(tmp_path / "ws"), HF_HUB_OFFLINE="1")
+        environment["OCR_STUDIO_CONFIG"] = str(tmp_path / "absent.toml")
+        process = subprocess.Popen(
+            [sys.executable, str(repo / "launch.py"), "--no-browser", "--port", str(taken), "--timeout", "120"],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            url = None
+            deadline = time.monotonic() + 150
+            while url is None and time.monotonic() < deadline:
+                line = process.stdout.readline()  # type: ignore[union-attr]
+                if not line:
+                    break
+                if "OCR Studio is running at http://127.0.0.1:" in line and "Ctrl+C" not in line:
+                    url = line.rsplit(" ", 1)[1].strip()
+            assert url, "the launcher never said where the studio runs"
+            assert f":{taken}/" not in url
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert response.status == 200
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the server outlived its launcher"
+
+
+def test_launcher_explains_how_to_install_when_the_package_is_missing(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "launch.py"  # a launcher with no package beside it, run by an isolated Python
+    copy.write_text((repo / "launch.py").read_text(encoding="utf-8"), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-I", "-S", str(copy), "--no-browser"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "pip install -e ." in result.stdout and "ocr_studio" in result.stdout
