@@ -270,6 +270,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="inductor-compile the decode step (slow first run)")
     parser.add_argument("--skip-common", action="store_true")
+    parser.add_argument("--skip-vision", action="store_true")
     parser.add_argument("--json", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "dots.json"))
     args = parser.parse_args()
 
@@ -283,6 +284,9 @@ def main() -> None:
     with device:
         model = DotsOCRForCausalLM(config).eval()
     torch.set_default_dtype(previous)
+    model.to(dtype)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     set_attention(model, "sdpa")
     clock = Clock(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run)"
@@ -291,7 +295,7 @@ def main() -> None:
     sizes = [("Letter 200 DPI", LETTER_200DPI), ("max budget 11.29 MP", MAX_BUDGET_PAGE)]
     if args.tiny:
         sizes = [("small", (300, 400)), ("larger", (600, 800))]
-    vision = bench_vision(model, config, clock, device, dtype, sizes, args.repeats)
+    vision = [] if args.skip_vision else bench_vision(model, config, clock, device, dtype, sizes, args.repeats)
     print("\n## Vision encoder (42 layers)\n")
     print(
         table(

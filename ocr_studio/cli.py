@@ -369,6 +369,12 @@ class ProgressBars:
 
         if event.partial_text is not None:
             return
+        if event.status is not None:  # downloading / loading / compiling a model
+            if self.bar is not None:
+                self.bar.set_postfix_str(event.status[:60], refresh=True)
+            elif not self.disabled:
+                tqdm.write(event.status, file=sys.stderr)
+            return
         if event.page is None and event.error is None:  # a document was opened
             self.close()
             self.bar = tqdm(

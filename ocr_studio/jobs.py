@@ -70,7 +70,8 @@ class Progress:
     Also sent, with ``page=None`` and ``error=None``, once per document when it has
     been opened (``pages_done`` then counts pages already on disk from an earlier
     run, so progress bars can start there), and with ``partial_text`` set while an
-    engine streams the text of ``page`` (the page in progress, not yet finished).
+    engine streams the text of ``page`` (the page in progress, not yet finished), and
+    with ``status`` set while the engine prepares (downloads, loads or compiles a model).
     """
 
     document: str  # file name
@@ -82,6 +83,7 @@ class Progress:
     message: str = ""
     error: str | None = None
     partial_text: str | None = None  # streaming text of the page in progress
+    status: str | None = None  # news of slow preparation: downloading, loading, compiling a model
 
 
 @dataclass(frozen=True)
@@ -383,7 +385,10 @@ class _Run:
 
         from .engines.base import EngineError, RecognizeRequest
 
-        request = RecognizeRequest(self.task, self.region, on_text=on_text)  # type: ignore[arg-type]
+        def on_status(message: str) -> None:
+            self.emit(index, item, page=None, done=done, total=total, message=message, status=message)
+
+        request = RecognizeRequest(self.task, self.region, on_text=on_text, on_status=on_status)  # type: ignore[arg-type]
         results = self.engine.recognize_stream(rendered(), request)
         try:
             for result in results:

@@ -28,6 +28,20 @@ CATEGORIES = (
     "Title",
 )
 PAGE_FURNITURE = ("Page-header", "Page-footer")
+# One distinct colour per category: layout boxes in the page view and its legend.
+CATEGORY_COLORS: dict[str, str] = {
+    "Caption": "#8e44ad",
+    "Footnote": "#7f8c8d",
+    "Formula": "#c0392b",
+    "List-item": "#16a085",
+    "Page-footer": "#95a5a6",
+    "Page-header": "#b0a18f",
+    "Picture": "#e67e22",
+    "Section-header": "#2980b9",
+    "Table": "#27ae60",
+    "Text": "#34495e",
+    "Title": "#d35400",
+}
 
 BBox = tuple[float, float, float, float]
 

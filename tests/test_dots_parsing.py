@@ -20,7 +20,6 @@ from ocr_studio.engines.dots_parsing import (
     to_resized_box,
 )
 from ocr_studio.engines.dots_prompts import (
-    CATEGORY_COLORS,
     MAX_PIXELS,
     MIN_PIXELS,
     PROMPT_GROUNDING_OCR,
@@ -31,7 +30,7 @@ from ocr_studio.engines.dots_prompts import (
     prompt_for,
     smart_resize,
 )
-from ocr_studio.results import CATEGORIES, PageResult
+from ocr_studio.results import CATEGORIES, CATEGORY_COLORS, PageResult
 
 PAGE = (1700, 2200)
 RESIZED = (1708, 2212)

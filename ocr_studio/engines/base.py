@@ -56,12 +56,18 @@ class EngineInfo:
 class RecognizeRequest:
     """One call's parameters. ``region`` is (x1, y1, x2, y2) in page pixels for Task.REGION.
     ``on_text`` receives the growing text of the first page while it is generated
-    (streaming into the UI); engines that do not stream never call it."""
+    (streaming into the UI); engines that do not stream never call it. ``on_status``
+    receives one-line news of slow preparation (downloading, loading, compiling a model)."""
 
     task: Task
     region: tuple[float, float, float, float] | None = None
     options: dict[str, object] = field(default_factory=dict)
     on_text: Callable[[str], None] | None = None
+    on_status: Callable[[str], None] | None = None
+
+    def status(self, message: str) -> None:
+        if self.on_status is not None:
+            self.on_status(message)
 
 
 class Engine(ABC):

@@ -64,19 +64,6 @@ TASKS: tuple[Task, ...] = tuple(PROMPT_MODES)
 LAYOUT_TASKS = (Task.LAYOUT_TEXT, Task.LAYOUT)
 
 # Layout box colours for the page view and its legend, one per category (hex, readable on white).
-CATEGORY_COLORS: dict[str, str] = {
-    "Caption": "#8e44ad",
-    "Footnote": "#7f8c8d",
-    "Formula": "#c0392b",
-    "List-item": "#16a085",
-    "Page-footer": "#95a5a6",
-    "Page-header": "#b0a18f",
-    "Picture": "#e67e22",
-    "Section-header": "#2980b9",
-    "Table": "#27ae60",
-    "Text": "#34495e",
-    "Title": "#d35400",
-}
 
 # Resize rule: both sides multiples of the patch size × merge size, total pixels kept in bounds.
 RESIZE_FACTOR = 28

@@ -268,6 +268,8 @@ class Studio:
                         message = f"{event.document}: {event.error}"
                         errors.append(message)
                         gr.Warning(message)
+                    elif event.status is not None:
+                        update[self.status] = f"⏳ {event.status}"
                     elif event.page is not None or event.partial_text is None:
                         update[self.status] = self.progress_markdown(event)
                     if event.partial_text:
@@ -414,11 +416,43 @@ class Studio:
         except Exception as exc:
             return sidebar.runtime_markdown(None, str(exc))
 
+    def models_view(self) -> dict:
+        """Models in memory (with the unload menu) and on disk."""
+        try:
+            from ..models.manager import cached_models, model_manager
+
+            manager = model_manager(self.settings)
+            loaded = manager.loaded()
+            text = sidebar.loaded_models_markdown(loaded, manager.budget() if loaded else None)
+            choices = sidebar.loaded_model_choices(loaded)
+            disk = sidebar.disk_models_markdown(cached_models())
+        except Exception as exc:  # the sidebar never breaks the page
+            text, choices, disk = f"Model list unavailable: {exc}", [], ""
+        return {
+            self.models: text,
+            self.model_menu: gr.update(choices=choices, value=choices[0][1] if choices else None),
+            self.disk_models: disk,
+        }
+
+    def unload_model(self, label: str | None) -> dict:
+        """The sidebar's Unload button: frees the chosen model (or every model with no choice)."""
+        from ..models.manager import model_manager
+
+        manager = model_manager(self.settings)
+        if label:
+            for info in manager.loaded():
+                if info.key.label() == label:
+                    manager.unload(info.key)
+        else:
+            manager.unload_all()
+        return self.models_view()
+
     def on_load(self) -> dict:
         return {
             self.gpu: self.gpu_markdown(),
             self.runtime: self.runtime_text(),
             self.history: gr.update(choices=self.history_choices()),
+            **self.models_view(),
         }
 
 
@@ -437,6 +471,14 @@ def build_app(settings: Settings) -> gr.Blocks:
             studio.gpu = gr.Markdown("Checking the GPU…", elem_id="gpu-status")
             gr.Markdown("### Runtime profile")
             studio.runtime = gr.Markdown("…", elem_id="runtime-profile")
+            gr.Markdown("### Models in memory")
+            studio.models = gr.Markdown("…", elem_id="loaded-models")
+            with gr.Row():
+                studio.model_menu = gr.Dropdown(
+                    choices=[], label="Model", elem_id="model-menu", scale=3, show_label=False, container=False
+                )
+                unload_button = gr.Button("Unload", size="sm", elem_id="unload-model", scale=1)
+            studio.disk_models = gr.Markdown("", elem_id="disk-models")
             gr.Markdown("### Recent jobs")
             studio.history = gr.Dropdown(
                 choices=[], label="Reopen a job", elem_id="history", interactive=True, value=None
@@ -488,7 +530,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                 studio.page_image = gr.AnnotatedImage(
                     label="Page with layout boxes",
                     elem_id="page-image",
-                    color_map=viewer.CATEGORY_COLOURS,
+                    color_map=viewer.CATEGORY_COLORS,
                     show_legend=False,
                     height=760,
                 )
@@ -592,8 +634,17 @@ def build_app(settings: Settings) -> gr.Blocks:
             lambda: gr.update(choices=studio.history_choices()), None, studio.history, api_visibility="private", **free
         )
         timer = gr.Timer(GPU_REFRESH_SECONDS)
+        model_outputs = [studio.models, studio.model_menu, studio.disk_models]
         timer.tick(studio.gpu_markdown, None, studio.gpu, api_visibility="private", **free)
-        app.load(studio.on_load, None, [studio.gpu, studio.runtime, studio.history], api_visibility="private", **free)
+        timer.tick(studio.models_view, None, model_outputs, api_visibility="private", **free)
+        unload_button.click(studio.unload_model, studio.model_menu, model_outputs, api_name="unload_model", **free)
+        app.load(
+            studio.on_load,
+            None,
+            [studio.gpu, studio.runtime, studio.history, *model_outputs],
+            api_visibility="private",
+            **free,
+        )
 
     app.queue(default_concurrency_limit=1)
     app.studio = studio  # type: ignore[attr-defined]  # for tests and embedding

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..hardware import RuntimeProfile
     from ..jobs import Job
+    from ..models.manager import LoadedInfo
 
 GIB = 1024**3
 
@@ -83,7 +84,36 @@ def runtime_markdown(profile: RuntimeProfile | None, error: str | None = None) -
     for label, key, value in rows:
         source = sources.get(key)
         lines.append(f"{label}: `{value}`" + (f" <small>({source})</small>" if source else ""))
+    lines += [f"ℹ️ {note}" for note in getattr(profile, "notes", ())]  # overrides that could not be honoured
     return "  \n".join(lines)
+
+
+def loaded_models_markdown(loaded: Iterable[LoadedInfo], budget_bytes: int | None) -> str:
+    """Models the manager holds in memory, most recently used first, against the budget."""
+    items = list(loaded)
+    if not items:
+        return "No model loaded. A vision engine loads its model on its first page."
+    lines = []
+    for info in items:
+        ago = max(0, int(time.time() - info.last_used))
+        lines.append(f"**{info.key.model_id}** · {_gib(info.size_bytes)} · `{info.key.dtype}` · used {ago} s ago")
+    used = sum(info.size_bytes for info in items)
+    if budget_bytes:
+        lines.append(f"{_gib(used)} of a {_gib(budget_bytes)} budget")
+    return "  \n".join(lines)
+
+
+def loaded_model_choices(loaded: Iterable[LoadedInfo]) -> list[tuple[str, str]]:
+    """(label, key label) pairs for the unload menu."""
+    return [(info.key.model_id, info.key.label()) for info in loaded]
+
+
+def disk_models_markdown(cached: Iterable[tuple[str, int, Any]]) -> str:
+    """Models downloaded to the hub cache (what deleting the cache would free)."""
+    items = list(cached)
+    if not items:
+        return "<small>No models downloaded yet.</small>"
+    return "<small>" + "  \n".join(f"{repo} · {_gib(size)}" for repo, size, _ in items) + "</small>"
 
 
 def job_label(job: Job) -> str:

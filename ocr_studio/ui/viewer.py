@@ -13,20 +13,7 @@ if TYPE_CHECKING:
     from ..jobs import Job
     from ..results import DocumentResult, PageResult
 
-# Colours for the layout categories (the AnnotatedImage legend uses them).
-CATEGORY_COLOURS = {
-    "Caption": "#8e44ad",
-    "Footnote": "#7f8c8d",
-    "Formula": "#c0392b",
-    "List-item": "#16a085",
-    "Page-footer": "#95a5a6",
-    "Page-header": "#95a5a6",
-    "Picture": "#d35400",
-    "Section-header": "#2980b9",
-    "Table": "#27ae60",
-    "Text": "#2c3e50",
-    "Title": "#e67e22",
-}
+from ..results import CATEGORY_COLORS
 
 LATEX_DELIMITERS = [
     {"left": "$$", "right": "$$", "display": True},
@@ -116,7 +103,7 @@ def legend_html(boxes: list[tuple[tuple[int, int, int, int], str]]) -> str:
     for _, category in boxes:
         counts[category] = counts.get(category, 0) + 1
     chips = [
-        f'<span class="legend-chip" style="border-color:{CATEGORY_COLOURS.get(name, "#555")}">'
+        f'<span class="legend-chip" style="border-color:{CATEGORY_COLORS.get(name, "#555")}">'
         f"{html.escape(name)} × {count}</span>"
         for name, count in counts.items()
     ]

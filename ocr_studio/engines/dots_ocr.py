@@ -1,0 +1,450 @@
+"""dots.ocr as an engine: layout + text, layout only, plain text and text in a region.
+
+Runs on our own model implementation (``models.dots_ocr``), so no remote code is ever
+trusted. Each page (rendered at 200 DPI by the job) is resized once to multiples of 28
+within the pixel budget, sent with the official prompt of its task, decoded greedily by
+``models.generation`` (static cache + CUDA graphs on a GPU, several pages per batch), and
+its answer read by ``dots_parsing`` with every box mapped back to page-image pixels.
+
+Token budget: dots.ocr writes a whole page as JSON, and a dense page (tables, two
+columns) runs to 6,000–12,000 tokens, so the generic default of ``max_new_tokens`` (4,096,
+right for Qwen3-VL) would cut many pages. When the setting is left at that default, dots.ocr
+uses 16,384 (the published vLLM demo's value); any other value is used as it is. The
+repetition guard stops a looping page early, so the large budget costs nothing on normal
+pages beyond the static KV cache (28 KB per token).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..results import PageResult
+from ..settings import Settings
+from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
+from .dots_parsing import read_page, to_resized_box
+from .dots_prompts import MAX_PIXELS, MIN_PIXELS, TASKS, UnsupportedTaskError, prompt_for, smart_resize
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..documents import Page
+
+log = logging.getLogger(__name__)
+
+NAME = "dots-ocr"
+LABEL = "dots.ocr (layout + text, GPU)"
+DOTS_MAX_NEW_TOKENS = 16384  # used when settings.max_new_tokens is left at its generic default
+STREAM_EVERY = 8  # tokens between two streamed text updates
+MAX_BATCH = 8
+TYPICAL_PAGE_PIXELS = 3_800_000  # a Letter/A4 page at 200 DPI after resizing, for memory estimates
+KV_BYTES_PER_TOKEN = 28 * 2 * 2 * 128 * 2  # layers × (k, v) × kv heads × head_dim × bf16 bytes
+WEIGHT_BYTES = int(6.1 * 1024**3)  # ~3.0 B parameters in bf16
+SAFETY_MARGIN_BYTES = int(1.5 * 1024**3)
+# what dots.ocr's own vLLM client puts in front of the prompt (the image itself goes as image_url)
+REMOTE_IMAGE_PLACEHOLDER = "<|img|><|imgpad|><|endofimg|>"
+LOWER_RESOLUTION_TRIES = 2  # after a single page runs out of memory: halve the pixels this many times
+
+
+def _generic_max_new_tokens() -> int:
+    return next(f.default for f in dataclasses.fields(Settings) if f.name == "max_new_tokens")  # type: ignore[return-value]
+
+
+@dataclass
+class LoadedDots:
+    """What the model manager keeps for one key: model, processor and its fast generator."""
+
+    model: Any
+    processor: Any  # models.dots_ocr.DotsOCRProcessor
+    generator: Any  # models.generation.FastGenerator
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+
+
+@dataclass
+class _PreparedPage:
+    page: Page
+    image: Image.Image  # resized to what the model sees
+    page_size: tuple[int, int]
+    resized_size: tuple[int, int]
+    prompt: str
+
+
+class DotsOcrEngine(Engine):
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    # -- configuration
+
+    @property
+    def model_id(self) -> str:
+        return self.settings.dots_model
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.settings.max_pixels) if self.settings.max_pixels else MAX_PIXELS
+
+    @property
+    def max_new_tokens(self) -> int:
+        wanted = int(self.settings.max_new_tokens)
+        return DOTS_MAX_NEW_TOKENS if wanted == _generic_max_new_tokens() else max(1, wanted)
+
+    # -- Engine interface
+
+    def info(self) -> EngineInfo:
+        gpu = _gpu_info()
+        reason = ""
+        if gpu is None or not gpu.available or self.settings.device == "cpu":
+            reason = "no GPU: very slow on the CPU"
+        return EngineInfo(
+            name=NAME,
+            label=LABEL,
+            tasks=TASKS,
+            needs_gpu=True,
+            available=True,
+            reason=reason,
+            default_task=Task.LAYOUT_TEXT,
+        )
+
+    def settings_key(self) -> dict[str, object]:
+        return {
+            "engine": NAME,
+            "model": self.model_id,
+            "max_pixels": self.max_pixels,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+    def batch_size(self, task: Task) -> int:
+        """Pages per batch: the setting, else what fits the free GPU memory (1 on the CPU)."""
+        if self.settings.batch_size:
+            return max(1, int(self.settings.batch_size))
+        try:
+            import torch
+        except ImportError:
+            return 1
+        if self.settings.device == "cpu" or not torch.cuda.is_available():
+            return 1
+        free, _total = torch.cuda.mem_get_info()
+        if not self._is_loaded():
+            free -= WEIGHT_BYTES
+        pixels = min(self.max_pixels, TYPICAL_PAGE_PIXELS)
+        tokens = pixels // (28 * 28) + 400 + self.max_new_tokens
+        per_page = tokens * KV_BYTES_PER_TOKEN + pixels * 150  # KV cache + vision/prefill activations
+        return int(max(1, min(MAX_BATCH, (free - SAFETY_MARGIN_BYTES) // per_page)))
+
+    def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
+        if request.task not in TASKS:
+            supported = ", ".join(t.label for t in TASKS)
+            raise EngineError(f"dots.ocr cannot do {request.task.label!r}; it can do: {supported}.")
+        if request.task is Task.REGION and request.region is None:
+            raise EngineError("Text in a region needs a box: draw one on the page, or type x1, y1, x2, y2 in pixels.")
+        if not pages:
+            return []
+        loaded = self._load()
+        results: list[PageResult] = []
+        size = max(1, self.batch_size(request.task))
+        for start in range(0, len(pages), size):
+            chunk = list(pages[start : start + size])
+            stream = request.on_text if start == 0 else None
+            results.extend(self._recognize_with_retries(loaded, chunk, request, stream, self.max_pixels))
+        return results
+
+    # -- model
+
+    def _key(self):
+        from ..hardware import runtime_profile
+        from ..models.manager import ModelKey
+
+        profile = runtime_profile(self.settings)
+        attention = profile.attention if profile.attention in ("sdpa", "eager", "flash_attention_2") else "sdpa"
+        return ModelKey(self.model_id, None, profile.dtype, attention), profile
+
+    def _is_loaded(self) -> bool:
+        from ..models.manager import model_manager
+
+        return model_manager().is_loaded(self._key()[0])
+
+    def _load(self) -> LoadedDots:
+        from ..models.manager import ModelError, model_manager
+
+        key, profile = self._key()
+
+        def loader(key, folder) -> LoadedDots:
+            return _load_dots(folder, key, profile)
+
+        try:
+            return model_manager(self.settings).get(key, loader)
+        except ModelError as exc:
+            raise EngineError(f"dots.ocr cannot be loaded: {exc}") from exc
+
+    # -- recognition
+
+    def _recognize_with_retries(
+        self,
+        loaded: LoadedDots,
+        pages: list[Page],
+        request: RecognizeRequest,
+        stream: Callable[[str], None] | None,
+        max_pixels: int,
+    ) -> list[PageResult]:
+        """Run a batch; on out-of-memory split it, then lower the resolution, and say so."""
+        import torch
+
+        from ..models.manager import free_cuda_memory
+
+        try:
+            return self._run_batch(loaded, pages, request, stream, max_pixels)
+        except torch.OutOfMemoryError:
+            loaded.generator.release()
+            free_cuda_memory()
+        if len(pages) > 1:
+            half = len(pages) // 2
+            results = self._recognize_with_retries(loaded, pages[:half], request, stream, max_pixels)
+            results += self._recognize_with_retries(loaded, pages[half:], request, None, max_pixels)
+            for result in results:
+                result.warnings.append("Ran out of GPU memory in a batch; the page was redone in a smaller batch.")
+            return results
+        width, height = pages[0].size
+        pixels = min(max_pixels, width * height)  # halve what the page really had, not an unused budget
+        for _attempt in range(LOWER_RESOLUTION_TRIES):
+            pixels //= 2
+            try:
+                results = self._run_batch(loaded, pages, request, stream, pixels)
+            except torch.OutOfMemoryError:
+                loaded.generator.release()
+                free_cuda_memory()
+                continue
+            for result in results:
+                result.warnings.append(
+                    f"Ran out of GPU memory; the page was read at a lower resolution ({pixels / 1e6:.1f} MP), "
+                    "so small text may be less accurate."
+                )
+            return results
+        page = pages[0]
+        width, height = page.size
+        return [
+            PageResult(
+                page_number=page.number,
+                width=width,
+                height=height,
+                engine=NAME,
+                task=request.task.value,
+                truncated=True,
+                warnings=[
+                    "Not enough GPU memory for this page even at a lower resolution; it was skipped. Close other "
+                    "programs using the GPU or lower max_pixels in the settings, then run it again."
+                ],
+            )
+        ]
+
+    def _prepare(self, processor: Any, page: Page, request: RecognizeRequest, max_pixels: int) -> _PreparedPage:
+        """The page resized once to what the model sees (the processor's bounds and ours),
+        and its prompt (a region goes into the prompt in the resized image's pixels)."""
+        image = page.image
+        page_size = image.size
+        low = max(MIN_PIXELS, int(getattr(processor, "min_pixels", MIN_PIXELS)))
+        high = min(max_pixels, int(getattr(processor, "max_pixels", max_pixels)))
+        factor = int(getattr(processor, "factor", 28))
+        try:
+            size = smart_resize(*page_size, min_pixels=min(low, high), max_pixels=high, factor=factor)
+        except ValueError as exc:
+            raise _PageError(str(exc)) from exc
+        from PIL import Image
+
+        resized = image if size == page_size else image.resize(size, Image.Resampling.BICUBIC)
+        resized_size = tuple(processor.resized_size(*size))
+        region = to_resized_box(request.region, page_size, resized_size) if request.region is not None else None
+        try:
+            prompt = prompt_for(request.task, region)
+        except UnsupportedTaskError as exc:
+            raise EngineError(str(exc)) from exc
+        return _PreparedPage(page, resized, page_size, resized_size, prompt)  # type: ignore[arg-type]
+
+    def _run_batch(
+        self,
+        loaded: LoadedDots,
+        pages: list[Page],
+        request: RecognizeRequest,
+        stream: Callable[[str], None] | None,
+        max_pixels: int,
+    ) -> list[PageResult]:
+        from ..models.generation import GenerationConfig
+
+        started = time.perf_counter()
+        results: dict[int, PageResult] = {}
+        prepared: list[_PreparedPage] = []
+        for index, page in enumerate(pages):
+            try:
+                prepared.append(self._prepare(loaded.processor, page, request, max_pixels))
+            except _PageError as exc:  # one unreadable page must not fail the others
+                width, height = page.size
+                results[index] = PageResult(
+                    page_number=page.number,
+                    width=width,
+                    height=height,
+                    engine=NAME,
+                    task=request.task.value,
+                    warnings=[f"dots.ocr cannot read this page: {exc}"],
+                )
+        if prepared:
+            processor = loaded.processor
+            inputs = dict(processor([p.image for p in prepared], [p.prompt for p in prepared]))
+            config = GenerationConfig(
+                max_new_tokens=self.max_new_tokens,
+                eos_token_ids=loaded.eos_token_ids,
+                pad_token_id=loaded.pad_token_id,
+            )
+            on_tokens = None
+            streamed_row = 0 if stream is not None and 0 not in results else None
+            if streamed_row is not None:
+                last = [0]
+
+                def on_tokens(row: int, tokens: list[int]) -> None:
+                    if row == streamed_row and len(tokens) - last[0] >= STREAM_EVERY:
+                        last[0] = len(tokens)
+                        stream(processor.decode(tokens, skip_special_tokens=True))
+
+            generated = loaded.generator.generate(inputs, config, on_tokens)
+            seconds = (time.perf_counter() - started) / len(prepared)
+            rows = iter(range(len(prepared)))
+            for index in range(len(pages)):
+                if index in results:
+                    continue
+                row = next(rows)
+                raw = processor.decode(generated.tokens[row], skip_special_tokens=True)
+                if row == streamed_row and stream is not None:
+                    stream(raw)  # the final text, so the stream always ends on what is kept
+                results[index] = self._page_result(
+                    prepared[row], raw, generated.stop_reasons[row], generated.warnings, request, seconds
+                )
+        return [results[index] for index in range(len(pages))]
+
+    def _page_result(
+        self,
+        prepared: _PreparedPage,
+        raw: str,
+        stop_reason: str,
+        generation_warnings: list[str],
+        request: RecognizeRequest,
+        seconds: float,
+    ) -> PageResult:
+        reading = read_page(
+            raw,
+            request.task,
+            resized_size=prepared.resized_size,
+            page_size=prepared.page_size,
+            region=request.region,
+        )
+        warnings = list(generation_warnings)
+        truncated = reading.truncated
+        if stop_reason == "repetition":
+            truncated = True
+            warnings.append("The model started repeating itself; its answer was cut where the loop began.")
+        elif stop_reason == "max_tokens":
+            truncated = True
+            warnings.append(
+                f"The answer reached the limit of {self.max_new_tokens} new tokens and may be incomplete "
+                "(raise max_new_tokens in the settings to read more)."
+            )
+        warnings.extend(reading.warnings)
+        width, height = prepared.page_size
+        return PageResult(
+            page_number=prepared.page.number,
+            width=width,
+            height=height,
+            blocks=reading.blocks,
+            engine=NAME,
+            task=request.task.value,
+            truncated=truncated,
+            warnings=warnings,
+            raw_text=raw,
+            seconds=seconds,
+        )
+
+    # -- remote runtime: the same prompt and parser, the model on a server (engines/remote.py)
+
+    def prepare(self, page: Page, request: RecognizeRequest):
+        """The page resized as the local path resizes it, and the task's official prompt behind
+        the image placeholder, as dots.ocr's own vLLM client sends it: the server's chat template
+        then builds the token sequence the local processor builds."""
+        from PIL import Image
+
+        from .remote import PreparedPage
+
+        image = page.image
+        page_size = image.size
+        size = smart_resize(*page_size, min_pixels=MIN_PIXELS, max_pixels=max(MIN_PIXELS, self.max_pixels))
+        resized = image if size == page_size else image.resize(size, Image.Resampling.BICUBIC)
+        region = to_resized_box(request.region, page_size, size) if request.region is not None else None
+        try:
+            prompt = prompt_for(request.task, region)
+        except UnsupportedTaskError as exc:
+            raise EngineError(str(exc)) from exc
+        return PreparedPage(page.number, page_size, resized, REMOTE_IMAGE_PLACEHOLDER + prompt, context=size)
+
+    def parse(self, prepared, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult:
+        """The server's answer for one prepared page, read as the local path reads it."""
+        reading = read_page(
+            text, request.task, resized_size=prepared.context, page_size=prepared.page_size, region=request.region
+        )
+        warnings: list[str] = []
+        if hit_limit:
+            warnings.append(
+                f"The answer reached the limit of {self.max_new_tokens} new tokens and may be incomplete "
+                "(raise max_new_tokens in the settings to read more)."
+            )
+        warnings.extend(reading.warnings)
+        width, height = prepared.page_size
+        return PageResult(
+            page_number=prepared.page_number,
+            width=width,
+            height=height,
+            blocks=reading.blocks,
+            engine=NAME,
+            task=request.task.value,
+            truncated=reading.truncated or hit_limit,
+            warnings=warnings,
+            raw_text=text,
+        )
+
+
+class _PageError(Exception):
+    """One page cannot be given to the model (e.g. an impossible aspect ratio)."""
+
+
+def _load_dots(folder, key, profile) -> LoadedDots:
+    """Model, processor and fast generator for a checkpoint folder (our own classes: the
+    checkpoint's ``auto_map`` to remote code is never used)."""
+    import torch
+
+    from ..models.dots_ocr import DotsOCRForCausalLM, DotsOCRProcessor
+    from ..models.generation import FastGenerator
+
+    processor = DotsOCRProcessor.from_pretrained(folder)
+    model = DotsOCRForCausalLM.from_pretrained(
+        folder, dtype=getattr(torch, key.dtype), attn_implementation=key.attention
+    )
+    model = model.to(profile.device).eval()
+    eos = set(processor.eos_token_ids)
+    config_eos = getattr(model.config, "eos_token_id", None)
+    eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
+    eos_ids = tuple(sorted(i for i in eos if isinstance(i, int) and i >= 0))
+    pad = processor.pad_token_id if processor.pad_token_id is not None else eos_ids[0]
+    path = "graphs" if profile.device == "cuda" and profile.compiled_decode else "eager"
+    generator = FastGenerator(model, path=path, compile_step=path == "graphs" and profile.compile_backend == "inductor")
+    # No warm-up at load: the static cache (and so the captured graph) is sized per page by its
+    # prompt length, so a warm-up on a dummy image would compile a shape no page reuses.
+    return LoadedDots(model, processor, generator, eos_ids, pad)
+
+
+def _gpu_info():
+    try:
+        from ..hardware import probe
+
+        return probe()
+    except Exception:
+        return None

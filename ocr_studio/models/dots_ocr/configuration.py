@@ -1,0 +1,58 @@
+"""dots.ocr configuration: reads the published ``config.json`` unchanged, without remote code.
+
+The language model is a plain Qwen2 whose settings sit flat at the top level; the vision
+encoder's settings sit under ``vision_config``. Defaults are the published values, so
+``DotsOCRConfig()`` describes the full-size model.
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig, Qwen2Config
+
+
+class DotsVisionConfig(PretrainedConfig):
+    """The NaViT-style vision encoder (42 pre-norm blocks, 2-D rotary, 2×2 patch merger)."""
+
+    model_type = "dots_vit"
+    base_config_key = "vision_config"
+
+    embed_dim: int = 1536
+    hidden_size: int = 1536  # width of the merged visual tokens = the language model's width
+    intermediate_size: int = 4224
+    num_hidden_layers: int = 42
+    num_attention_heads: int = 12
+    num_channels: int = 3
+    patch_size: int = 14
+    spatial_merge_size: int = 2
+    temporal_patch_size: int = 1
+    rms_norm_eps: float = 1e-5
+    use_bias: bool = False
+    post_norm: bool = True
+    initializer_range: float = 0.02
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_attention_heads
+
+
+class DotsOCRConfig(Qwen2Config):
+    """Qwen2 language-model settings plus ``vision_config`` and the image/video placeholder ids."""
+
+    model_type = "dots_ocr"
+    # transformers <= 5.17 reads ``sub_configs``; later releases read ``sub_configs_defaults``.
+    sub_configs = {"vision_config": DotsVisionConfig}
+    sub_configs_defaults = {"vision_config": DotsVisionConfig}
+
+    vision_config: dict | PretrainedConfig | None = None
+    image_token_id: int = 151665  # <|imgpad|>
+    video_token_id: int = 151656
+
+    def __post_init__(self, **kwargs):
+        if isinstance(self.vision_config, dict):
+            # The published vision config asks for flash_attention_2; the attention actually used is
+            # decided at run time from the model's attention setting (see DotsVisionAttention).
+            vision_kwargs = {k: v for k, v in self.vision_config.items() if k != "attn_implementation"}
+            self.vision_config = DotsVisionConfig(**vision_kwargs)
+        elif self.vision_config is None:
+            self.vision_config = DotsVisionConfig()
+        super().__post_init__(**kwargs)
