@@ -196,3 +196,38 @@ def test_truncated_layout_json_keeps_complete_elements():
     blocks, warnings = parse_layout(raw, 1000, 1000)
     assert [b.text for b in blocks] == ["first"]
     assert warnings
+
+
+def test_a_job_reports_model_loading_then_reuses_the_loaded_model(tmp_path, tiny_qwen3_vl):
+    """The first page says the model is loading (UI status line, CLI bar); a second job
+    finds it in the manager and loads nothing."""
+    from ocr_studio.jobs import JobSpec, JobStore, run_job
+    from ocr_studio.models.manager import model_manager
+
+    settings = _settings(tmp_path, tiny_qwen3_vl)
+    model_manager(settings).unload_all()
+    engine = get_engine("qwen3-vl", settings)
+    image = tmp_path / "one.png"
+    _pages(tmp_path, sizes=((200, 120),))  # writes page1.png
+    (tmp_path / "page1.png").rename(image)
+    statuses: list[str] = []
+
+    def progress(event):
+        if event.status:
+            statuses.append(event.status)
+
+    store = JobStore(settings.workspace)
+    job = run_job(
+        store.create(JobSpec([image], "qwen3-vl", Task.TEXT), engine, settings), engine, settings, progress=progress
+    )
+    assert job.status == "done"
+    assert any("Loading" in s and str(tiny_qwen3_vl) in s for s in statuses), statuses
+    loaded = model_manager(settings).loaded()
+    assert len(loaded) == 1
+
+    statuses.clear()
+    other = run_job(
+        store.create(JobSpec([image], "qwen3-vl", Task.MARKDOWN), engine, settings), engine, settings, progress=progress
+    )
+    assert other.status == "done" and statuses == []
+    assert model_manager(settings).loaded()[0].loaded_at == loaded[0].loaded_at

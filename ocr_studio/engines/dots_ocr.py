@@ -144,7 +144,7 @@ class DotsOcrEngine(Engine):
             raise EngineError("Text in a region needs a box: draw one on the page, or type x1, y1, x2, y2 in pixels.")
         if not pages:
             return []
-        loaded = self._load()
+        loaded = self._load(request.status)
         results: list[PageResult] = []
         size = max(1, self.batch_size(request.task))
         for start in range(0, len(pages), size):
@@ -168,16 +168,19 @@ class DotsOcrEngine(Engine):
 
         return model_manager().is_loaded(self._key()[0])
 
-    def _load(self) -> LoadedDots:
-        from ..models.manager import ModelError, model_manager
+    def _load(self, status: Callable[[str], None] | None = None) -> LoadedDots:
+        """The cached model; the first call downloads and loads it, telling ``status`` how far it got."""
+        from ..models.manager import ModelError, model_manager, status_progress
 
         key, profile = self._key()
 
         def loader(key, folder) -> LoadedDots:
+            if status is not None:
+                status(f"Loading {key.model_id} ({key.dtype}) onto the {profile.device.upper()}…")
             return _load_dots(folder, key, profile)
 
         try:
-            return model_manager(self.settings).get(key, loader)
+            return model_manager(self.settings).get(key, loader, progress=status_progress(status))
         except ModelError as exc:
             raise EngineError(f"dots.ocr cannot be loaded: {exc}") from exc
 

@@ -14,7 +14,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -264,7 +264,7 @@ class Qwen3VLEngine(Engine):
     def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
         if request.task not in PROMPTS:
             raise EngineError(f"{self.label} cannot do the task {request.task.label!r}.")
-        loaded = self._load()
+        loaded = self._load(request.status)
         results: list[PageResult] = []
         size = max(1, self.batch_size(request.task))
         for start in range(0, len(pages), size):
@@ -330,16 +330,19 @@ class Qwen3VLEngine(Engine):
 
         return model_manager().is_loaded(self._key()[0])
 
-    def _load(self) -> LoadedQwen:
-        from ..models.manager import ModelError, model_manager
+    def _load(self, status: Callable[[str], None] | None = None) -> LoadedQwen:
+        """The cached model; the first call downloads and loads it, telling ``status`` how far it got."""
+        from ..models.manager import ModelError, model_manager, status_progress
 
         key, profile = self._key()
 
         def loader(key, folder) -> LoadedQwen:
+            if status is not None:
+                status(f"Loading {key.model_id} ({key.dtype}) onto the {profile.device.upper()}…")
             return _load_qwen(folder, key, profile)
 
         try:
-            return model_manager(self.settings).get(key, loader)
+            return model_manager(self.settings).get(key, loader, progress=status_progress(status))
         except ModelError as exc:
             raise EngineError(str(exc)) from exc
 

@@ -527,3 +527,10 @@ def model_manager(settings: Settings | None = None) -> ModelManager:
         if settings is not None:
             _manager.configure(settings)
         return _manager
+
+
+def status_progress(status: Callable[[str], None] | None) -> Progress | None:
+    """A ``Progress`` that reports each (message, fraction) as one status line (UI and CLI)."""
+    if status is None:
+        return None
+    return lambda message, fraction: status(message if fraction is None else f"{message} {fraction:.0%}")
