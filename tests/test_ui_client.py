@@ -219,3 +219,48 @@ def test_launcher_explains_how_to_install_when_the_package_is_missing(tmp_path: 
     result = subprocess.run([sys.executable, "-I", "-S", str(copy), "--no-browser"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "pip install -e ." in result.stdout and "ocr_studio" in result.stdout
+
+
+def test_a_typed_region_reads_only_the_text_inside_it(client: Client, tmp_path: Path) -> None:
+    """Task "Text in a region": the box is typed in page pixels (200 DPI here)."""
+    pdf = make_pdf(tmp_path / "two-lines.pdf", ["Heading line above", KNOWN_TEXT])
+    scale = 200 / 72  # page pixels per PDF point
+    box = f"{60 * scale:.0f}, {100 * scale:.0f}, {560 * scale:.0f}, {125 * scale:.0f}"  # around the second line
+    status, markdown, _ = client.predict(
+        [handle_file(str(pdf))], "text-layer", "region", "", "", box, api_name="/convert"
+    )
+    assert "Done" in status, status
+    assert KNOWN_TEXT in markdown and "Heading line above" not in markdown
+
+    status, markdown, _ = client.predict(
+        [handle_file(str(pdf))], "text-layer", "region", "", "", "100, 200", api_name="/convert"
+    )
+    assert "four numbers" in status and markdown == ""
+
+
+def test_cancel_keeps_the_finished_pages(tmp_path: Path) -> None:
+    """Cancel during a run stops after the current page; what is done stays on disk and on screen."""
+    from ocr_studio.jobs import JobStore
+
+    studio = build_app(Settings(workspace=tmp_path / "ws")).studio  # type: ignore[attr-defined]
+    pdf = tmp_path / "five.pdf"
+    document = pymupdf.open()
+    for number in range(1, 6):
+        document.new_page().insert_text((72, 90), f"Page number {number} of the report", fontsize=14)
+    document.save(pdf)
+    document.close()
+
+    class Request:
+        session_hash = "cancel-test"
+
+    updates = studio.run([str(pdf)], "text-layer", "text", "", "", "", Request())
+    for update in updates:
+        status = update.get(studio.status, "")
+        if "page 1 of 5" in str(status):
+            assert studio.cancel(Request()) == "Cancelling after the current page…"
+    final = update
+    job = JobStore(tmp_path / "ws").load(final[studio.job_id])
+    assert job.status == "cancelled"
+    done = [p.page_number for d in job.documents for p in d.pages]
+    assert done and done == list(range(1, len(done) + 1)) and len(done) < 5
+    assert "Page number 1" in final[studio.markdown_view]

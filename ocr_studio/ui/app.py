@@ -102,9 +102,7 @@ class Studio:
 
     @staticmethod
     def task_choices(info: EngineInfo | None) -> list[tuple[str, str]]:
-        # Region tasks need a box drawn on the page, which this UI does not offer yet.
-        tasks = [task for task in (info.tasks if info else ()) if task is not Task.REGION]
-        return [(task.label, task.value) for task in tasks]
+        return [(task.label, task.value) for task in (info.tasks if info else ())]
 
     @staticmethod
     def engine_note(info: EngineInfo | None) -> str:
@@ -122,15 +120,32 @@ class Studio:
         choices = self.task_choices(info)
         values = [value for _, value in choices]
         default = info.default_task.value if info and info.default_task.value in values else None
+        value = default or (values[0] if values else None)
         return {
-            self.task: gr.update(choices=choices, value=default or (values[0] if values else None)),
+            self.region: gr.update(visible=value == Task.REGION.value),
+            self.task: gr.update(choices=choices, value=value),
             self.engine_info: self.engine_note(info),
             self.run_button: gr.update(interactive=bool(info and info.available)),
         }
 
     # ----- jobs -----------------------------------------------------------------------------
 
-    def _start(self, files: list[str] | None, engine_name: str, task: str, pages: str, password: str):
+    @staticmethod
+    def parse_region(text: str | None) -> tuple[float, float, float, float]:
+        """ "x1, y1, x2, y2" in page pixels (as the page view shows them) → a box."""
+        parts = [p for p in (text or "").replace(";", ",").replace(" ", ",").split(",") if p]
+        try:
+            x1, y1, x2, y2 = (float(p) for p in parts)
+        except ValueError:
+            raise InputError(
+                "Type the region as four numbers x1, y1, x2, y2 in page pixels, e.g. 100, 200, 900, 450 "
+                "(hover the page image to read positions)."
+            ) from None
+        if x2 <= x1 or y2 <= y1 or min(x1, y1) < 0:
+            raise InputError("The region's second corner must be right of and below the first (x1 < x2, y1 < y2).")
+        return (x1, y1, x2, y2)
+
+    def _start(self, files: list[str] | None, engine_name: str, task: str, pages: str, password: str, region: str = ""):
         """Validate a request and create (or find) its job."""
         paths = [Path(f) for f in (files or []) if f]
         if not paths:
@@ -146,12 +161,14 @@ class Studio:
             raise InputError(f"Unknown task {task!r}.") from None
         if chosen not in info.tasks:
             raise InputError(f"{info.label} cannot do “{chosen.label}”. Choose one of its tasks.")
+        box = self.parse_region(region) if chosen is Task.REGION else None
         engine = get_engine(engine_name, self.settings)
         spec = JobSpec(
             files=paths,
             engine=engine_name,
             task=chosen,
             pages=(pages or "").strip() or None,
+            region=box,
             password=password or None,
         )
         return self.store.create(spec, engine, self.settings), engine
@@ -243,14 +260,14 @@ class Studio:
             line += f"  \n{event.message}"
         return line
 
-    def run(self, files, engine_name, task, pages, password, request: gr.Request):
+    def run(self, files, engine_name, task, pages, password, region, request: gr.Request):
         """The Run button: streams per-page progress, then shows the first page and the exports."""
         key = getattr(request, "session_hash", None) or "default"
         cancel = threading.Event()
         self._cancels[key] = cancel
         started = time.monotonic()
         try:
-            job, engine = self._start(files, engine_name, task, pages, password)
+            job, engine = self._start(files, engine_name, task, pages, password, region)
         except Exception as exc:  # InputError, EngineError, DocumentError: all shown as they are
             gr.Warning(str(exc))
             yield {self.status: f"⚠️ {exc}"}
@@ -304,10 +321,10 @@ class Studio:
         event.set()
         return "Cancelling after the current page…"
 
-    def convert(self, files, engine_name, task, pages, password=""):
-        """API endpoint: (files, engine, task, pages[, password]) -> (status, markdown, export files)."""
+    def convert(self, files, engine_name, task, pages, password="", region=""):
+        """API endpoint: (files, engine, task, pages[, password, region]) -> (status, markdown, export files)."""
         try:
-            job, engine = self._start(files, engine_name, task, pages, password)
+            job, engine = self._start(files, engine_name, task, pages, password, region)
             job = run_job(job, engine, self.settings)
         except Exception as exc:
             return f"Error: {exc}", "", []
@@ -506,6 +523,12 @@ def build_app(settings: Settings) -> gr.Blocks:
                     label="Task",
                     elem_id="task-select",
                 )
+                studio.region = gr.Textbox(
+                    label="Region: x1, y1, x2, y2 in page pixels",
+                    placeholder="e.g. 100, 200, 900, 450",
+                    elem_id="region-box",
+                    visible=False,
+                )
                 with gr.Row():
                     studio.pages = gr.Textbox(label="Pages", placeholder="all, or e.g. 1-3,7", elem_id="page-range")
                     studio.password = gr.Textbox(
@@ -585,13 +608,13 @@ def build_app(settings: Settings) -> gr.Blocks:
         studio.engine.change(
             studio.engine_changed,
             studio.engine,
-            [studio.task, studio.engine_info, studio.run_button],
+            [studio.task, studio.engine_info, studio.run_button, studio.region],
             api_visibility="private",
             **free,
         )
         studio.run_button.click(
             studio.run,
-            [studio.files, studio.engine, studio.task, studio.pages, studio.password],
+            [studio.files, studio.engine, studio.task, studio.pages, studio.password, studio.region],
             result_outputs,
             api_name="run",
             show_progress="minimal",
@@ -600,10 +623,17 @@ def build_app(settings: Settings) -> gr.Blocks:
         cancel_button.click(studio.cancel, None, studio.status, api_name="cancel", **free)
         api_trigger.click(
             studio.convert,
-            [studio.files, studio.engine, studio.task, studio.pages, studio.password],
+            [studio.files, studio.engine, studio.task, studio.pages, studio.password, studio.region],
             [api_status, api_markdown, api_files],
             api_name="convert",
             **heavy,
+        )
+        studio.task.change(
+            lambda task: gr.update(visible=task == Task.REGION.value),
+            studio.task,
+            studio.region,
+            api_visibility="private",
+            **free,
         )
         studio.document.input(
             studio.choose_document, [studio.job_id, studio.document], viewer_outputs, api_name="show_document", **free
