@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from PIL import Image
@@ -25,6 +26,11 @@ from .engines.base import EngineError
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+HEALTH_TIMEOUT = 5.0  # seconds for /v1/models
+PROBE_TIMEOUT = 30.0  # seconds for the one-token test request
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 class RemoteError(EngineError):
@@ -80,38 +86,99 @@ class RemoteClient:
         self._sleep = sleep
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._http = httpx.Client(timeout=httpx.Timeout(config.timeout, connect=10.0), headers=headers)
+        self._model: str | None = config.model or None  # None: not looked up yet
+        self._model_lock = threading.Lock()
 
     def close(self) -> None:
         self._http.close()
 
     # -- health -----------------------------------------------------------------
     def health(self) -> RemoteHealth:
-        """Is the server up, and does it serve the configured model? Never raises."""
+        """Is the server up, and does it serve the configured model? Never raises.
+
+        ``/v1/models`` answers for vLLM and SGLang; servers that list something else
+        (``transformers serve`` lists its download cache, not the model it was started
+        with) are asked once more with a one-token text request naming the model."""
         url = self.config.api_root + "/models"
         try:
-            response = self._http.get(url, timeout=5.0)
+            response = self._http.get(url, timeout=HEALTH_TIMEOUT)
         except httpx.HTTPError as exc:
-            return RemoteHealth(
-                False, message=f"The server at {self.config.base_url} does not answer ({_reason(exc)})."
-            )
+            return RemoteHealth(False, message=self._down(exc))
         if response.status_code in (401, 403):
             return RemoteHealth(False, message=f"The server refused the API key (HTTP {response.status_code}).")
-        if response.status_code != 200:
-            return RemoteHealth(False, message=f"The server answered HTTP {response.status_code} to {url}.")
+        models: tuple[str, ...] = ()
+        if response.status_code == 200:
+            try:
+                models = tuple(str(m.get("id", "")) for m in response.json().get("data", []))
+            except (ValueError, AttributeError):
+                return RemoteHealth(False, message=f"{url} did not answer like an OpenAI-compatible server.")
+        elif response.status_code == 404:
+            return RemoteHealth(
+                False, message=f"{url} does not exist: is {self.config.base_url} an OpenAI-compatible server?"
+            )
+        wanted = self.config.model
+        if wanted and wanted in models:
+            return RemoteHealth(True, models, f"Up, serving {wanted}.")
+        if not wanted and len(models) == 1:
+            return RemoteHealth(True, models, f"Up, serving {models[0]}.")
+        return self._probe(models)
+
+    def _probe(self, listed: tuple[str, ...]) -> RemoteHealth:
+        """A one-token request: the server says which model answers, or why it refuses ours."""
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, "stream": False}
+        if self.config.model:
+            body["model"] = self.config.model
         try:
-            models = tuple(str(m.get("id", "")) for m in response.json().get("data", []))
-        except (ValueError, AttributeError):
-            return RemoteHealth(False, message=f"{url} did not answer like an OpenAI-compatible server.")
-        if self.config.model and models and self.config.model not in models:
+            response = self._http.post(self.config.api_root + "/chat/completions", json=body, timeout=PROBE_TIMEOUT)
+        except httpx.TimeoutException:
             return RemoteHealth(
                 False,
-                models,
-                f"The server serves {', '.join(models)}, not {self.config.model}. "
-                "Set remote_model to one of those, or start the server with the model you want.",
+                listed,
+                f"The server at {self.config.base_url} accepted a test request but did not answer within "
+                f"{PROBE_TIMEOUT:.0f} s (still loading the model, or busy).",
             )
-        return RemoteHealth(True, models, f"Up, serving {', '.join(models) or 'an unnamed model'}.")
+        except httpx.HTTPError as exc:
+            return RemoteHealth(False, listed, self._down(exc))
+        if response.status_code in (401, 403):
+            return RemoteHealth(False, listed, f"The server refused the API key (HTTP {response.status_code}).")
+        if response.status_code != 200:
+            detail = _detail(response)
+            if self.config.model and response.status_code in (400, 404):
+                served = f" It lists {', '.join(listed)}." if listed else ""
+                return RemoteHealth(
+                    False,
+                    listed,
+                    f"The server does not serve {self.config.model} ({detail}).{served} "
+                    "Set remote_model to the model the server runs, or start the server with the model you want.",
+                )
+            return RemoteHealth(
+                False, listed, f"The server answered HTTP {response.status_code} to a test request: {detail}"
+            )
+        try:
+            served_by = str(response.json().get("model") or "")
+        except (ValueError, AttributeError):
+            served_by = ""
+        name = self.config.model or served_by or "an unnamed model"
+        return RemoteHealth(True, listed or ((served_by,) if served_by else ()), f"Up, serving {name}.")
+
+    def _down(self, exc: Exception) -> str:
+        where = self.config.base_url
+        return f"The server at {where} does not answer ({_reason(exc)}). Is it running, and is the URL right?"
 
     # -- completions ------------------------------------------------------------
+    def model_name(self) -> str:
+        """remote_model, or else the one model the server lists (vLLM wants a name in
+        every request); empty when neither is known."""
+        with self._model_lock:
+            if self._model is None:
+                try:
+                    response = self._http.get(self.config.api_root + "/models", timeout=HEALTH_TIMEOUT)
+                    listed = [str(m.get("id", "")) for m in response.json().get("data", [])]
+                except (httpx.HTTPError, ValueError, AttributeError):
+                    return ""  # not now; the request itself will say what is wrong, and the next one asks again
+                self._model = listed[0] if response.status_code == 200 and len(listed) == 1 else ""
+            return self._model
+
     def complete(
         self,
         image: Image.Image,
@@ -122,8 +189,7 @@ class RemoteClient:
     ) -> Completion:
         """One page: send image + prompt, return the model's text. Retries connection
         errors and 5xx with exponential backoff; raises RemoteError when out of tries."""
-        body = {
-            "model": self.config.model or "default",
+        body: dict[str, Any] = {
             "messages": [
                 {
                     "role": "user",
@@ -137,6 +203,9 @@ class RemoteClient:
             "temperature": 0.0,
             "stream": on_text is not None,
         }
+        model = self.model_name()
+        if model:  # without one, the server uses the model it was started with
+            body["model"] = model
         url = self.config.api_root + "/chat/completions"
         attempts = max(0, self.config.retries) + 1
         last_problem = ""
@@ -165,7 +234,7 @@ class RemoteClient:
             response = self._http.post(url, json=body)
         except httpx.HTTPError as exc:
             raise _Retryable(_reason(exc)) from exc
-        _check(response)
+        _check(response, self.config.model)
         try:
             choice = response.json()["choices"][0]
             return str(choice["message"].get("content") or ""), str(choice.get("finish_reason") or "stop")
@@ -179,7 +248,7 @@ class RemoteClient:
             with self._http.stream("POST", url, json=body) as response:
                 if response.status_code != 200:
                     response.read()
-                    _check(response)
+                    _check(response, self.config.model)
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -187,8 +256,14 @@ class RemoteClient:
                     if payload == "[DONE]":
                         break
                     try:
-                        choice = json.loads(payload)["choices"][0]
-                    except (ValueError, KeyError, IndexError):
+                        event = json.loads(payload)
+                    except ValueError:
+                        continue
+                    if isinstance(event, dict) and event.get("error"):
+                        raise RemoteError(f"The server failed while generating: {_error_text(event['error'])}")
+                    try:
+                        choice = event["choices"][0]
+                    except (KeyError, IndexError, TypeError):
                         continue
                     delta = (choice.get("delta") or {}).get("content") or ""
                     if delta:
@@ -204,18 +279,75 @@ class _Retryable(Exception):
     pass
 
 
-def _check(response: httpx.Response) -> None:
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error)[:300]
+    return str(error)[:300]
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's own words for an error: vLLM's ``error.message``, FastAPI's ``detail``, or the body."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300] or f"HTTP {response.status_code}"
+    if isinstance(data, dict):
+        if data.get("error"):
+            return _error_text(data["error"])
+        if data.get("detail"):
+            return str(data["detail"])[:300]
+    return response.text[:300]
+
+
+def _check(response: httpx.Response, model: str) -> None:
     if response.status_code == 200:
         return
-    detail = response.text[:300]
+    detail = _detail(response)
     if response.status_code in RETRY_STATUSES:
         raise _Retryable(f"HTTP {response.status_code}: {detail}")
     if response.status_code in (401, 403):
         raise RemoteError(f"The server refused the API key (HTTP {response.status_code}). Check remote_api_key.")
-    if response.status_code == 404:
-        raise RemoteError(f"The server has no such model or endpoint (HTTP 404: {detail}). Check remote_model.")
+    names_model = "model" in detail.lower() or bool(model and model in detail)
+    if response.status_code == 404 or (response.status_code == 400 and names_model):
+        raise RemoteError(
+            f"The server does not serve this model or has no such endpoint (HTTP {response.status_code}: {detail}). "
+            "Check remote_model and remote_url."
+        )
     raise RemoteError(f"The server refused the request (HTTP {response.status_code}: {detail}).")
 
 
 def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def remote_config(settings: Settings) -> RemoteConfig:
+    """The client's view of the remote_* settings."""
+    return RemoteConfig(
+        base_url=settings.remote_url,
+        model=settings.remote_model,
+        api_key=settings.remote_api_key,
+        timeout=settings.remote_timeout,
+        retries=settings.remote_retries,
+        concurrency=settings.remote_concurrency,
+    )
+
+
+def remote_status(settings: Settings) -> str:
+    """One Markdown line for the sidebar: is the remote server up, and does it serve our model?
+    Empty when the local runtime is selected. Never raises."""
+    if settings.runtime != "remote":
+        return ""
+    if not settings.remote_url:
+        return (
+            "**Remote server:** not set. Set `remote_url` (e.g. `http://gpu-server:8000/v1`) or use the local runtime."
+        )
+    try:
+        client = RemoteClient(remote_config(settings))
+    except RemoteError as exc:
+        return f"**Remote server:** {exc}"
+    try:
+        health = client.health()
+    finally:
+        client.close()
+    mark = "✅" if health.ok else "❌"
+    return f"**Remote server** `{settings.remote_url}`: {mark} {health.message}"

@@ -14,14 +14,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..remote import RemoteClient, RemoteConfig, RemoteError
-from .base import Engine, EngineInfo, RecognizeRequest, Task
+from ..remote import RemoteClient, RemoteError, remote_config
+from ..results import PageResult
+from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from ..documents import Page
-    from ..results import PageResult
     from ..settings import Settings
 
 
@@ -43,20 +43,9 @@ class PromptedEngine(Protocol):
 
     def parse(self, prepared: PreparedPage, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult: ...
 
-    def max_new_tokens(self) -> int: ...
+    def max_new_tokens(self) -> int: ...  # a read-only property of that name works too
 
     def settings_key(self) -> dict[str, object]: ...
-
-
-def remote_config(settings: Settings) -> RemoteConfig:
-    return RemoteConfig(
-        base_url=settings.remote_url,
-        model=settings.remote_model,
-        api_key=settings.remote_api_key,
-        timeout=settings.remote_timeout,
-        retries=settings.remote_retries,
-        concurrency=settings.remote_concurrency,
-    )
 
 
 class RemoteEngine(Engine):
@@ -65,7 +54,14 @@ class RemoteEngine(Engine):
     def __init__(self, local: PromptedEngine, settings: Settings, client: RemoteClient | None = None):
         self.local = local
         self.settings = settings
-        self.client = client or RemoteClient(remote_config(settings))
+        self._client = client
+
+    @property
+    def client(self) -> RemoteClient:
+        """Made on first use: listing engines (engine_infos) opens no connections."""
+        if self._client is None:
+            self._client = RemoteClient(remote_config(self.settings))
+        return self._client
 
     def info(self) -> EngineInfo:
         base = self.local.info()
@@ -75,9 +71,12 @@ class RemoteEngine(Engine):
             name=base.name,
             label=f"{base.label} — remote ({where})",
             needs_gpu=False,
-            available=True,
-            reason=f"Model runs on {where}"
-            + (f" as {self.settings.remote_model}" if self.settings.remote_model else ""),
+            available=bool(where),
+            reason=(
+                f"Model runs on {where}" + (f" as {self.settings.remote_model}" if self.settings.remote_model else "")
+                if where
+                else "The remote runtime is selected but no server URL is set (remote_url)."
+            ),
         )
 
     def batch_size(self, task: Task) -> int:
@@ -89,13 +88,31 @@ class RemoteEngine(Engine):
         key["remote_model"] = self.settings.remote_model
         return key
 
+    def _token_limit(self) -> int:
+        """The local engine's max_new_tokens, whether it is a method or a property."""
+        limit = self.local.max_new_tokens
+        return int(limit() if callable(limit) else limit)
+
     def _one(self, page: Page, request: RecognizeRequest, stream: bool) -> PageResult:
         started = time.perf_counter()
-        prepared = self.local.prepare(page, request)
+        try:
+            prepared = self.local.prepare(page, request)
+        except EngineError:
+            raise  # the engine cannot do this at all (e.g. a task it does not support)
+        except Exception as exc:  # this page alone cannot be sent (e.g. an impossible aspect ratio)
+            width, height = page.size
+            return PageResult(
+                page_number=page.number,
+                width=width,
+                height=height,
+                engine=self.local.info().name,
+                task=request.task.value,
+                warnings=[f"This page cannot be sent to the model: {exc}"],
+            )
         completion = self.client.complete(
             prepared.image,
             prepared.prompt,
-            max_tokens=self.local.max_new_tokens(),
+            max_tokens=self._token_limit(),
             on_text=request.on_text if stream else None,
         )
         result = self.local.parse(

@@ -524,6 +524,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                     elem_id="task-select",
                 )
                 studio.region = gr.Textbox(
+                    "",
                     label="Region: x1, y1, x2, y2 in page pixels",
                     placeholder="e.g. 100, 200, 900, 450",
                     elem_id="region-box",
