@@ -168,6 +168,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         state = "available" if info.available else "unavailable"
         gpu = ", needs a GPU" if info.needs_gpu else ""
         print(f"  {info.name:<12} {state}{gpu}" + (f" — {info.reason}" if info.reason else ""))
+    if settings.runtime == "remote":
+        from .remote import remote_status
+
+        print("\n" + remote_status(settings).replace("**", "").replace("`", ""))
     return EXIT_OK
 
 

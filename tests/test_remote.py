@@ -301,3 +301,24 @@ def test_a_killed_server_fails_the_job_keeping_pages_and_resume_finishes_it(
     assert again.status == "done", again.message
     assert [p.page_number for p in again.documents[0].pages] == list(range(1, 9))
     assert proxy.completions == 8 - len(kept)  # only the missing pages were asked for
+
+
+def test_the_ui_shows_the_server_and_runs_pages_on_it(server: TransformersServer, tmp_path: Path) -> None:
+    """Sidebar: the server's health and model; Runs on → Server sends the pages there."""
+    from ocr_studio.ui import build_app
+
+    settings = remote_settings(tmp_path / "ws", server.url, server.model, runtime="local")
+    studio = build_app(settings).studio  # type: ignore[attr-defined]
+    status = studio.server_status("remote")
+    assert "✅" in status and server.url in status
+    assert "Not in use" in studio.server_status("local")
+
+    pdf = make_colour_pdf(tmp_path / "inputs" / "two.pdf", 2)
+    status, markdown, files = studio.convert([str(pdf)], "qwen3-vl", "text", "", "", "", "remote")
+    assert "Done" in status, status
+    assert markdown.strip() and files
+    job = studio.store.history(limit=1)[0]
+    assert job.documents[0].pages[0].engine == "qwen3-vl"
+
+    down = build_app(remote_settings(tmp_path / "ws2", "http://127.0.0.1:9", server.model)).studio  # type: ignore[attr-defined]
+    assert "❌" in down.server_status("remote") and "does not answer" in down.server_status("remote")

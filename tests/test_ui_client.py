@@ -253,7 +253,7 @@ def test_cancel_keeps_the_finished_pages(tmp_path: Path) -> None:
     class Request:
         session_hash = "cancel-test"
 
-    updates = studio.run([str(pdf)], "text-layer", "text", "", "", "", Request())
+    updates = studio.run([str(pdf)], "text-layer", "text", "", "", "", "local", Request())
     for update in updates:
         status = update.get(studio.status, "")
         if "page 1 of 5" in str(status):

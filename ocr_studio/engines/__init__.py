@@ -31,7 +31,9 @@ def get_engine(name: str, settings: Settings) -> Engine:
     module_name, _, factory = target.partition(":")
     module = importlib.import_module(module_name)
     engine = getattr(module, factory)(settings)
-    if settings.runtime == "remote" and hasattr(engine, "prepare") and hasattr(engine, "parse"):
+    if settings.runtime == "remote" and engine.info().needs_gpu:
+        if not (hasattr(engine, "prepare") and hasattr(engine, "parse")):
+            raise EngineError(f"The {name} engine cannot run on a remote server; use the local runtime.")
         from .remote import RemoteEngine
 
         return RemoteEngine(engine, settings)

@@ -13,10 +13,13 @@ vision inputs) returning ``.logits``. Positions during decode continue from the
 prefill: plain 1-D positions (count of real tokens) for Qwen2-style models, or
 M-RoPE positions (that count + ``rope_deltas``) when the model exposes
 ``rope_deltas`` after prefill (Qwen2/2.5/3-VL). Paths, fastest first:
-``graphs`` (CUDA graph of the step; with ``compile`` the step is inductor-compiled
-first), ``eager`` (the same static-cache loop without graphs: CPU and the
-fallback), and ``generate`` (plain ``model.generate``), chosen automatically
-where a faster one fails, with the reason kept in ``GenerationResult.warnings``.
+``graphs`` (CUDA graph of the step), ``eager`` (the same static-cache loop without
+graphs: CPU and the fallback), and ``generate`` (plain ``model.generate``), chosen
+automatically where a faster one fails, with the reason kept in
+``GenerationResult.warnings``. On the graphs path the captured step is, for
+Qwen3-style decoders, ``decode_kernels.FusedDecoder`` (fused projections, Triton
+kernels for the small pieces where Triton works, grouped-query attention without
+KV copies); for other models, or where it fails, the model's own forward.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class GenerationResult:
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0
     steps: int = 0  # decode steps run (batch-wide)
+    fused: bool = False  # the decode step was decode_kernels.FusedDecoder
 
 
 # on_tokens(row, tokens_so_far) is called every check_every steps for each running row
@@ -98,6 +102,7 @@ class FastGenerator:
         path: str = "auto",  # auto | graphs | eager | generate
         compile_step: bool = False,  # inductor-compile the step before capture (EXPERIMENTAL: asserted on H100)
         cache_bucket: int = 256,  # cache lengths are rounded up to this, so graphs get reused
+        fuse: bool | str = "auto",  # fused decode step: auto (graphs path, supported models) | True | False
     ):
         self.model = model
         self.device = next(model.parameters()).device
@@ -111,6 +116,28 @@ class FastGenerator:
         self.cache_bucket = cache_bucket
         self.disabled_reason = ""  # why the fast path was given up (shown to the user)
         self._state: _DecodeState | None = None
+        self.fuse_note = ""  # why the fused step is off or runs without Triton kernels
+        self.fuse_warning = ""  # the same, where it costs speed the user would otherwise get
+        self.compile_kernels = False
+        self.fused = self._choose_fused(fuse)
+
+    def _choose_fused(self, fuse: bool | str) -> bool:
+        """Use the fused step where it can run; keep the reason where it cannot."""
+        if fuse not in (True, False, "auto"):
+            raise ValueError(f"fuse must be True, False or 'auto', not {fuse!r}")
+        if fuse is False or (fuse == "auto" and self.path != "graphs"):
+            return False
+        kernels = decode_kernels()
+        reason = kernels.unsupported_reason(self.model)
+        if reason:
+            self.fuse_note = f"Fused decode step not used: {reason}."
+            return False
+        if self.device.type == "cuda":
+            self.compile_kernels, why_not = kernels.triton_available()
+            if not self.compile_kernels:
+                self.fuse_note = f"Fused decode step runs without Triton kernels (slower): {why_not}."
+                self.fuse_warning = self.fuse_note
+        return True
 
     # -- public -----------------------------------------------------------------------
     @torch.inference_mode()
@@ -125,6 +152,8 @@ class FastGenerator:
         warnings: list[str] = []
         if self.disabled_reason:
             warnings.append(self.disabled_reason)
+        if self.fuse_warning:
+            warnings.append(self.fuse_warning)
         path = self.path
         while True:
             try:
@@ -140,6 +169,14 @@ class FastGenerator:
             except Exception as exc:  # noqa: BLE001 - any failure of a fast path means: use a slower one
                 if path == "generate":
                     raise
+                if path == "graphs" and self.fused:
+                    reason = f"Fused decode step failed ({type(exc).__name__}: {exc}); using the model's own step."
+                    log.warning(reason)
+                    self.release()
+                    self.fused = False
+                    self.fuse_note = self.fuse_warning = reason
+                    warnings.append(reason)
+                    continue
                 slower = "eager" if path == "graphs" else "generate"
                 reason = f"Fast decoding ({path}) failed ({type(exc).__name__}: {exc}); using the {slower} path."
                 log.warning(reason)
@@ -214,9 +251,17 @@ class FastGenerator:
         needed = prompt_len + config.max_new_tokens
         cache_len = -(-needed // self.cache_bucket) * self.cache_bucket
         state = self._state
-        if state is None or state.batch != batch or state.cache_len < needed or state.graphs != graphs:
+        fused = self.fused
+        if (
+            state is None
+            or state.batch != batch
+            or state.cache_len < needed
+            or state.graphs != graphs
+            or (state.fused is not None) != fused
+        ):
             self._state = None  # free the old cache before allocating the new one
-            state = _DecodeState(self.model, batch, cache_len, self.device, self.dtype, graphs, self.compile_step)
+            step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels) if fused else None
+            state = _DecodeState(self.model, batch, cache_len, self.device, self.dtype, graphs, self.compile_step, step)
             self._state = state
         state.reset()
 
@@ -265,6 +310,7 @@ class FastGenerator:
             tokens=rows,
             stop_reasons=[done_rows[row] for row in range(batch)],
             path="graphs" if graphs else "eager",
+            fused=fused,
             prefill_seconds=t1 - t0,
             decode_seconds=t2 - t1,
             steps=steps,
@@ -274,10 +320,11 @@ class FastGenerator:
 class _DecodeState:
     """The static cache, the step's input/output buffers and (on CUDA) the captured graph."""
 
-    def __init__(self, model, batch: int, cache_len: int, device, dtype, graphs: bool, compile_step: bool):
+    def __init__(self, model, batch: int, cache_len: int, device, dtype, graphs: bool, compile_step: bool, fused=None):
         from transformers import StaticCache
 
         self.model = model
+        self.fused = fused  # decode_kernels.FusedDecoder, or None for the model's own forward
         self.batch = batch
         self.cache_len = cache_len
         self.device = device
@@ -345,14 +392,19 @@ class _DecodeState:
             position_ids = self.position.view(1, -1, 1).expand(3, -1, 1)
         else:
             position_ids = self.position.view(-1, 1)
-        outputs = self.model(
-            input_ids=self.token,
-            attention_mask=self.mask.view(self.batch, 1, 1, -1),
-            position_ids=position_ids,
-            past_key_values=self.cache,
-            use_cache=True,
-        )
-        chosen = self._pick(outputs.logits[:, -1, :])
+        mask = self.mask.view(self.batch, 1, 1, -1)
+        if self.fused is not None:
+            logits = self.fused.logits(self.token, position_ids, mask, self.cache, self.write_at)
+        else:
+            outputs = self.model(
+                input_ids=self.token,
+                attention_mask=mask,
+                position_ids=position_ids,
+                past_key_values=self.cache,
+                use_cache=True,
+            )
+            logits = outputs.logits[:, -1, :]
+        chosen = self._pick(logits)
         chosen = torch.where(self.stopped, torch.full_like(chosen, self.pad), chosen)
         self.stopped |= torch.isin(chosen, self.eos)
         self.next_token.copy_(chosen)
@@ -398,6 +450,26 @@ class _DecodeState:
 
     def stop_row(self, row: int) -> None:
         self.stopped[row] = True
+
+
+def decode_kernels():
+    """The fused-step module, also where the package's other imports are missing (benchmarks load
+    this file by path on the GPU machine)."""
+    try:
+        from ocr_studio.models import decode_kernels as module
+    except ImportError:
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        name = "ocr_studio_decode_kernels"
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("decode_kernels.py"))
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+    return module
 
 
 def _cut_at_eos(tokens: list[int], eos: tuple[int, ...]) -> tuple[list[int], str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -145,7 +146,16 @@ class Studio:
             raise InputError("The region's second corner must be right of and below the first (x1 < x2, y1 < y2).")
         return (x1, y1, x2, y2)
 
-    def _start(self, files: list[str] | None, engine_name: str, task: str, pages: str, password: str, region: str = ""):
+    def _start(
+        self,
+        files: list[str] | None,
+        engine_name: str,
+        task: str,
+        pages: str,
+        password: str,
+        region: str = "",
+        runtime: str = "",
+    ):
         """Validate a request and create (or find) its job."""
         paths = [Path(f) for f in (files or []) if f]
         if not paths:
@@ -162,7 +172,12 @@ class Studio:
         if chosen not in info.tasks:
             raise InputError(f"{info.label} cannot do “{chosen.label}”. Choose one of its tasks.")
         box = self.parse_region(region) if chosen is Task.REGION else None
-        engine = get_engine(engine_name, self.settings)
+        settings = self.settings
+        if runtime and runtime != settings.runtime:
+            if runtime not in ("local", "remote"):
+                raise InputError(f"Unknown runtime {runtime!r}: use 'local' or 'remote'.")
+            settings = dataclasses.replace(settings, runtime=runtime)
+        engine = get_engine(engine_name, settings)
         spec = JobSpec(
             files=paths,
             engine=engine_name,
@@ -171,7 +186,7 @@ class Studio:
             region=box,
             password=password or None,
         )
-        return self.store.create(spec, engine, self.settings), engine
+        return self.store.create(spec, engine, settings), engine
 
     def _remember(self, job: Job) -> None:
         with self._lock:
@@ -260,14 +275,14 @@ class Studio:
             line += f"  \n{event.message}"
         return line
 
-    def run(self, files, engine_name, task, pages, password, region, request: gr.Request):
+    def run(self, files, engine_name, task, pages, password, region, runtime, request: gr.Request):
         """The Run button: streams per-page progress, then shows the first page and the exports."""
         key = getattr(request, "session_hash", None) or "default"
         cancel = threading.Event()
         self._cancels[key] = cancel
         started = time.monotonic()
         try:
-            job, engine = self._start(files, engine_name, task, pages, password, region)
+            job, engine = self._start(files, engine_name, task, pages, password, region, runtime)
         except Exception as exc:  # InputError, EngineError, DocumentError: all shown as they are
             gr.Warning(str(exc))
             yield {self.status: f"⚠️ {exc}"}
@@ -321,10 +336,10 @@ class Studio:
         event.set()
         return "Cancelling after the current page…"
 
-    def convert(self, files, engine_name, task, pages, password="", region=""):
-        """API endpoint: (files, engine, task, pages[, password, region]) -> (status, markdown, export files)."""
+    def convert(self, files, engine_name, task, pages, password="", region="", runtime=""):
+        """API endpoint: (files, engine, task, pages[, password, region, runtime]) -> (status, markdown, exports)."""
         try:
-            job, engine = self._start(files, engine_name, task, pages, password, region)
+            job, engine = self._start(files, engine_name, task, pages, password, region, runtime)
             job = run_job(job, engine, self.settings)
         except Exception as exc:
             return f"Error: {exc}", "", []
@@ -464,6 +479,17 @@ class Studio:
             manager.unload_all()
         return self.models_view()
 
+    def server_status(self, runtime: str | None = None) -> str:
+        """The inference server's health, for the sidebar (only when one is configured)."""
+        if not self.settings.remote_url:
+            return ""
+        from ..remote import remote_status
+
+        status = remote_status(dataclasses.replace(self.settings, runtime="remote"))
+        if (runtime or self.settings.runtime) != "remote":
+            status += "  \n<small>Not in use: pages run on this computer.</small>"
+        return status
+
     def on_load(self) -> dict:
         return {
             self.gpu: self.gpu_markdown(),
@@ -488,6 +514,10 @@ def build_app(settings: Settings) -> gr.Blocks:
             studio.gpu = gr.Markdown("Checking the GPU…", elem_id="gpu-status")
             gr.Markdown("### Runtime profile")
             studio.runtime = gr.Markdown("…", elem_id="runtime-profile")
+            with gr.Group(visible=bool(settings.remote_url)):
+                gr.Markdown("### Inference server")
+                studio.server = gr.Markdown("", elem_id="server-status")
+                server_check = gr.Button("Check server", size="sm", elem_id="server-check")
             gr.Markdown("### Models in memory")
             studio.models = gr.Markdown("…", elem_id="loaded-models")
             with gr.Row():
@@ -517,6 +547,13 @@ def build_app(settings: Settings) -> gr.Blocks:
                     choices=studio.engine_choices(), value=engine, label="Engine", elem_id="engine-select"
                 )
                 studio.engine_info = gr.Markdown(studio.engine_note(info), elem_id="engine-note")
+                studio.runtime_select = gr.Radio(
+                    [("This computer", "local"), (f"Server ({settings.remote_url})", "remote")],
+                    value=settings.runtime if settings.runtime in ("local", "remote") else "local",
+                    label="Runs on",
+                    elem_id="runtime-select",
+                    visible=bool(settings.remote_url),
+                )
                 studio.task = gr.Dropdown(
                     choices=task_choices,
                     value=info.default_task.value if info and info.tasks else None,
@@ -615,7 +652,15 @@ def build_app(settings: Settings) -> gr.Blocks:
         )
         studio.run_button.click(
             studio.run,
-            [studio.files, studio.engine, studio.task, studio.pages, studio.password, studio.region],
+            [
+                studio.files,
+                studio.engine,
+                studio.task,
+                studio.pages,
+                studio.password,
+                studio.region,
+                studio.runtime_select,
+            ],
             result_outputs,
             api_name="run",
             show_progress="minimal",
@@ -624,7 +669,15 @@ def build_app(settings: Settings) -> gr.Blocks:
         cancel_button.click(studio.cancel, None, studio.status, api_name="cancel", **free)
         api_trigger.click(
             studio.convert,
-            [studio.files, studio.engine, studio.task, studio.pages, studio.password, studio.region],
+            [
+                studio.files,
+                studio.engine,
+                studio.task,
+                studio.pages,
+                studio.password,
+                studio.region,
+                studio.runtime_select,
+            ],
             [api_status, api_markdown, api_files],
             api_name="convert",
             **heavy,
@@ -666,6 +719,12 @@ def build_app(settings: Settings) -> gr.Blocks:
         )
         timer = gr.Timer(GPU_REFRESH_SECONDS)
         model_outputs = [studio.models, studio.model_menu, studio.disk_models]
+        server_check.click(studio.server_status, studio.runtime_select, studio.server, api_name="server_status", **free)
+        studio.runtime_select.change(
+            studio.server_status, studio.runtime_select, studio.server, api_visibility="private", **free
+        )
+        if settings.remote_url:
+            app.load(studio.server_status, None, studio.server, api_visibility="private", **free)
         timer.tick(studio.gpu_markdown, None, studio.gpu, api_visibility="private", **free)
         timer.tick(studio.models_view, None, model_outputs, api_visibility="private", **free)
         unload_button.click(studio.unload_model, studio.model_menu, model_outputs, api_name="unload_model", **free)
