@@ -193,9 +193,11 @@ def run_common_recipe(model, inputs, new_tokens: int, eos: int, device: str) -> 
     }
 
 
-def run_ours(model, inputs, new_tokens: int, eos: int, device: str, compile_step: bool) -> dict[str, float]:
+def run_ours(
+    model, inputs, new_tokens: int, eos: int, device: str, compile_step: bool, fuse: bool | str = "auto", path="auto"
+) -> dict[str, float]:
     reset_peak(device)
-    generator = FastGenerator(model, compile_step=compile_step)
+    generator = FastGenerator(model, path=path, compile_step=compile_step, fuse=fuse)
     config = GenerationConfig(
         max_new_tokens=new_tokens,
         eos_token_ids=(eos,),
@@ -224,10 +226,85 @@ def run_ours(model, inputs, new_tokens: int, eos: int, device: str, compile_step
         "prefill_s": result.prefill_seconds,
         "peak_gb": peak_gb(device),
         "compile_s": max(0.0, first_s - total),
-        "path": result.path + (" + inductor" if compile_step and result.path == "graphs" else ""),
+        "path": result.path
+        + (" + inductor" if compile_step and result.path == "graphs" else "")
+        + (" + fused step" if result.fused else "")
+        + (" (Triton)" if result.fused and generator.compile_kernels else ""),
+        "tokens": result.tokens,
     }
     del first, generator
     return row
+
+
+AGREEMENT_TOKENS = 64
+
+
+def reference_tokens(model, inputs_by_batch: dict, eos: int, device: str) -> dict[int, list | str]:
+    """Plain ``model.generate``'s first tokens (model's own forward, dynamic cache, sdpa), run before
+    any fused step touches the model."""
+    references: dict[int, list | str] = {}
+    for batch, inputs in inputs_by_batch.items():
+        try:
+            plain = run_ours(model, inputs, AGREEMENT_TOKENS, eos, device, False, fuse=False, path="generate")
+            references[batch] = plain["tokens"]
+        except Exception as exc:  # noqa: BLE001 - report, keep the speed table
+            references[batch] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return references
+
+
+def check_agreement(rows: dict, references: dict[int, list | str]) -> list[str]:
+    """The graph paths' first tokens against plain ``model.generate`` on the same inputs:
+    bf16 may diverge late, never early."""
+    lines = []
+    for batch, expected in references.items():
+        if isinstance(expected, str):
+            lines.append(f"|  | agreement check at batch {batch} failed: {expected} | | | | | | |")
+            continue
+        distinct = len({t for row in expected for t in row})
+        for key, r in rows.items():
+            if "ours" not in key or not key.endswith(f"batch {batch}"):
+                continue
+            got = [row[:AGREEMENT_TOKENS] for row in r["tokens"]]
+            same = sum(a == b for x, y in zip(expected, got, strict=True) for a, b in zip(x, y, strict=True))
+            first = min(
+                (next((i for i, (a, b) in enumerate(zip(x, y, strict=True)) if a != b), AGREEMENT_TOKENS))
+                for x, y in zip(expected, got, strict=True)
+            )
+            lines.append(
+                f"|  | ↳ {key}: first {AGREEMENT_TOKENS} tokens vs model.generate: {same}/{batch * AGREEMENT_TOKENS}"
+                f" equal, first difference at token {first} ({distinct} distinct tokens) | | | | | | |"
+            )
+    # Every page of a batch is the same page: each row should read like the batch-1 row.
+    singles = {
+        k[: -len("batch 1")]: r["tokens"][0][:AGREEMENT_TOKENS]
+        for k, r in rows.items()
+        if k.endswith("batch 1") and "tokens" in r
+    }
+    pairs = [("model.generate", references.get(1), [r for b, r in references.items() if b != 1])]
+    pairs += [
+        (
+            k.rsplit(", batch", 1)[0],
+            [single],
+            [rows[key]["tokens"] for key in rows if key.startswith(k) and "tokens" in rows[key]],
+        )
+        for k, single in singles.items()
+        if "ours" in k
+    ]
+    for label, one, others in pairs:
+        if not isinstance(one, list) or not others or not isinstance(others[0], list) or not others[0]:
+            continue
+        base = one[0][:AGREEMENT_TOKENS]
+        for batch_rows in others:
+            if len(batch_rows) < 2:
+                continue
+            same = sum(a == b for row in batch_rows for a, b in zip(base, row[:AGREEMENT_TOKENS], strict=False))
+            lines.append(
+                f"|  | ↳ {label}: batch-{len(batch_rows)} rows vs its batch-1 row: "
+                f"{same}/{len(batch_rows) * len(base)} equal | | | | | | |"
+            )
+    for line in lines:
+        print(line.replace("| | | | | | |", "").strip(" |"))
+    return lines
 
 
 def bandwidth_gbs(device: str) -> float:
@@ -258,6 +335,7 @@ def main() -> int:
         "--inductor", action="store_true", help="add inductor-compiled rows (experimental: asserted on an H100)"
     )
     parser.add_argument("--pages", default="letter,1280x992", help="letter and/or 1280x992")
+    parser.add_argument("--variants", choices=("all", "fused", "own"), default="all", help="which decode steps to time")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu" and not args.tiny:
@@ -299,14 +377,19 @@ def main() -> int:
                 model, one, args.new_tokens, eos, device
             )
         }
-        variants = [(False, "graphs")] + ([(True, "inductor")] if args.inductor and device == "cuda" else [])
-        for compile_step, label in variants:
+        references = reference_tokens(model, {1: one, args.batch: many}, eos, device)
+        variants = [(False, True, "fused step"), (False, False, "model's own step")]
+        variants = [v for v in variants if args.variants == "all" or (v[1] == (args.variants == "fused"))]
+        if args.inductor and device == "cuda":
+            variants.append((True, False, "inductor whole step"))
+        for compile_step, fuse, label in variants:
             for batch, inputs in ((1, one), (args.batch, many)):
                 key = f"ours ({label}), batch {batch}"
                 try:
-                    rows[key] = run_ours(model, inputs, args.new_tokens, eos, device, compile_step)
+                    rows[key] = run_ours(model, inputs, args.new_tokens, eos, device, compile_step, fuse)
                 except Exception as exc:  # report and go on: one failing variant must not hide the others
-                    print(f"  {key} failed: {type(exc).__name__}: {exc}")
+                    print(f"  {key} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        agreement = check_agreement(rows, references)
         base = rows["common recipe (eager, dynamic cache, generate), batch 1"]
         for key, r in rows.items():
             label = key + (f" [{r['path']}]" if "path" in r else "")
@@ -317,7 +400,8 @@ def main() -> int:
             )
             if "batch 1" in key and "ours" in key and limit_ms == limit_ms:
                 lines.append(f"|  | ↳ bandwidth limit / ms per step = {limit_ms / r['ms_step']:.2f} | | | | | | |")
-        print("\n".join(lines[-len(rows) - 2 :]))
+        lines.extend(agreement)
+        print("\n".join(lines[-len(rows) - 2 - len(agreement) :]))
     table = "\n".join(lines)
     print("\n" + table)
     out = os.environ.get("OUT")

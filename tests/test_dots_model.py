@@ -173,6 +173,30 @@ def test_config_reads_published_values(tmp_path):
     assert again.vision_config.to_dict() == vision.to_dict()
 
 
+def test_default_config_is_the_published_model(tmp_path):
+    """``DotsOCRConfig()`` (benchmarks build from it) equals the published config.json, not Qwen2's defaults."""
+    (tmp_path / "config.json").write_text(json.dumps(PUBLISHED_CONFIG))
+    published = DotsOCRConfig.from_pretrained(tmp_path).to_dict()
+    default = DotsOCRConfig().to_dict()
+    for key in (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "rms_norm_eps",
+        "tie_word_embeddings",
+        "rope_parameters",
+        "eos_token_id",
+        "image_token_id",
+    ):
+        assert default[key] == published[key], key
+    for key, value in default["vision_config"].items():
+        assert published["vision_config"].get(key) == value, f"vision_config.{key}"
+
+
 def test_registration_is_repeatable_and_reaches_both_auto_classes(tiny_dir):
     register()
     register()

@@ -10,6 +10,10 @@ from __future__ import annotations
 from transformers import PretrainedConfig, Qwen2Config
 
 
+PUBLISHED_ROPE_THETA = 1_000_000.0
+PUBLISHED_EOS_TOKEN_IDS = (151643, 151672, 151673)
+
+
 class DotsVisionConfig(PretrainedConfig):
     """The NaViT-style vision encoder (42 pre-norm blocks, 2-D rotary, 2×2 patch merger)."""
 
@@ -43,6 +47,18 @@ class DotsOCRConfig(Qwen2Config):
     sub_configs = {"vision_config": DotsVisionConfig}
     sub_configs_defaults = {"vision_config": DotsVisionConfig}
 
+    # The published language-model values (config.json repeats them; these make ``DotsOCRConfig()`` full size).
+    vocab_size: int = 151936
+    hidden_size: int = 1536
+    intermediate_size: int = 8960
+    num_hidden_layers: int = 28
+    num_attention_heads: int = 12
+    num_key_value_heads: int | None = 2
+    max_position_embeddings: int = 131072
+    rms_norm_eps: float = 1e-6
+    tie_word_embeddings: bool = False
+    eos_token_id: int | list[int] | None = None
+
     vision_config: dict | PretrainedConfig | None = None
     image_token_id: int = 151665  # <|imgpad|>
     video_token_id: int = 151656
@@ -55,4 +71,8 @@ class DotsOCRConfig(Qwen2Config):
             self.vision_config = DotsVisionConfig(**vision_kwargs)
         elif self.vision_config is None:
             self.vision_config = DotsVisionConfig()
+        if self.rope_parameters is None and "rope_theta" not in kwargs:
+            kwargs["rope_theta"] = PUBLISHED_ROPE_THETA
+        if self.eos_token_id is None:
+            self.eos_token_id = list(PUBLISHED_EOS_TOKEN_IDS)
         super().__post_init__(**kwargs)
