@@ -223,7 +223,7 @@ def bench_ours(
         generated = sum(len(t) for t in result.tokens)
         row.update(
             status="ok",
-            path=result.path,
+            path=result.path + (" + fused step" if result.fused else ""),
             new_tokens=generated // batch,
             prefill_s=round(result.prefill_seconds, 3),
             total_s=round(total, 3),
@@ -319,6 +319,7 @@ def main() -> None:
                 "recipe",
                 "batch",
                 "status",
+                "path",
                 "prompt_tokens",
                 "prefill_s",
                 "decode_tok_s",
@@ -334,6 +335,10 @@ def main() -> None:
     )
     if common and ours1:
         print(f"\nours / common decode tokens/s at batch 1: {ours1['decode_tok_s'] / common['decode_tok_s']:.1f}×")
+        for row in e2e:
+            if row["recipe"].startswith("ours") and row.get("status") == "ok":
+                ratio = row["pages_per_min"] / common["pages_per_min"]
+                print(f"ours / common pages/min at batch {row['batch']}: {ratio:.1f}×")
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "vision": vision, "end_to_end": e2e}, indent=2))
 

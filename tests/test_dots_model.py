@@ -448,3 +448,17 @@ def test_fast_generation_path_gives_the_same_tokens_as_generate(tiny_model, proc
     with torch.no_grad():
         reference = tiny_model.generate(**batch, max_new_tokens=6, do_sample=False, eos_token_id=None)
     assert fast.tokens == reference[:, -6:].tolist()
+
+
+def test_fused_decode_step_gives_the_same_tokens_as_generate(tiny_model, processor):
+    """dots.ocr's Qwen2 decoder (q/k/v biases, no q/k norm) runs the fused decode step too."""
+    from ocr_studio.models.generation import FastGenerator, GenerationConfig
+
+    pages = [page(120, 160, 8), page(260, 110, 9)]
+    batch = processor(pages, ["Extract the text content from this image.", "Layout"])
+    config = GenerationConfig(max_new_tokens=12, eos_token_ids=(), pad_token_id=processor.pad_token_id, repetition=None)
+    fused = FastGenerator(tiny_model, path="eager", fuse=True).generate(dict(batch), config)
+    assert fused.fused and fused.path == "eager", fused.warnings
+    with torch.no_grad():
+        reference = tiny_model.generate(**batch, max_new_tokens=12, do_sample=False, eos_token_id=None)
+    assert fused.tokens == reference[:, -12:].tolist()

@@ -129,3 +129,41 @@ def test_repetition_guard_rule(tokens, fires):
     assert (at is not None) == fires
     if at is not None:
         assert 0 <= at < len(tokens)
+
+
+@pytest.mark.parametrize("fuse", [False, True], ids=["own step", "fused step"])
+def test_the_step_reads_the_same_buffers_on_every_call(loaded, fuse):
+    """A captured CUDA graph reads its inputs by address: a second call with the same shapes must
+    reuse every buffer the step reads (tokens, mask, positions, stop tokens, cache), and still give
+    the same tokens as plain generate."""
+    model, processor = loaded
+    batch = _inputs(processor, _images())
+    config = _config(processor, max_new_tokens=16, suppress_token_ids=(processor.tokenizer.pad_token_id,))
+    generator = FastGenerator(model, path="eager", fuse=fuse)
+    first = generator.generate(batch, config)
+    state = generator._state
+    names = ("token", "mask", "position", "write_at", "stopped", "eos", "suppress", "next_token")
+    before = {name: getattr(state, name).data_ptr() for name in names}
+    caches = [(layer.keys.data_ptr(), layer.values.data_ptr()) for layer in state.cache.layers]
+    second = generator.generate(batch, config)
+    assert generator._state is state
+    assert {name: getattr(state, name).data_ptr() for name in names} == before
+    assert [(layer.keys.data_ptr(), layer.values.data_ptr()) for layer in state.cache.layers] == caches
+    plain = FastGenerator(model, path="generate").generate(batch, config)
+    assert first.tokens == second.tokens == plain.tokens
+    assert second.fused is fuse
+
+
+def test_warm_up_prepares_the_state_the_real_run_uses(loaded):
+    """Warm-up (at model load) is short but sizes the cache for the real run, so the first page
+    reuses the compiled/captured step instead of building a new one."""
+    model, processor = loaded
+    batch = _inputs(processor, _images()[:1])
+    config = _config(processor, max_new_tokens=300, suppress_token_ids=(processor.tokenizer.pad_token_id,))
+    generator = FastGenerator(model, path="eager")
+    warm = generator.warm_up(batch, config)
+    assert len(warm.tokens[0]) < 300
+    state = generator._state
+    real = generator.generate(batch, config)
+    assert generator._state is state
+    assert real.stop_reasons[0] in ("eos", "max_tokens")

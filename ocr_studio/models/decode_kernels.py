@@ -9,8 +9,9 @@ norm fused, gate/up as one matrix product, SiLU*up fused, down_proj. The small p
 functions are compiled by inductor (Triton) where available; without it they run as
 plain torch (same arithmetic, more kernels).
 
-Only for decoders shaped like Qwen3 (q_norm/k_norm, SiLU MLP, no attention bias); the
-caller keeps the model's own forward for anything else (``unsupported_reason``).
+For Qwen2/Qwen3-style decoders: SiLU MLP without biases, o_proj without bias, q/k/v with
+biases (Qwen2, dots.ocr) or without, per-head q/k norm (Qwen3) or none (Qwen2); the caller
+keeps the model's own forward for anything else (``unsupported_reason``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,26 @@ def qk_norm_rope(
     return q, k.unsqueeze(2), v.reshape(batch, kv_heads, 1, head_dim)
 
 
+def qk_rope(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``qk_norm_rope`` for decoders without q/k norm (Qwen2)."""
+    batch = qkv.shape[0]
+    q, k, v = qkv.view(batch, -1).split([heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
+    q = q.reshape(batch, heads, head_dim)
+    k = k.reshape(batch, kv_heads, head_dim)
+    cos = cos.reshape(batch, 1, head_dim)
+    sin = sin.reshape(batch, 1, head_dim)
+    q = q * cos + _rotate_half(q) * sin
+    k = k * cos + _rotate_half(k) * sin
+    return q, k.unsqueeze(2), v.reshape(batch, kv_heads, 1, head_dim)
+
+
 def attention_probs(scores: torch.Tensor, mask: torch.Tensor, scaling: float) -> torch.Tensor:
     """Scaled scores + additive mask, softmax in fp32 (as transformers' eager attention)."""
     return torch.softmax(scores.float() * scaling + mask.float(), dim=-1).to(scores.dtype)
@@ -102,29 +123,33 @@ def unsupported_reason(model: Any) -> str:
     for layer in lm.layers:
         attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
         needed = (
-            (attn, ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm")),
+            (attn, ("q_proj", "k_proj", "v_proj", "o_proj")),
             (mlp, ("gate_proj", "up_proj", "down_proj")),
             (layer, ("input_layernorm", "post_attention_layernorm")),
         )
         for owner, names in needed:
             if owner is None or not all(hasattr(owner, n) for n in names):
                 return f"layer {type(layer).__name__} is not shaped like Qwen3 ({', '.join(names)})"
-        if any(getattr(attn, n).bias is not None for n in ("q_proj", "k_proj", "v_proj", "o_proj")):
-            return "attention projections have biases"
+        if attn.o_proj.bias is not None:
+            return "the attention output projection has a bias"
+        if len({getattr(attn, n).bias is None for n in ("q_proj", "k_proj", "v_proj")}) != 1:
+            return "only some of q/k/v have biases"
+        if hasattr(attn, "q_norm") != hasattr(attn, "k_norm"):
+            return "only one of q/k has a norm"
         if any(getattr(mlp, n).bias is not None for n in ("gate_proj", "up_proj", "down_proj")):
             return "MLP projections have biases"
     return ""
 
 
-def _fuse_rows(first: torch.nn.Linear, *others: torch.nn.Linear) -> torch.Tensor:
-    """One weight for several projections of the same input; the modules' weights become views of it
-    (same values, no extra memory), so the model's own forward (prefill) is unchanged."""
+def _fuse_rows(first: torch.nn.Linear, *others: torch.nn.Linear, name: str = "weight") -> torch.Tensor:
+    """One weight (or bias) for several projections of the same input; the modules' tensors become
+    views of it (same values, no extra memory), so the model's own forward (prefill) is unchanged."""
     linears = (first, *others)
-    fused = torch.cat([lin.weight.detach() for lin in linears], dim=0)
+    fused = torch.cat([getattr(lin, name).detach() for lin in linears], dim=0)
     start = 0
     for lin in linears:
-        rows = lin.weight.shape[0]
-        lin.weight = torch.nn.Parameter(fused[start : start + rows], requires_grad=False)
+        rows = getattr(lin, name).shape[0]
+        setattr(lin, name, torch.nn.Parameter(fused[start : start + rows], requires_grad=False))
         start += rows
     return fused
 
@@ -156,13 +181,18 @@ class FusedDecoder:
                 qkv = getattr(attn, "_ocr_qkv_weight", None)
                 if qkv is None:  # fused once per model instance, kept for later generators
                     attn._ocr_qkv_weight = qkv = _fuse_rows(attn.q_proj, attn.k_proj, attn.v_proj)
+                    attn._ocr_qkv_bias = None
+                    if attn.q_proj.bias is not None:
+                        attn._ocr_qkv_bias = _fuse_rows(attn.q_proj, attn.k_proj, attn.v_proj, name="bias")
                     mlp._ocr_gate_up_weight = _fuse_rows(mlp.gate_proj, mlp.up_proj)
+                normed = hasattr(attn, "q_norm")
                 self.layers.append(
                     (
                         layer.input_layernorm.weight,
                         qkv,
-                        attn.q_norm.weight,
-                        attn.k_norm.weight,
+                        attn._ocr_qkv_bias,
+                        attn.q_norm.weight if normed else None,
+                        attn.k_norm.weight if normed else None,
                         attn.o_proj.weight,
                         layer.post_attention_layernorm.weight,
                         mlp._ocr_gate_up_weight,
@@ -170,10 +200,13 @@ class FusedDecoder:
                     )
                 )
         self.compiled = compile_kernels
+        # torch's automatic dynamic shapes: the first shape compiles static kernels, a second cache
+        # length or batch size compiles one symbolic-shape kernel that serves every later page.
         wrap = (lambda fn: torch.compile(fn, fullgraph=True)) if compile_kernels else (lambda fn: fn)
         self.rms_norm = wrap(rms_norm)
         self.add_rms_norm = wrap(add_rms_norm)
         self.qk_norm_rope = wrap(qk_norm_rope)
+        self.qk_rope = wrap(qk_rope)
         self.attention_probs = wrap(attention_probs)
         self.silu_mul = wrap(silu_mul)
 
@@ -192,12 +225,14 @@ class FusedDecoder:
         cos, sin = self.rotary(hidden, position_ids)
         residual, x = hidden, self.rms_norm(hidden, self.layers[0][0], self.eps)
         mlp_out = None
-        for index, (ln1, qkv_w, qn, kn, o_w, ln2, gate_up_w, down_w) in enumerate(self.layers):
+        for index, (ln1, qkv_w, qkv_b, qn, kn, o_w, ln2, gate_up_w, down_w) in enumerate(self.layers):
             if mlp_out is not None:
                 residual, x = self.add_rms_norm(mlp_out, residual, ln1, self.eps)
-            q, k, v = self.qk_norm_rope(
-                F.linear(x, qkv_w), qn, kn, self.eps, cos, sin, self.heads, self.kv_heads, self.head_dim
-            )
+            qkv = F.linear(x, qkv_w, qkv_b)
+            if qn is not None:
+                q, k, v = self.qk_norm_rope(qkv, qn, kn, self.eps, cos, sin, self.heads, self.kv_heads, self.head_dim)
+            else:
+                q, k, v = self.qk_rope(qkv, cos, sin, self.heads, self.kv_heads, self.head_dim)
             layer_cache = cache.layers[index]
             keys, values = layer_cache.keys, layer_cache.values
             keys.index_copy_(2, write_at, k)

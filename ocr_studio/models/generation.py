@@ -116,6 +116,7 @@ class FastGenerator:
         self.cache_bucket = cache_bucket
         self.disabled_reason = ""  # why the fast path was given up (shown to the user)
         self._state: _DecodeState | None = None
+        self._reserve = 0  # new tokens to size the cache for (warm_up sizes it for the real run)
         self.fuse_note = ""  # why the fused step is off or runs without Triton kernels
         self.fuse_warning = ""  # the same, where it costs speed the user would otherwise get
         self.compile_kernels = False
@@ -197,7 +198,11 @@ class FastGenerator:
             check_every=config.check_every,
             repetition=None,
         )
-        return self.generate(inputs, short)
+        self._reserve = config.max_new_tokens  # size the cache (and so the graph) for the real run
+        try:
+            return self.generate(inputs, short)
+        finally:
+            self._reserve = 0
 
     def release(self) -> None:
         """Drop the static cache and graph (frees their memory)."""
@@ -248,7 +253,7 @@ class FastGenerator:
             attention_mask = torch.ones_like(input_ids)
             inputs = {**inputs, "attention_mask": attention_mask}
         batch, prompt_len = input_ids.shape
-        needed = prompt_len + config.max_new_tokens
+        needed = prompt_len + max(config.max_new_tokens, self._reserve)
         cache_len = -(-needed // self.cache_bucket) * self.cache_bucket
         state = self._state
         fused = self.fused
@@ -339,6 +344,7 @@ class _DecodeState:
         self.eos = torch.zeros(0, dtype=torch.long, device=device)
         self.suppress = torch.zeros(0, dtype=torch.long, device=device)
         self.pad = 0
+        self.stop_tokens: tuple = ((), (), 0)  # the values eos / suppress / pad were built from
         self.mrope = False
         self.next_token = torch.zeros(batch, dtype=torch.long, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -366,15 +372,16 @@ class _DecodeState:
         self.position.copy_(real + (deltas.view(-1).to(real) if self.mrope else 0))
         self.mask[:, :prompt_len].masked_fill_(attention_mask.bool(), 0.0)
         self.write_at.fill_(prompt_len)
-        new_eos = torch.tensor(config.eos_token_ids, dtype=torch.long, device=self.device)
-        new_suppress = torch.tensor(config.suppress_token_ids, dtype=torch.long, device=self.device)
-        if self.graph is not None and (
-            not torch.equal(new_eos.cpu(), self.eos.cpu())
-            or not torch.equal(new_suppress.cpu(), self.suppress.cpu())
-            or self.pad != config.pad_token_id
-        ):
-            self.graph = None  # these are baked into the captured step
-        self.eos, self.suppress, self.pad = new_eos, new_suppress, config.pad_token_id
+        # The captured graph reads eos/suppress through their addresses: keep the same tensors
+        # while their values are unchanged (a new tensor would leave the graph reading freed
+        # memory), and drop the graph when they change.
+        eos_ids, suppress_ids = tuple(config.eos_token_ids), tuple(config.suppress_token_ids)
+        if (eos_ids, suppress_ids, config.pad_token_id) != self.stop_tokens:
+            self.graph = None
+            self.eos = torch.tensor(eos_ids, dtype=torch.long, device=self.device)
+            self.suppress = torch.tensor(suppress_ids, dtype=torch.long, device=self.device)
+            self.pad = config.pad_token_id
+            self.stop_tokens = (eos_ids, suppress_ids, config.pad_token_id)
         first = self._pick(logits)
         self.stopped |= torch.isin(first, self.eos)
         self.token.copy_(first.view(-1, 1))

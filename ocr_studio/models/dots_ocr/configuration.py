@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig, Qwen2Config
 
-
 PUBLISHED_ROPE_THETA = 1_000_000.0
 PUBLISHED_EOS_TOKEN_IDS = (151643, 151672, 151673)
 
