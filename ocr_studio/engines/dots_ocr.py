@@ -438,7 +438,8 @@ def _load_dots(folder, key, profile) -> LoadedDots:
     eos_ids = tuple(sorted(i for i in eos if isinstance(i, int) and i >= 0))
     pad = processor.pad_token_id if processor.pad_token_id is not None else eos_ids[0]
     path = "graphs" if profile.device == "cuda" and profile.compiled_decode else "eager"
-    generator = FastGenerator(model, path=path)  # graphs: the fused step with its own Triton kernels
+    # graphs: the decode step (fused, with Triton kernels when the backend is inductor) replayed as a CUDA graph
+    generator = FastGenerator(model, path=path, triton=profile.compile_backend == "inductor")
     # No warm-up at load: the static cache (and so the captured graph) is sized per page by its
     # prompt length, so a warm-up on a dummy image would compile a shape no page reuses.
     return LoadedDots(model, processor, generator, eos_ids, pad)

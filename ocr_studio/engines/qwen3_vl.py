@@ -508,9 +508,8 @@ def _load_qwen(folder, key, profile) -> LoadedQwen:
     eos_ids = tuple(sorted(i for i in eos if isinstance(i, int) and i >= 0))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     path = "graphs" if profile.device == "cuda" and profile.compiled_decode else "eager"
-    # The step is captured as a CUDA graph of the eager kernels: inductor-compiling it first hit a
-    # device-side assert on an H100 (torch 2.11), which poisons the CUDA context, so it stays off.
-    generator = FastGenerator(model, path=path)
+    # graphs: the decode step (fused, with Triton kernels when the backend is inductor) replayed as a CUDA graph
+    generator = FastGenerator(model, path=path, triton=profile.compile_backend == "inductor")
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     loaded = LoadedQwen(model, processor, generator, eos_ids, pad, weight_bytes)
     if profile.device == "cuda" and path == "graphs":

@@ -103,6 +103,7 @@ class FastGenerator:
         compile_step: bool = False,  # inductor-compile the step before capture (EXPERIMENTAL: asserted on H100)
         cache_bucket: int = 256,  # cache lengths are rounded up to this, so graphs get reused
         fuse: bool | str = "auto",  # fused decode step: auto (graphs path, supported models) | True | False
+        triton: bool = True,  # let the fused step compile Triton kernels (the profile's compile backend "inductor")
     ):
         self.model = model
         self.device = next(model.parameters()).device
@@ -120,6 +121,7 @@ class FastGenerator:
         self.fuse_note = ""  # why the fused step is off or runs without Triton kernels
         self.fuse_warning = ""  # the same, where it costs speed the user would otherwise get
         self.compile_kernels = False
+        self.triton = triton
         self.fused = self._choose_fused(fuse)
 
     def _choose_fused(self, fuse: bool | str) -> bool:
@@ -133,7 +135,9 @@ class FastGenerator:
         if reason:
             self.fuse_note = f"Fused decode step not used: {reason}."
             return False
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and not self.triton:
+            self.fuse_note = "Fused decode step runs without Triton kernels: the compile backend is not inductor."
+        elif self.device.type == "cuda":
             self.compile_kernels, why_not = kernels.triton_available()
             if not self.compile_kernels:
                 self.fuse_note = f"Fused decode step runs without Triton kernels (slower): {why_not}."
