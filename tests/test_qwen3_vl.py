@@ -231,3 +231,31 @@ def test_a_job_reports_model_loading_then_reuses_the_loaded_model(tmp_path, tiny
     )
     assert other.status == "done" and statuses == []
     assert model_manager(settings).loaded()[0].loaded_at == loaded[0].loaded_at
+
+
+def test_the_ui_api_converts_with_qwen3_vl(tmp_path, tiny_qwen3_vl):
+    """The studio's /convert endpoint (what the Run button does) with the Qwen3-VL engine."""
+    from gradio_client import Client, handle_file
+    from PIL import Image, ImageDraw
+
+    from tests.test_ui_client import start_server
+
+    image = Image.new("RGB", (240, 160), "white")
+    ImageDraw.Draw(image).text((10, 10), "Invoice 42", fill="black")
+    path = tmp_path / "invoice.png"
+    image.save(path)
+    app, url = start_server(
+        tmp_path / "workspace", qwen_model=str(tiny_qwen3_vl), max_new_tokens=16, max_pixels=256 * 256, device="cpu"
+    )
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        status, markdown, files = client.predict(
+            [handle_file(str(path))], "qwen3-vl", "markdown", "", "", api_name="/convert"
+        )
+    finally:
+        app.close()
+    assert status.startswith("Done"), status
+    exported = next(Path(f) for f in files if Path(f).name == "invoice.json")
+    [page] = json.loads(exported.read_text(encoding="utf-8"))["pages"]
+    assert page["engine"] == "qwen3-vl" and (page["width"], page["height"]) == (240, 160)
+    assert page["raw_text"] and page["raw_text"].strip() in markdown  # random weights: some text, shown as is
