@@ -128,8 +128,13 @@ class RemoteClient:
         body: dict[str, Any] = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, "stream": False}
         if self.config.model:
             body["model"] = self.config.model
+        url = self.config.api_root + "/chat/completions"
         try:
-            response = self._http.post(self.config.api_root + "/chat/completions", json=body, timeout=PROBE_TIMEOUT)
+            try:
+                response = self._http.post(url, json=body, timeout=PROBE_TIMEOUT)
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                # a server that failed the /models request may have dropped the pooled connection
+                response = self._http.post(url, json=body, timeout=PROBE_TIMEOUT)
         except httpx.TimeoutException:
             return RemoteHealth(
                 False,
