@@ -264,3 +264,32 @@ def test_cancel_keeps_the_finished_pages(tmp_path: Path) -> None:
     done = [p.page_number for d in job.documents for p in d.pages]
     assert done and done == list(range(1, len(done) + 1)) and len(done) < 5
     assert "Page number 1" in final[studio.markdown_view]
+
+
+def test_downloads_can_leave_page_headers_and_footers_out(tmp_path: Path) -> None:
+    """The view keeps headers/footers; the "leave them out" choice changes the downloads."""
+    import json
+
+    studio = build_app(Settings(workspace=tmp_path / "ws")).studio  # type: ignore[attr-defined]
+    pdf = make_pdf(tmp_path / "annual.pdf", ["ACME Corp — Annual report", KNOWN_TEXT])
+    status, markdown, _ = studio.convert([str(pdf)], "text-layer", "text", "", "")
+    assert "Done" in status
+    job = studio.store.history(limit=1)[0]
+    # Mark the first line as a running header, as a layout engine (dots.ocr) would.
+    page_json = next(job.dir.rglob("page-0001.json"))
+    data = json.loads(page_json.read_text(encoding="utf-8"))
+    data["blocks"][0]["category"] = "Page-header"
+    page_json.write_text(json.dumps(data), encoding="utf-8")
+    job = studio.store.load(job.id)
+    studio._jobs.clear()
+
+    def downloaded_markdown(clean: bool) -> str:
+        result = studio.set_clean_exports(clean, job.id, 0, 1)
+        path = result[studio.download_buttons["md"]]["value"]
+        return Path(path).read_text(encoding="utf-8")
+
+    assert "ACME Corp" in downloaded_markdown(False)
+    clean = downloaded_markdown(True)
+    assert "ACME Corp" not in clean and KNOWN_TEXT in clean
+    assert "ACME Corp" in studio.show_page(studio._job(job.id), 0, 1)[studio.markdown_view]  # the view keeps it
+    assert "ACME Corp" in downloaded_markdown(False)

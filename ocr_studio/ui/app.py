@@ -84,7 +84,8 @@ class Studio:
         self.infos: dict[str, EngineInfo] = {info.name: info for info in engine_infos(settings)}
         self._cancels: dict[str, threading.Event] = {}
         self._jobs: OrderedDict[str, Job] = OrderedDict()  # recently shown jobs, so paging is instant
-        self._exports: dict[str, dict[str, Any]] = {}
+        self._exports: dict[tuple[str, bool], dict[str, Any]] = {}
+        self.clean_exports = False  # a local, single-user studio: one preference for every tab
         self._lock = threading.Lock()
 
     # ----- engines and tasks ---------------------------------------------------------------
@@ -206,28 +207,35 @@ class Studio:
         return job
 
     def _export(self, job: Job) -> dict[int | str, dict[str, Path] | Path]:
-        """Write every document's md/txt/json/html and the job's zip into ``<job>/exports``.
+        """Write every document's md/txt/json/html and the job's zip into ``<job>/exports``
+        (``exports-clean`` without page headers and footers when the user asked for that).
 
         Returns {document index: {format: file}} plus "zip": the zip file; cached per job."""
+        clean = self.clean_exports
         with self._lock:
-            cached = self._exports.get(job.id)
+            cached = self._exports.get((job.id, clean))
         if cached is not None and cached.get("updated") == job.updated:
             return cached["files"]
-        out_dir = Path(job.dir) / "exports"
+        out_dir = Path(job.dir) / ("exports-clean" if clean else "exports")
         finished = [(i, d) for i, d in enumerate(job.documents) if d.pages]
         files: dict[int | str, dict[str, Path] | Path] = {}
         if finished:
             folders = exporters.document_folder_names([d for _, d in finished])
             for (index, document), folder in zip(finished, folders, strict=True):
                 written = exporters.export_document(
-                    document, out_dir / folder, DOCUMENT_FORMATS, page_image=job.page_image, document_index=index
+                    document,
+                    out_dir / folder,
+                    DOCUMENT_FORMATS,
+                    page_image=job.page_image,
+                    document_index=index,
+                    clean=clean,
                 )
                 files[index] = {path.suffix.lstrip("."): path for path in written if path.parent == out_dir / folder}
             files["zip"] = exporters.export_job_zip(
-                job.documents, out_dir / f"ocr-studio-{job.id[:12]}.zip", page_image=job.page_image
+                job.documents, out_dir / f"ocr-studio-{job.id[:12]}.zip", page_image=job.page_image, clean=clean
             )
         with self._lock:
-            self._exports[job.id] = {"updated": job.updated, "files": files}
+            self._exports[(job.id, clean)] = {"updated": job.updated, "files": files}
         return files
 
     def _run_with_progress(self, job: Job, engine, cancel: threading.Event):
@@ -417,6 +425,19 @@ class Studio:
             return {}
         numbers = viewer.page_numbers(job, int(document_index or 0))
         return self.show_page(job, document_index, numbers[0] if numbers else None)
+
+    def set_clean_exports(self, clean: bool, job_id: str, document_index: int | None, page_number: int | None):
+        """The "without headers/footers" choice: later downloads follow it; the view keeps them."""
+        self.clean_exports = bool(clean)
+        job = self._job(job_id)
+        if job is None:
+            return {}
+        result = self.show_page(job, document_index, page_number)
+        try:
+            result[self.downloads] = self._export_list(self._export(job)) or None
+        except Exception:
+            result[self.downloads] = None
+        return result
 
     def open_job(self, job_id: str) -> dict:
         if not job_id:
@@ -616,7 +637,11 @@ def build_app(settings: Settings) -> gr.Blocks:
                     with gr.Tab("JSON", id="tab-json"):
                         studio.json_view = gr.JSON(elem_id="json-view", open=True, max_height=760)
 
-        gr.Markdown("### Downloads")
+        with gr.Row():
+            gr.Markdown("### Downloads")
+            studio.clean = gr.Checkbox(
+                False, label="Leave page headers and footers out of the downloads", elem_id="clean-exports"
+            )
         with gr.Row(elem_id="download-row"):
             studio.download_buttons = {
                 fmt: gr.DownloadButton(f"{fmt.upper()}", elem_id=f"download-{fmt}", interactive=False, size="md")
@@ -711,6 +736,13 @@ def build_app(settings: Settings) -> gr.Blocks:
             [studio.job_id, studio.document, studio.page],
             viewer_outputs,
             api_visibility="private",
+            **free,
+        )
+        studio.clean.change(
+            studio.set_clean_exports,
+            [studio.clean, studio.job_id, studio.document, studio.page],
+            [*viewer_outputs, studio.downloads],
+            api_name="clean_exports",
             **free,
         )
         studio.history.input(studio.open_job, studio.history, result_outputs, api_name="open_job", **free)
