@@ -19,15 +19,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..results import PageResult
 from ..settings import Settings
-from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
+from .base import EngineError, EngineInfo, RecognizeRequest, Task
 from .dots_parsing import read_page, to_resized_box
 from .dots_prompts import MAX_PIXELS, MIN_PIXELS, TASKS, UnsupportedTaskError, prompt_for, smart_resize
+from .vision import VisionEngine, stop_warning, token_streamer
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -39,15 +40,12 @@ log = logging.getLogger(__name__)
 NAME = "dots-ocr"
 LABEL = "dots.ocr (layout + text, GPU)"
 DOTS_MAX_NEW_TOKENS = 16384  # used when settings.max_new_tokens is left at its generic default
-STREAM_EVERY = 8  # tokens between two streamed text updates
 MAX_BATCH = 8
 TYPICAL_PAGE_PIXELS = 3_800_000  # a Letter/A4 page at 200 DPI after resizing, for memory estimates
 KV_BYTES_PER_TOKEN = 28 * 2 * 2 * 128 * 2  # layers × (k, v) × kv heads × head_dim × bf16 bytes
 WEIGHT_BYTES = int(6.1 * 1024**3)  # ~3.0 B parameters in bf16
-SAFETY_MARGIN_BYTES = int(1.5 * 1024**3)
 # what dots.ocr's own vLLM client puts in front of the prompt (the image itself goes as image_url)
 REMOTE_IMAGE_PLACEHOLDER = "<|img|><|imgpad|><|endofimg|>"
-LOWER_RESOLUTION_TRIES = 2  # after a single page runs out of memory: halve the pixels this many times
 
 
 def _generic_max_new_tokens() -> int:
@@ -74,9 +72,10 @@ class _PreparedPage:
     prompt: str
 
 
-class DotsOcrEngine(Engine):
-    def __init__(self, settings: Settings):
-        self.settings = settings
+class DotsOcrEngine(VisionEngine):
+    name = NAME
+    label = LABEL
+    model_name = "dots.ocr"
 
     # -- configuration
 
@@ -119,130 +118,20 @@ class DotsOcrEngine(Engine):
         }
 
     def batch_size(self, task: Task) -> int:
-        """Pages per batch: the setting, else what fits the free GPU memory (1 on the CPU)."""
-        if self.settings.batch_size:
-            return max(1, int(self.settings.batch_size))
-        try:
-            import torch
-        except ImportError:
-            return 1
-        if self.settings.device == "cpu" or not torch.cuda.is_available():
-            return 1
-        free, _total = torch.cuda.mem_get_info()
-        if not self._is_loaded():
-            free -= WEIGHT_BYTES
         pixels = min(self.max_pixels, TYPICAL_PAGE_PIXELS)
         tokens = pixels // (28 * 28) + 400 + self.max_new_tokens
         per_page = tokens * KV_BYTES_PER_TOKEN + pixels * 150  # KV cache + vision/prefill activations
-        return int(max(1, min(MAX_BATCH, (free - SAFETY_MARGIN_BYTES) // per_page)))
+        return self.batch_pages_for_memory(per_page, WEIGHT_BYTES, MAX_BATCH)
 
-    def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
-        if request.task not in TASKS:
-            supported = ", ".join(t.label for t in TASKS)
-            raise EngineError(f"dots.ocr cannot do {request.task.label!r}; it can do: {supported}.")
+    def _check(self, request: RecognizeRequest) -> None:
+        super()._check(request)
         if request.task is Task.REGION and request.region is None:
             raise EngineError("Text in a region needs a box: draw one on the page, or type x1, y1, x2, y2 in pixels.")
-        if not pages:
-            return []
-        loaded = self._load(request.status)
-        results: list[PageResult] = []
-        size = max(1, self.batch_size(request.task))
-        for start in range(0, len(pages), size):
-            chunk = list(pages[start : start + size])
-            stream = request.on_text if start == 0 else None
-            results.extend(self._recognize_with_retries(loaded, chunk, request, stream, self.max_pixels))
-        return results
 
-    # -- model
-
-    def _key(self):
-        from ..hardware import runtime_profile
-        from ..models.manager import ModelKey
-
-        profile = runtime_profile(self.settings)
-        attention = profile.attention if profile.attention in ("sdpa", "eager", "flash_attention_2") else "sdpa"
-        return ModelKey(self.model_id, None, profile.dtype, attention), profile
-
-    def _is_loaded(self) -> bool:
-        from ..models.manager import model_manager
-
-        return model_manager().is_loaded(self._key()[0])
-
-    def _load(self, status: Callable[[str], None] | None = None) -> LoadedDots:
-        """The cached model; the first call downloads and loads it, telling ``status`` how far it got."""
-        from ..models.manager import ModelError, model_manager, status_progress
-
-        key, profile = self._key()
-
-        def loader(key, folder) -> LoadedDots:
-            if status is not None:
-                status(f"Loading {key.model_id} ({key.dtype}) onto the {profile.device.upper()}…")
-            return _load_dots(folder, key, profile)
-
-        try:
-            return model_manager(self.settings).get(key, loader, progress=status_progress(status))
-        except ModelError as exc:
-            raise EngineError(f"dots.ocr cannot be loaded: {exc}") from exc
+    def _load_model(self, folder, key, profile) -> LoadedDots:
+        return _load_dots(folder, key, profile)
 
     # -- recognition
-
-    def _recognize_with_retries(
-        self,
-        loaded: LoadedDots,
-        pages: list[Page],
-        request: RecognizeRequest,
-        stream: Callable[[str], None] | None,
-        max_pixels: int,
-    ) -> list[PageResult]:
-        """Run a batch; on out-of-memory split it, then lower the resolution, and say so."""
-        import torch
-
-        from ..models.manager import free_cuda_memory
-
-        try:
-            return self._run_batch(loaded, pages, request, stream, max_pixels)
-        except torch.OutOfMemoryError:
-            loaded.generator.release()
-            free_cuda_memory()
-        if len(pages) > 1:
-            half = len(pages) // 2
-            results = self._recognize_with_retries(loaded, pages[:half], request, stream, max_pixels)
-            results += self._recognize_with_retries(loaded, pages[half:], request, None, max_pixels)
-            for result in results:
-                result.warnings.append("Ran out of GPU memory in a batch; the page was redone in a smaller batch.")
-            return results
-        width, height = pages[0].size
-        pixels = min(max_pixels, width * height)  # halve what the page really had, not an unused budget
-        for _attempt in range(LOWER_RESOLUTION_TRIES):
-            pixels //= 2
-            try:
-                results = self._run_batch(loaded, pages, request, stream, pixels)
-            except torch.OutOfMemoryError:
-                loaded.generator.release()
-                free_cuda_memory()
-                continue
-            for result in results:
-                result.warnings.append(
-                    f"Ran out of GPU memory; the page was read at a lower resolution ({pixels / 1e6:.1f} MP), "
-                    "so small text may be less accurate."
-                )
-            return results
-        page = pages[0]
-        width, height = page.size
-        return [
-            PageResult(
-                page_number=page.number,
-                width=width,
-                height=height,
-                engine=NAME,
-                task=request.task.value,
-                truncated=True,
-                warnings=[
-                    "Not enough GPU memory for this page even at a lower resolution; it was skipped. Close other "
-                    "programs using the GPU or lower max_pixels in the settings, then run it again."
-                ],
-            )
-        ]
 
     def _prepare(self, processor: Any, page: Page, request: RecognizeRequest, max_pixels: int) -> _PreparedPage:
         """The page resized once to what the model sees (the processor's bounds and ours),
@@ -301,15 +190,11 @@ class DotsOcrEngine(Engine):
                 eos_token_ids=loaded.eos_token_ids,
                 pad_token_id=loaded.pad_token_id,
             )
-            on_tokens = None
             streamed_row = 0 if stream is not None and 0 not in results else None
-            if streamed_row is not None:
-                last = [0]
-
-                def on_tokens(row: int, tokens: list[int]) -> None:
-                    if row == streamed_row and len(tokens) - last[0] >= STREAM_EVERY:
-                        last[0] = len(tokens)
-                        stream(processor.decode(tokens, skip_special_tokens=True))
+            on_tokens = token_streamer(
+                lambda tokens: processor.decode(tokens, skip_special_tokens=True),
+                stream if streamed_row is not None else None,
+            )
 
             generated = loaded.generator.generate(inputs, config, on_tokens)
             seconds = (time.perf_counter() - started) / len(prepared)
@@ -343,16 +228,10 @@ class DotsOcrEngine(Engine):
             region=request.region,
         )
         warnings = list(generation_warnings)
-        truncated = reading.truncated
-        if stop_reason == "repetition":
-            truncated = True
-            warnings.append("The model started repeating itself; its answer was cut where the loop began.")
-        elif stop_reason == "max_tokens":
-            truncated = True
-            warnings.append(
-                f"The answer reached the limit of {self.max_new_tokens} new tokens and may be incomplete "
-                "(raise max_new_tokens in the settings to read more)."
-            )
+        stopped = stop_warning(stop_reason, self.max_new_tokens)
+        truncated = reading.truncated or stopped is not None
+        if stopped:
+            warnings.append(stopped)
         warnings.extend(reading.warnings)
         width, height = prepared.page_size
         return PageResult(
@@ -394,12 +273,7 @@ class DotsOcrEngine(Engine):
         reading = read_page(
             text, request.task, resized_size=prepared.context, page_size=prepared.page_size, region=request.region
         )
-        warnings: list[str] = []
-        if hit_limit:
-            warnings.append(
-                f"The answer reached the limit of {self.max_new_tokens} new tokens and may be incomplete "
-                "(raise max_new_tokens in the settings to read more)."
-            )
+        warnings = [stop_warning("max_tokens", self.max_new_tokens)] if hit_limit else []
         warnings.extend(reading.warnings)
         width, height = prepared.page_size
         return PageResult(

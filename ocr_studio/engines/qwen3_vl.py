@@ -14,13 +14,12 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..results import Block, PageResult
-from ..settings import Settings
-from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
+from .base import EngineError, EngineInfo, RecognizeRequest, Task
+from .vision import VisionEngine, stop_warning, token_streamer
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -196,14 +195,12 @@ class LoadedQwen:
     weight_bytes: int
 
 
-class Qwen3VLEngine(Engine):
+class Qwen3VLEngine(VisionEngine):
     name = "qwen3-vl"
     label = "Qwen3-VL 2B"
+    model_name = "Qwen3-VL"
     default_model = "Qwen/Qwen3-VL-2B-Instruct"
     min_vram_gb = 0.0  # below this total VRAM the engine is offered with a warning
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
 
     @property
     def model_id(self) -> str:
@@ -245,33 +242,9 @@ class Qwen3VLEngine(Engine):
         }
 
     def batch_size(self, task: Task) -> int:
-        if self.settings.batch_size:
-            return max(1, int(self.settings.batch_size))
-        try:
-            import torch
-        except ImportError:
-            return 1
-        if not torch.cuda.is_available() or self.settings.device == "cpu":
-            return 1
-        free, _total = torch.cuda.mem_get_info()
-        if not self._is_loaded():  # the weights will still take their share of what is free now
-            free -= _estimated_weight_bytes(self.model_id)
         tokens = self.max_pixels // (FACTOR * FACTOR) + 200 + int(self.settings.max_new_tokens)
         per_page = tokens * _kv_bytes_per_token(self.model_id) + self.max_pixels * 120  # KV cache + prefill activations
-        usable = free - 1.5 * 1024**3
-        return int(max(1, min(8, usable // per_page)))
-
-    def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
-        if request.task not in PROMPTS:
-            raise EngineError(f"{self.label} cannot do the task {request.task.label!r}.")
-        loaded = self._load(request.status)
-        results: list[PageResult] = []
-        size = max(1, self.batch_size(request.task))
-        for start in range(0, len(pages), size):
-            chunk = list(pages[start : start + size])
-            stream = request.on_text if start == 0 else None
-            results.extend(self._recognize_with_retries(loaded, chunk, request, stream))
-        return results
+        return self.batch_pages_for_memory(per_page, _estimated_weight_bytes(self.model_id))
 
     # -- remote runtime: the same prompt and parser, the model on a server (engines/remote.py)
 
@@ -292,12 +265,7 @@ class Qwen3VLEngine(Engine):
     def parse(self, prepared, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult:
         """The model's answer for one prepared page, parsed as the local path parses it."""
         width, height = prepared.page_size
-        warnings: list[str] = []
-        if hit_limit:
-            warnings.append(
-                f"The output reached the limit of {self.max_new_tokens()} new tokens and may be incomplete "
-                "(raise max_new_tokens to read more)."
-            )
+        warnings = [stop_warning("max_tokens", self.max_new_tokens())] if hit_limit else []
         if request.task == Task.LAYOUT_TEXT:
             blocks, parse_warnings = parse_layout(text, width, height)
             warnings += parse_warnings
@@ -315,85 +283,10 @@ class Qwen3VLEngine(Engine):
             raw_text=text,
         )
 
-    # -- internals
+    # -- the model
 
-    def _key(self):
-        from ..hardware import runtime_profile
-        from ..models.manager import ModelKey
-
-        profile = runtime_profile(self.settings)
-        attention = profile.attention if profile.attention in ("sdpa", "eager", "flash_attention_2") else "sdpa"
-        return ModelKey(self.model_id, None, profile.dtype, attention), profile
-
-    def _is_loaded(self) -> bool:
-        from ..models.manager import model_manager
-
-        return model_manager().is_loaded(self._key()[0])
-
-    def _load(self, status: Callable[[str], None] | None = None) -> LoadedQwen:
-        """The cached model; the first call downloads and loads it, telling ``status`` how far it got."""
-        from ..models.manager import ModelError, model_manager, status_progress
-
-        key, profile = self._key()
-
-        def loader(key, folder) -> LoadedQwen:
-            if status is not None:
-                status(f"Loading {key.model_id} ({key.dtype}) onto the {profile.device.upper()}…")
-            return _load_qwen(folder, key, profile)
-
-        try:
-            return model_manager(self.settings).get(key, loader, progress=status_progress(status))
-        except ModelError as exc:
-            raise EngineError(str(exc)) from exc
-
-    def _recognize_with_retries(
-        self, loaded: LoadedQwen, pages: list[Page], request: RecognizeRequest, stream
-    ) -> list[PageResult]:
-        """Run a batch; on out-of-memory split it, then shrink the resolution, and say so."""
-        import torch
-
-        from ..models.manager import free_cuda_memory
-
-        try:
-            return self._run_batch(loaded, pages, request, stream, self.max_pixels)
-        except torch.OutOfMemoryError:
-            loaded.generator.release()
-            free_cuda_memory()
-        if len(pages) > 1:
-            half = len(pages) // 2
-            results = self._recognize_with_retries(loaded, pages[:half], request, stream)
-            results += self._recognize_with_retries(loaded, pages[half:], request, None)
-            for result in results:
-                result.warnings.append("Ran out of GPU memory in a batch; the page was redone in a smaller batch.")
-            return results
-        pixels = self.max_pixels
-        for _attempt in range(2):
-            pixels //= 2
-            try:
-                results = self._run_batch(loaded, pages, request, stream, pixels)
-            except torch.OutOfMemoryError:
-                loaded.generator.release()
-                free_cuda_memory()
-                continue
-            for result in results:
-                result.warnings.append(
-                    f"Ran out of GPU memory; the page was read at a lower resolution ({pixels / 1e6:.1f} MP), "
-                    "small text may be less accurate."
-                )
-            return results
-        page = pages[0]
-        width, height = page.size
-        return [
-            PageResult(
-                page_number=page.number,
-                width=width,
-                height=height,
-                engine=self.name,
-                task=request.task.value,
-                truncated=True,
-                warnings=["Not enough GPU memory for this page even at a lower resolution; it was skipped."],
-            )
-        ]
+    def _load_model(self, folder, key, profile) -> LoadedQwen:
+        return _load_qwen(folder, key, profile)
 
     def _run_batch(
         self, loaded: LoadedQwen, pages: list[Page], request: RecognizeRequest, stream, max_pixels: int
@@ -409,15 +302,7 @@ class Qwen3VLEngine(Engine):
             pad_token_id=loaded.pad_token_id,
         )
         tokenizer = loaded.processor.tokenizer
-        on_tokens = None
-        if stream is not None:
-            last = [0]
-
-            def on_tokens(row: int, tokens: list[int]) -> None:
-                if row == 0 and len(tokens) - last[0] >= STREAM_EVERY:
-                    last[0] = len(tokens)
-                    stream(tokenizer.decode(tokens, skip_special_tokens=True))
-
+        on_tokens = token_streamer(lambda tokens: tokenizer.decode(tokens, skip_special_tokens=True), stream)
         result = loaded.generator.generate(inputs, config, on_tokens)
         seconds = (time.perf_counter() - started) / len(pages)
         results = []
@@ -427,17 +312,10 @@ class Qwen3VLEngine(Engine):
                 stream(raw)
             width, height = page.image.size
             warnings = list(result.warnings)
-            truncated = False
-            reason = result.stop_reasons[row]
-            if reason == "repetition":
-                truncated = True
-                warnings.append("The model started repeating itself; the output was cut where the loop began.")
-            elif reason == "max_tokens":
-                truncated = True
-                warnings.append(
-                    f"The output reached the limit of {config.max_new_tokens} new tokens and may be incomplete "
-                    "(raise max_new_tokens to read more)."
-                )
+            stopped = stop_warning(result.stop_reasons[row], config.max_new_tokens)
+            truncated = stopped is not None
+            if stopped:
+                warnings.append(stopped)
             if request.task == Task.LAYOUT_TEXT:
                 blocks, parse_warnings = parse_layout(raw, width, height)
                 warnings += parse_warnings

@@ -1,0 +1,214 @@
+"""What the model-backed engines (Qwen3-VL, dots.ocr) share: the model from the cached
+manager with the runtime profile's dtype and attention, batches of pages, out-of-memory
+retries that never lose a page, token streaming, and the words for why a page stopped.
+
+A subclass says which model (``model_id``), how to load it (``_load_model``) and how to
+read one batch of pages with it (``_run_batch``); everything else lives here once.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..results import PageResult
+from .base import Engine, EngineError, RecognizeRequest
+
+if TYPE_CHECKING:
+    from ..documents import Page
+    from ..hardware import RuntimeProfile
+    from ..models.manager import ModelKey
+    from ..settings import Settings
+
+LOWER_RESOLUTION_TRIES = 2  # after a single page runs out of memory: halve its pixels this many times
+STREAM_EVERY = 8  # tokens between two streamed text updates
+
+
+class VisionEngine(Engine):
+    """An engine whose pages go through a vision-language model on this machine."""
+
+    name: str
+    label: str
+    model_name: str  # for messages: "Qwen3-VL", "dots.ocr"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    # -- what a subclass provides
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def max_pixels(self) -> int: ...
+
+    @abstractmethod
+    def _load_model(self, folder: Any, key: ModelKey, profile: RuntimeProfile) -> Any:
+        """Model, processor and fast generator for a checkpoint folder (kept by the manager)."""
+
+    @abstractmethod
+    def _run_batch(
+        self,
+        loaded: Any,
+        pages: list[Page],
+        request: RecognizeRequest,
+        stream: Callable[[str], None] | None,
+        max_pixels: int,
+    ) -> list[PageResult]:
+        """One batch through the model; may raise torch.OutOfMemoryError."""
+
+    def _check(self, request: RecognizeRequest) -> None:
+        """Refuse a request this engine cannot do, before anything loads."""
+        if request.task not in self.info().tasks:
+            supported = ", ".join(task.label for task in self.info().tasks)
+            raise EngineError(f"{self.model_name} cannot do {request.task.label!r}; it can do: {supported}.")
+
+    # -- the shared machinery
+
+    def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
+        self._check(request)
+        if not pages:
+            return []
+        loaded = self._load(request.status)
+        results: list[PageResult] = []
+        size = max(1, self.batch_size(request.task))
+        for start in range(0, len(pages), size):
+            chunk = list(pages[start : start + size])
+            stream = request.on_text if start == 0 else None
+            results.extend(self._recognize_with_retries(loaded, chunk, request, stream, self.max_pixels))
+        return results
+
+    def batch_pages_for_memory(self, per_page_bytes: int, weight_bytes: int, most: int = 8) -> int:
+        """Pages per batch: the setting, else what fits the free GPU memory (1 on the CPU)."""
+        if self.settings.batch_size:
+            return max(1, int(self.settings.batch_size))
+        try:
+            import torch
+        except ImportError:
+            return 1
+        if self.settings.device == "cpu" or not torch.cuda.is_available():
+            return 1
+        free, _total = torch.cuda.mem_get_info()
+        if not self._is_loaded():  # the weights will still take their share of what is free now
+            free -= weight_bytes
+        usable = free - int(1.5 * 1024**3)
+        return int(max(1, min(most, usable // max(1, per_page_bytes))))
+
+    def _key(self) -> tuple[ModelKey, RuntimeProfile]:
+        from ..hardware import runtime_profile
+        from ..models.manager import ModelKey
+
+        profile = runtime_profile(self.settings)
+        attention = profile.attention if profile.attention in ("sdpa", "eager", "flash_attention_2") else "sdpa"
+        return ModelKey(self.model_id, None, profile.dtype, attention), profile
+
+    def _is_loaded(self) -> bool:
+        from ..models.manager import model_manager
+
+        return model_manager().is_loaded(self._key()[0])
+
+    def _load(self, status: Callable[[str], None] | None = None) -> Any:
+        """The cached model; the first call downloads and loads it, telling ``status`` how far it got."""
+        from ..models.manager import ModelError, model_manager, status_progress
+
+        key, profile = self._key()
+
+        def loader(key: ModelKey, folder: Any) -> Any:
+            if status is not None:
+                status(f"Loading {key.model_id} ({key.dtype}) onto the {profile.device.upper()}…")
+            return self._load_model(folder, key, profile)
+
+        try:
+            return model_manager(self.settings).get(key, loader, progress=status_progress(status))
+        except ModelError as exc:
+            raise EngineError(f"{self.model_name} cannot be loaded: {exc}") from exc
+
+    def _recognize_with_retries(
+        self,
+        loaded: Any,
+        pages: list[Page],
+        request: RecognizeRequest,
+        stream: Callable[[str], None] | None,
+        max_pixels: int,
+    ) -> list[PageResult]:
+        """Run a batch; on out-of-memory split it, then lower the page's resolution, and say so.
+        A page that never fits comes back empty with a warning: the other pages are kept."""
+        import torch
+
+        from ..models.manager import free_cuda_memory
+
+        def release() -> None:
+            loaded.generator.release()
+            free_cuda_memory()
+
+        try:
+            return self._run_batch(loaded, pages, request, stream, max_pixels)
+        except torch.OutOfMemoryError:
+            release()
+        if len(pages) > 1:
+            half = len(pages) // 2
+            results = self._recognize_with_retries(loaded, pages[:half], request, stream, max_pixels)
+            results += self._recognize_with_retries(loaded, pages[half:], request, None, max_pixels)
+            for result in results:
+                result.warnings.append("Ran out of GPU memory in a batch; the page was redone in a smaller batch.")
+            return results
+        width, height = pages[0].size
+        pixels = min(max_pixels, width * height)  # halve what the page really had, not an unused budget
+        for _attempt in range(LOWER_RESOLUTION_TRIES):
+            pixels //= 2
+            try:
+                results = self._run_batch(loaded, pages, request, stream, pixels)
+            except torch.OutOfMemoryError:
+                release()
+                continue
+            for result in results:
+                result.warnings.append(
+                    f"Ran out of GPU memory; the page was read at a lower resolution ({pixels / 1e6:.1f} MP), "
+                    "so small text may be less accurate."
+                )
+            return results
+        return [
+            PageResult(
+                page_number=pages[0].number,
+                width=width,
+                height=height,
+                engine=self.name,
+                task=request.task.value,
+                truncated=True,
+                warnings=[
+                    "Not enough GPU memory for this page even at a lower resolution; it was skipped. Close other "
+                    "programs using the GPU or lower max_pixels in the settings, then run it again."
+                ],
+            )
+        ]
+
+
+def stop_warning(reason: str, max_new_tokens: int) -> str | None:
+    """Why a page's text may be incomplete, in the user's words (None when it ended normally)."""
+    if reason == "repetition":
+        return "The model started repeating itself; its answer was cut where the loop began."
+    if reason in ("max_tokens", "length"):
+        return (
+            f"The answer reached the limit of {max_new_tokens} new tokens and may be incomplete "
+            "(raise max_new_tokens in the settings to read more)."
+        )
+    return None
+
+
+def token_streamer(
+    decode: Callable[[list[int]], str], stream: Callable[[str], None] | None, row: int = 0
+) -> Callable[[int, list[int]], None] | None:
+    """An ``on_tokens`` callback that sends ``row``'s growing text every few tokens."""
+    if stream is None:
+        return None
+    last = [0]
+
+    def on_tokens(current: int, tokens: list[int]) -> None:
+        if current == row and len(tokens) - last[0] >= STREAM_EVERY:
+            last[0] = len(tokens)
+            stream(decode(tokens))
+
+    return on_tokens
