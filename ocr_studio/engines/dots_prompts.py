@@ -7,8 +7,7 @@ so they are kept verbatim here and nowhere else.
 
 from __future__ import annotations
 
-import math
-
+from ..models.resize import fit_to_grid
 from .base import Task
 
 CATEGORY_LIST = "['Caption', 'Footnote', 'Formula', 'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title']"  # noqa: E501
@@ -69,7 +68,6 @@ LAYOUT_TASKS = (Task.LAYOUT_TEXT, Task.LAYOUT)
 RESIZE_FACTOR = 28
 MIN_PIXELS = 3136
 MAX_PIXELS = 11_289_600
-_MAX_ASPECT_RATIO = 200
 
 
 class UnsupportedTaskError(ValueError):
@@ -96,22 +94,4 @@ def smart_resize(
 ) -> tuple[int, int]:
     """(width, height) the model sees: both multiples of ``factor``, as close to the original
     aspect ratio as the rounding allows, the area within [min_pixels, max_pixels]."""
-    if width <= 0 or height <= 0:
-        raise ValueError(f"An image of {width}×{height} pixels has nothing to read.")
-    if max(width, height) / min(width, height) > _MAX_ASPECT_RATIO:
-        raise ValueError(
-            f"An image of {width}×{height} pixels is too long and thin for dots.ocr "
-            f"(aspect ratio over {_MAX_ASPECT_RATIO}); crop it into parts."
-        )
-    max_pixels = max(max_pixels, factor * factor)
-    w = max(factor, round(width / factor) * factor)
-    h = max(factor, round(height / factor) * factor)
-    if w * h > max_pixels:
-        scale = math.sqrt(width * height / max_pixels)
-        w = max(factor, math.floor(width / scale / factor) * factor)
-        h = max(factor, math.floor(height / scale / factor) * factor)
-    elif w * h < min_pixels:
-        scale = math.sqrt(min_pixels / (width * height))
-        w = math.ceil(width * scale / factor) * factor
-        h = math.ceil(height * scale / factor) * factor
-    return w, h
+    return fit_to_grid(width, height, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)

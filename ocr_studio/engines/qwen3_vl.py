@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..models.resize import fit_to_grid
 from ..results import Block, PageResult
 from .base import EngineError, EngineInfo, RecognizeRequest, Task
 from .vision import VisionEngine, stop_warning, token_streamer
@@ -86,17 +86,7 @@ CATEGORY_ALIASES = {
 def fit_size(width: int, height: int, max_pixels: int, min_pixels: int = MIN_PIXELS) -> tuple[int, int]:
     """(width, height) rounded to multiples of 32 with the area inside [min_pixels, max_pixels],
     aspect ratio kept as closely as the rounding allows."""
-    w = max(FACTOR, round(width / FACTOR) * FACTOR)
-    h = max(FACTOR, round(height / FACTOR) * FACTOR)
-    if w * h > max_pixels:
-        beta = math.sqrt(width * height / max_pixels)
-        w = max(FACTOR, math.floor(width / beta / FACTOR) * FACTOR)
-        h = max(FACTOR, math.floor(height / beta / FACTOR) * FACTOR)
-    elif w * h < min_pixels:
-        beta = math.sqrt(min_pixels / (width * height))
-        w = math.ceil(width * beta / FACTOR) * FACTOR
-        h = math.ceil(height * beta / FACTOR) * FACTOR
-    return w, h
+    return fit_to_grid(width, height, factor=FACTOR, min_pixels=min_pixels, max_pixels=max_pixels, max_aspect=None)
 
 
 # ----------------------------------------------------------------------------- output parsing

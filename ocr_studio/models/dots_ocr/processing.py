@@ -9,13 +9,14 @@ each page's ``<|imgpad|>`` is expanded to its visual-token count (H/28)·(W/28).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
 from transformers import AutoTokenizer, BatchFeature
+
+from ..resize import fit_to_grid
 
 MIN_PIXELS = 3136
 MAX_PIXELS = 11_289_600
@@ -44,7 +45,6 @@ SPECIAL_TOKENS = (
     ASSISTANT_START,
     ASSISTANT_END,
 )
-MAX_ASPECT_RATIO = 200
 
 
 def smart_resize(
@@ -52,23 +52,8 @@ def smart_resize(
 ) -> tuple[int, int]:
     """(height, width) rounded to multiples of ``factor``, pixel count within [min_pixels, max_pixels],
     aspect ratio kept as closely as possible (the Qwen2-VL rule dots.ocr was trained with)."""
-    if height <= 0 or width <= 0:
-        raise ValueError(f"Image has no pixels ({width}×{height}).")
-    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
-        raise ValueError(
-            f"Image is {width}×{height}: an aspect ratio over {MAX_ASPECT_RATIO}:1 cannot be read; crop it first."
-        )
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
+    w, h = fit_to_grid(width, height, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    return h, w
 
 
 def _load_image_processor(path: Path):
