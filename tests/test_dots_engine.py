@@ -75,7 +75,7 @@ def assert_raw_text_is_kept(result) -> None:
 def test_info_describes_the_engine_and_warns_without_a_gpu(tiny_dots: Path, monkeypatch) -> None:
     engine = get_engine("dots-ocr", settings_for(tiny_dots))
     assert isinstance(engine, DotsOcrEngine)
-    monkeypatch.setattr("ocr_studio.engines.dots_ocr._gpu_info", lambda: GpuInfo(available=False, reason="none"))
+    monkeypatch.setattr("ocr_studio.hardware.probe", lambda: GpuInfo(available=False, reason="none"))
     info = engine.info()
     assert (info.name, info.label) == ("dots-ocr", "dots.ocr (layout + text, GPU)")
     assert info.tasks == (Task.LAYOUT_TEXT, Task.LAYOUT, Task.TEXT, Task.REGION)
@@ -83,7 +83,7 @@ def test_info_describes_the_engine_and_warns_without_a_gpu(tiny_dots: Path, monk
     assert info.needs_gpu and info.available
     assert info.reason == "no GPU: very slow on the CPU"
     gpu = GpuInfo(available=True, name="Test GPU", capability=(12, 0), total_memory_bytes=16 * 1024**3)
-    monkeypatch.setattr("ocr_studio.engines.dots_ocr._gpu_info", lambda: gpu)
+    monkeypatch.setattr("ocr_studio.hardware.probe", lambda: gpu)
     assert get_engine("dots-ocr", settings_for(tiny_dots, device="auto")).info().reason == ""
 
 

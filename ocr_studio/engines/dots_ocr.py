@@ -95,9 +95,9 @@ class DotsOcrEngine(VisionEngine):
     # -- Engine interface
 
     def info(self) -> EngineInfo:
-        gpu = _gpu_info()
+        gpu = self.gpu()
         reason = ""
-        if gpu is None or not gpu.available or self.settings.device == "cpu":
+        if not gpu.available or self.settings.device == "cpu":
             reason = "no GPU: very slow on the CPU"
         return EngineInfo(
             name=NAME,
@@ -317,12 +317,3 @@ def _load_dots(folder, key, profile) -> LoadedDots:
     # No warm-up at load: the static cache (and so the captured graph) is sized per page by its
     # prompt length, so a warm-up on a dummy image would compile a shape no page reuses.
     return LoadedDots(model, processor, generator, eos_ids, pad)
-
-
-def _gpu_info():
-    try:
-        from ..hardware import probe
-
-        return probe()
-    except Exception:
-        return None

@@ -204,9 +204,9 @@ class Qwen3VLEngine(VisionEngine):
 
     def info(self) -> EngineInfo:
         reason = ""
-        gpu = _gpu_info()
-        if gpu is None or not gpu.available:
-            why = f" ({gpu.reason})" if gpu is not None and gpu.reason else ""
+        gpu = self.gpu()
+        if not gpu.available:
+            why = f" ({gpu.reason})" if gpu.reason else ""
             reason = f"no GPU: will be very slow on the CPU{why}"
         elif self.min_vram_gb and gpu.total_memory_bytes < self.min_vram_gb * 1024**3:
             reason = (
@@ -388,15 +388,6 @@ def _load_qwen(folder, key, profile) -> LoadedQwen:
         dummy = build_inputs(processor, [Image.new("RGB", (256, 256), "white")], PROMPTS[Task.TEXT], 256 * 256)
         generator.warm_up(dummy, GenerationConfig(max_new_tokens=32, eos_token_ids=eos_ids, pad_token_id=pad))
     return loaded
-
-
-def _gpu_info():
-    try:
-        from ..hardware import probe
-
-        return probe()
-    except Exception:
-        return None
 
 
 def _kv_bytes_per_token(model_id: str) -> int:

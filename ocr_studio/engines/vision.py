@@ -17,7 +17,7 @@ from .base import Engine, EngineError, RecognizeRequest
 
 if TYPE_CHECKING:
     from ..documents import Page
-    from ..hardware import RuntimeProfile
+    from ..hardware import GpuInfo, RuntimeProfile
     from ..models.manager import ModelKey
     from ..settings import Settings
 
@@ -67,6 +67,13 @@ class VisionEngine(Engine):
             raise EngineError(f"{self.model_name} cannot do {request.task.label!r}; it can do: {supported}.")
 
     # -- the shared machinery
+
+    @staticmethod
+    def gpu() -> GpuInfo:
+        """The GPU this process found (probed once; never raises)."""
+        from .. import hardware
+
+        return hardware.probe()
 
     def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
         self._check(request)
