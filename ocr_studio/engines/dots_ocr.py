@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -206,42 +206,47 @@ class DotsOcrEngine(VisionEngine):
                 raw = processor.decode(generated.tokens[row], skip_special_tokens=True)
                 if row == streamed_row and stream is not None:
                     stream(raw)  # the final text, so the stream always ends on what is kept
+                page = prepared[row]
                 results[index] = self._page_result(
-                    prepared[row], raw, generated.stop_reasons[row], generated.warnings, request, seconds
+                    page.page.number,
+                    page.page_size,
+                    page.resized_size,
+                    raw,
+                    generated.stop_reasons[row],
+                    request,
+                    generated.warnings,
+                    seconds,
                 )
         return [results[index] for index in range(len(pages))]
 
     def _page_result(
         self,
-        prepared: _PreparedPage,
+        page_number: int,
+        page_size: tuple[int, int],
+        resized_size: tuple[int, int],
         raw: str,
         stop_reason: str,
-        generation_warnings: list[str],
         request: RecognizeRequest,
-        seconds: float,
+        generation_warnings: Sequence[str] = (),
+        seconds: float = 0.0,
     ) -> PageResult:
-        reading = read_page(
-            raw,
-            request.task,
-            resized_size=prepared.resized_size,
-            page_size=prepared.page_size,
-            region=request.region,
-        )
+        """One page's answer read into blocks (boxes mapped from the resized image to the page),
+        with why it may be incomplete."""
+        reading = read_page(raw, request.task, resized_size=resized_size, page_size=page_size, region=request.region)
         warnings = list(generation_warnings)
         stopped = stop_warning(stop_reason, self.max_new_tokens)
-        truncated = reading.truncated or stopped is not None
         if stopped:
             warnings.append(stopped)
         warnings.extend(reading.warnings)
-        width, height = prepared.page_size
+        width, height = page_size
         return PageResult(
-            page_number=prepared.page.number,
+            page_number=page_number,
             width=width,
             height=height,
             blocks=reading.blocks,
             engine=NAME,
             task=request.task.value,
-            truncated=truncated,
+            truncated=reading.truncated or stopped is not None,
             warnings=warnings,
             raw_text=raw,
             seconds=seconds,
@@ -270,23 +275,8 @@ class DotsOcrEngine(VisionEngine):
 
     def parse(self, prepared, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult:
         """The server's answer for one prepared page, read as the local path reads it."""
-        reading = read_page(
-            text, request.task, resized_size=prepared.context, page_size=prepared.page_size, region=request.region
-        )
-        warnings = [stop_warning("max_tokens", self.max_new_tokens)] if hit_limit else []
-        warnings.extend(reading.warnings)
-        width, height = prepared.page_size
-        return PageResult(
-            page_number=prepared.page_number,
-            width=width,
-            height=height,
-            blocks=reading.blocks,
-            engine=NAME,
-            task=request.task.value,
-            truncated=reading.truncated or hit_limit,
-            warnings=warnings,
-            raw_text=text,
-        )
+        stop_reason = "max_tokens" if hit_limit else "eos"
+        return self._page_result(prepared.page_number, prepared.page_size, prepared.context, text, stop_reason, request)
 
 
 class _PageError(Exception):

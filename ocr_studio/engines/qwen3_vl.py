@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -254,23 +255,42 @@ class Qwen3VLEngine(VisionEngine):
 
     def parse(self, prepared, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult:
         """The model's answer for one prepared page, parsed as the local path parses it."""
-        width, height = prepared.page_size
-        warnings = [stop_warning("max_tokens", self.max_new_tokens())] if hit_limit else []
+        return self._page_result(
+            prepared.page_number, prepared.page_size, text, "max_tokens" if hit_limit else "eos", request
+        )
+
+    def _page_result(
+        self,
+        page_number: int,
+        page_size: tuple[int, int],
+        text: str,
+        stop_reason: str,
+        request: RecognizeRequest,
+        warnings: Sequence[str] = (),
+        seconds: float = 0.0,
+    ) -> PageResult:
+        """One page's answer as blocks (``bbox_2d`` mapped to page pixels), with why it may be incomplete."""
+        width, height = page_size
+        notes = list(warnings)
+        stopped = stop_warning(stop_reason, int(self.settings.max_new_tokens))
+        if stopped:
+            notes.append(stopped)
         if request.task == Task.LAYOUT_TEXT:
             blocks, parse_warnings = parse_layout(text, width, height)
-            warnings += parse_warnings
+            notes += parse_warnings
         else:
             blocks = text_blocks(text, request.task)
         return PageResult(
-            page_number=prepared.page_number,
+            page_number=page_number,
             width=width,
             height=height,
             blocks=blocks,
             engine=self.name,
             task=request.task.value,
-            truncated=hit_limit,
-            warnings=warnings,
+            truncated=stopped is not None,
+            warnings=notes,
             raw_text=text,
+            seconds=seconds,
         )
 
     # -- the model
@@ -299,30 +319,10 @@ class Qwen3VLEngine(VisionEngine):
         for row, page in enumerate(pages):
             raw = tokenizer.decode(result.tokens[row], skip_special_tokens=True)
             if row == 0 and stream is not None:
-                stream(raw)
-            width, height = page.image.size
-            warnings = list(result.warnings)
-            stopped = stop_warning(result.stop_reasons[row], config.max_new_tokens)
-            truncated = stopped is not None
-            if stopped:
-                warnings.append(stopped)
-            if request.task == Task.LAYOUT_TEXT:
-                blocks, parse_warnings = parse_layout(raw, width, height)
-                warnings += parse_warnings
-            else:
-                blocks = text_blocks(raw, request.task)
+                stream(raw)  # the final text, so the stream always ends on what is kept
             results.append(
-                PageResult(
-                    page_number=page.number,
-                    width=width,
-                    height=height,
-                    blocks=blocks,
-                    engine=self.name,
-                    task=request.task.value,
-                    truncated=truncated,
-                    warnings=warnings,
-                    raw_text=raw,
-                    seconds=seconds,
+                self._page_result(
+                    page.number, page.image.size, raw, result.stop_reasons[row], request, result.warnings, seconds
                 )
             )
         return results
