@@ -668,6 +668,16 @@ def build_app(settings: Settings) -> gr.Blocks:
         ]
         result_outputs = [*viewer_outputs, studio.status, studio.job_id, studio.history, studio.downloads]
 
+        # what a conversion request is made of, for the Run button and the /convert API alike
+        request_inputs = [
+            studio.files,
+            studio.engine,
+            studio.task,
+            studio.pages,
+            studio.password,
+            studio.region,
+            studio.runtime_select,
+        ]
         studio.engine.change(
             studio.engine_changed,
             studio.engine,
@@ -677,15 +687,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         )
         studio.run_button.click(
             studio.run,
-            [
-                studio.files,
-                studio.engine,
-                studio.task,
-                studio.pages,
-                studio.password,
-                studio.region,
-                studio.runtime_select,
-            ],
+            request_inputs,
             result_outputs,
             api_name="run",
             show_progress="minimal",
@@ -694,15 +696,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         cancel_button.click(studio.cancel, None, studio.status, api_name="cancel", **free)
         api_trigger.click(
             studio.convert,
-            [
-                studio.files,
-                studio.engine,
-                studio.task,
-                studio.pages,
-                studio.password,
-                studio.region,
-                studio.runtime_select,
-            ],
+            request_inputs,
             [api_status, api_markdown, api_files],
             api_name="convert",
             **heavy,
