@@ -206,9 +206,8 @@ class Qwen3VLEngine(VisionEngine):
     def info(self) -> EngineInfo:
         reason = ""
         gpu = self.gpu()
-        if not gpu.available:
-            why = f" ({gpu.reason})" if gpu.reason else ""
-            reason = f"no GPU: will be very slow on the CPU{why}"
+        if not gpu.available or self.settings.device == "cpu":
+            reason = "no GPU: will be very slow on the CPU"
         elif self.min_vram_gb and gpu.total_memory_bytes < self.min_vram_gb * 1024**3:
             reason = (
                 f"{self.label} needs about {self.min_vram_gb:.0f} GB of GPU memory; this GPU has "
