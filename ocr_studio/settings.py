@@ -59,7 +59,6 @@ class Settings:
     max_new_tokens: int = 4096
     max_pixels: int = 0  # 0 = the engine's own default pixel budget
     batch_size: int = 0  # 0 = chosen from free VRAM
-    trust_remote_code: bool = False
     # remote runtime: "local" runs vision models here; "remote" sends their work to an
     # OpenAI-compatible server (vLLM, SGLang, transformers serve) at remote_url
     runtime: str = "local"
