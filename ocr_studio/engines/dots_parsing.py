@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -474,9 +475,7 @@ def to_page_bbox(bbox: BBox, resized_size: tuple[int, int], page_size: tuple[int
     None when nothing of it is on the page."""
     resized_w, resized_h = resized_size
     page_w, page_h = page_size
-    x1, y1, x2, y2 = bbox
-    x1, x2 = sorted((_clamp(x1, 0, resized_w), _clamp(x2, 0, resized_w)))
-    y1, y2 = sorted((_clamp(y1, 0, resized_h), _clamp(y2, 0, resized_h)))
+    x1, y1, x2, y2 = _within(bbox, resized_size)
     if x2 <= x1 or y2 <= y1:
         return None
     sx, sy = page_w / resized_w, page_h / resized_h
@@ -490,22 +489,26 @@ def to_resized_box(
     (what the grounding prompt expects), clamped and put in order."""
     page_w, page_h = page_size
     resized_w, resized_h = resized_size
-    x1, y1, x2, y2 = region
-    x1, x2 = sorted((_clamp(x1, 0, page_w), _clamp(x2, 0, page_w)))
-    y1, y2 = sorted((_clamp(y1, 0, page_h), _clamp(y2, 0, page_h)))
+    x1, y1, x2, y2 = _within(region, page_size)
     sx, sy = resized_w / page_w, resized_h / page_h
     return (round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy))
 
 
 def page_region(region: tuple[float, float, float, float], page_size: tuple[int, int]) -> BBox | None:
     """The user's region clamped to the page, corners in order; None when it is off the page."""
-    page_w, page_h = page_size
-    x1, y1, x2, y2 = region
-    x1, x2 = sorted((_clamp(x1, 0, page_w), _clamp(x2, 0, page_w)))
-    y1, y2 = sorted((_clamp(y1, 0, page_h), _clamp(y2, 0, page_h)))
+    x1, y1, x2, y2 = _within(region, page_size)
     if x2 <= x1 or y2 <= y1:
         return None
     return (float(x1), float(y1), float(x2), float(y2))
+
+
+def _within(box: Sequence[float], size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """A box clamped to a width × height image, corners put in order."""
+    width, height = size
+    x1, y1, x2, y2 = box
+    x1, x2 = sorted((_clamp(x1, 0, width), _clamp(x2, 0, width)))
+    y1, y2 = sorted((_clamp(y1, 0, height), _clamp(y2, 0, height)))
+    return x1, y1, x2, y2
 
 
 # --- one page -----------------------------------------------------------------------------------
