@@ -45,8 +45,8 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def qk_norm_rope(
     qkv: torch.Tensor,
-    q_weight: torch.Tensor,
-    k_weight: torch.Tensor,
+    q_weight: torch.Tensor | None,
+    k_weight: torch.Tensor | None,
     eps: float,
     cos: torch.Tensor,
     sin: torch.Tensor,
@@ -54,32 +54,15 @@ def qk_norm_rope(
     kv_heads: int,
     head_dim: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split one token's fused q/k/v projection, norm q and k per head, rotate them.
-    Returns q [B, heads, D], k and v [B, kv_heads, 1, D]."""
-    batch = qkv.shape[0]
-    q, k, v = qkv.view(batch, -1).split([heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
-    q = rms_norm(q.reshape(batch, heads, head_dim), q_weight, eps)
-    k = rms_norm(k.reshape(batch, kv_heads, head_dim), k_weight, eps)
-    cos = cos.reshape(batch, 1, head_dim)
-    sin = sin.reshape(batch, 1, head_dim)
-    q = q * cos + _rotate_half(q) * sin
-    k = k * cos + _rotate_half(k) * sin
-    return q, k.unsqueeze(2), v.reshape(batch, kv_heads, 1, head_dim)
-
-
-def qk_rope(
-    qkv: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    heads: int,
-    kv_heads: int,
-    head_dim: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``qk_norm_rope`` for decoders without q/k norm (Qwen2)."""
+    """Split one token's fused q/k/v projection, norm q and k per head (Qwen3; no weights:
+    no norm, as in Qwen2), rotate them. Returns q [B, heads, D], k and v [B, kv_heads, 1, D]."""
     batch = qkv.shape[0]
     q, k, v = qkv.view(batch, -1).split([heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
     q = q.reshape(batch, heads, head_dim)
     k = k.reshape(batch, kv_heads, head_dim)
+    if q_weight is not None and k_weight is not None:
+        q = rms_norm(q, q_weight, eps)
+        k = rms_norm(k, k_weight, eps)
     cos = cos.reshape(batch, 1, head_dim)
     sin = sin.reshape(batch, 1, head_dim)
     q = q * cos + _rotate_half(q) * sin
@@ -206,7 +189,6 @@ class FusedDecoder:
         self.rms_norm = wrap(rms_norm)
         self.add_rms_norm = wrap(add_rms_norm)
         self.qk_norm_rope = wrap(qk_norm_rope)
-        self.qk_rope = wrap(qk_rope)
         self.attention_probs = wrap(attention_probs)
         self.silu_mul = wrap(silu_mul)
 
@@ -228,11 +210,9 @@ class FusedDecoder:
         for index, (ln1, qkv_w, qkv_b, qn, kn, o_w, ln2, gate_up_w, down_w) in enumerate(self.layers):
             if mlp_out is not None:
                 residual, x = self.add_rms_norm(mlp_out, residual, ln1, self.eps)
-            qkv = F.linear(x, qkv_w, qkv_b)
-            if qn is not None:
-                q, k, v = self.qk_norm_rope(qkv, qn, kn, self.eps, cos, sin, self.heads, self.kv_heads, self.head_dim)
-            else:
-                q, k, v = self.qk_rope(qkv, cos, sin, self.heads, self.kv_heads, self.head_dim)
+            q, k, v = self.qk_norm_rope(
+                F.linear(x, qkv_w, qkv_b), qn, kn, self.eps, cos, sin, self.heads, self.kv_heads, self.head_dim
+            )
             layer_cache = cache.layers[index]
             keys, values = layer_cache.keys, layer_cache.values
             keys.index_copy_(2, write_at, k)
