@@ -268,3 +268,30 @@ def test_the_ui_api_converts_with_qwen3_vl(tmp_path, tiny_qwen3_vl):
     [page] = json.loads(exported.read_text(encoding="utf-8"))["pages"]
     assert page["engine"] == "qwen3-vl" and (page["width"], page["height"]) == (240, 160)
     assert page["raw_text"] and page["raw_text"].strip() in markdown  # random weights: some text, shown as is
+
+
+def test_the_sidebar_lists_the_loaded_model_after_a_run_and_unloads_it(tmp_path, tiny_qwen3_vl):
+    from PIL import Image
+
+    from ocr_studio.models.manager import model_manager
+    from ocr_studio.ui import build_app
+
+    settings = _settings(tmp_path, tiny_qwen3_vl)
+    model_manager(settings).unload_all()
+    studio = build_app(settings).studio
+    assert "No model loaded" in studio.loaded_models_text()
+    path = tmp_path / "page.png"
+    Image.new("RGB", (200, 120), "white").save(path)
+
+    class Request:
+        session_hash = "sidebar-test"
+
+    *_, final = studio.run([str(path)], "qwen3-vl", "text", "", "", "", "local", Request())
+    assert str(tiny_qwen3_vl) in final[studio.models]
+    choices = final[studio.model_menu]["choices"]
+    assert len(choices) == 1 and str(tiny_qwen3_vl) in choices[0][1]
+    assert str(tiny_qwen3_vl) in studio.loaded_models_text()  # what the timer refreshes
+
+    after = studio.unload_model(choices[0][1])
+    assert "No model loaded" in after[studio.models] and after[studio.model_menu]["choices"] == []
+    assert not model_manager(settings).loaded()

@@ -335,6 +335,7 @@ class Studio:
         status += f"  \n*{time.monotonic() - started:.1f} s*"
         result = self.show_job(job, status=status)
         result[self.history] = gr.update(choices=self.history_choices(), value=job.id)
+        result.update(self.models_view())  # a run may have loaded a model
         yield result
 
     def cancel(self, request: gr.Request) -> str:
@@ -469,18 +470,28 @@ class Studio:
         except Exception as exc:
             return sidebar.runtime_markdown(None, str(exc))
 
-    def models_view(self) -> dict:
-        """Models in memory (with the unload menu) and on disk."""
+    def loaded_models_text(self) -> str:
+        """Models in memory against the budget: cheap, refreshed with the GPU status."""
         try:
-            from ..models.manager import cached_models, model_manager
+            from ..models.manager import model_manager
 
             manager = model_manager(self.settings)
             loaded = manager.loaded()
-            text = sidebar.loaded_models_markdown(loaded, manager.budget() if loaded else None)
-            choices = sidebar.loaded_model_choices(loaded)
+            return sidebar.loaded_models_markdown(loaded, manager.budget() if loaded else None)
+        except Exception as exc:  # the sidebar never breaks the page
+            return f"Model list unavailable: {exc}"
+
+    def models_view(self) -> dict:
+        """Models in memory, the unload menu and the models on disk (a scan of the hub cache:
+        on page load, after a run and after an unload, not on every timer tick)."""
+        text = self.loaded_models_text()
+        try:
+            from ..models.manager import cached_models, model_manager
+
+            choices = sidebar.loaded_model_choices(model_manager(self.settings).loaded())
             disk = sidebar.disk_models_markdown(cached_models())
         except Exception as exc:  # the sidebar never breaks the page
-            text, choices, disk = f"Model list unavailable: {exc}", [], ""
+            choices, disk = [], f"Model list unavailable: {exc}"
         return {
             self.models: text,
             self.model_menu: gr.update(choices=choices, value=choices[0][1] if choices else None),
@@ -666,7 +677,15 @@ def build_app(settings: Settings) -> gr.Blocks:
             studio.json_view,
             *studio.download_buttons.values(),
         ]
-        result_outputs = [*viewer_outputs, studio.status, studio.job_id, studio.history, studio.downloads]
+        model_outputs = [studio.models, studio.model_menu, studio.disk_models]
+        result_outputs = [
+            *viewer_outputs,
+            studio.status,
+            studio.job_id,
+            studio.history,
+            studio.downloads,
+            *model_outputs,
+        ]
 
         # what a conversion request is made of, for the Run button and the /convert API alike
         request_inputs = [
@@ -744,7 +763,6 @@ def build_app(settings: Settings) -> gr.Blocks:
             lambda: gr.update(choices=studio.history_choices()), None, studio.history, api_visibility="private", **free
         )
         timer = gr.Timer(GPU_REFRESH_SECONDS)
-        model_outputs = [studio.models, studio.model_menu, studio.disk_models]
         server_check.click(studio.server_status, studio.runtime_select, studio.server, api_name="server_status", **free)
         studio.runtime_select.change(
             studio.server_status, studio.runtime_select, studio.server, api_visibility="private", **free
@@ -752,7 +770,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         if settings.remote_url:
             app.load(studio.server_status, None, studio.server, api_visibility="private", **free)
         timer.tick(studio.gpu_markdown, None, studio.gpu, api_visibility="private", **free)
-        timer.tick(studio.models_view, None, model_outputs, api_visibility="private", **free)
+        timer.tick(studio.loaded_models_text, None, studio.models, api_visibility="private", **free)
         unload_button.click(studio.unload_model, studio.model_menu, model_outputs, api_name="unload_model", **free)
         app.load(
             studio.on_load,
