@@ -221,8 +221,9 @@ class JobStore:
         job_dir = self.root / job_id
         return _job_from_state(job_dir, _read_state(job_dir))
 
-    def history(self, limit: int = 50) -> list[Job]:
-        """Jobs, newest first. Unreadable job folders are skipped."""
+    def history(self, limit: int = 50, *, pages: bool = True) -> list[Job]:
+        """Jobs, newest first. Unreadable job folders are skipped. ``pages=False`` leaves the
+        page results unread (``documents`` then holds names only): enough for a list of jobs."""
         if not self.root.is_dir():
             return []
         states = []
@@ -232,7 +233,7 @@ class JobStore:
             except JobError:
                 continue
         states.sort(key=lambda item: (float(item[1].get("created", 0)), item[0].name), reverse=True)
-        return [_job_from_state(job_dir, state) for job_dir, state in states[:limit]]
+        return [_job_from_state(job_dir, state, pages=pages) for job_dir, state in states[:limit]]
 
 
 def run_job(
@@ -485,7 +486,7 @@ def _read_state(job_dir: Path) -> dict[str, Any]:
     return state
 
 
-def _job_from_state(job_dir: Path, state: dict[str, Any]) -> Job:
+def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True) -> Job:
     spec_data = state["spec"]
     region = spec_data.get("region")
     spec = JobSpec(
@@ -507,7 +508,10 @@ def _job_from_state(job_dir: Path, state: dict[str, Any]) -> Job:
         spec=spec,
         status=status,
         created=float(state.get("created", 0.0)),
-        documents=[_load_document(job_dir, item, doc) for item, doc in zip(inputs, state["documents"], strict=True)],
+        documents=[
+            _load_document(job_dir, item, doc) if pages else DocumentResult(name=item.name, error=doc.get("error"))
+            for item, doc in zip(inputs, state["documents"], strict=True)
+        ],
         message=message,
         updated=float(state.get("updated", 0.0)),
         inputs=inputs,

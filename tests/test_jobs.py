@@ -261,6 +261,10 @@ def test_history_lists_jobs_newest_first(tmp_path, settings, engine):
     assert [job.id for job in history] == created[::-1]
     assert [texts(job) for job in history] == [[page_words(3)], [page_words(2)], [page_words(1)]]
     assert [job.id for job in store.history(limit=2)] == created[:0:-1]
+    listed = store.history(pages=False)  # what the sidebar's job list reads: no page results
+    assert [job.id for job in listed] == created[::-1]
+    assert [job.status for job in listed] == [job.status for job in history]
+    assert all(doc.name == "doc.pdf" and doc.pages == [] for job in listed for doc in job.documents)
 
 
 def test_one_bad_file_does_not_stop_the_good_one(tmp_path, settings, engine):

@@ -454,7 +454,7 @@ class Studio:
 
     def history_choices(self) -> list[tuple[str, str]]:
         try:
-            return sidebar.history_choices(self.store.history(limit=30))
+            return sidebar.history_choices(self.store.history(limit=30, pages=False))
         except Exception:
             return []
 
