@@ -228,18 +228,15 @@ class Qwen3VLEngine(VisionEngine):
             "engine": self.name,
             "model": self.model_id,
             "max_pixels": self.max_pixels,
-            "max_new_tokens": self.settings.max_new_tokens,
+            "max_new_tokens": self.max_new_tokens,
         }
 
     def batch_size(self, task: Task) -> int:
-        tokens = self.max_pixels // (FACTOR * FACTOR) + 200 + int(self.settings.max_new_tokens)
+        tokens = self.max_pixels // (FACTOR * FACTOR) + 200 + self.max_new_tokens
         per_page = tokens * _kv_bytes_per_token(self.model_id) + self.max_pixels * 120  # KV cache + prefill activations
         return self.batch_pages_for_memory(per_page, _estimated_weight_bytes(self.model_id))
 
     # -- remote runtime: the same prompt and parser, the model on a server (engines/remote.py)
-
-    def max_new_tokens(self) -> int:
-        return int(self.settings.max_new_tokens)
 
     def prepare(self, page: Page, request: RecognizeRequest):
         """The page resized as the local path resizes it, and the task's prompt."""
@@ -271,7 +268,7 @@ class Qwen3VLEngine(VisionEngine):
         """One page's answer as blocks (``bbox_2d`` mapped to page pixels), with why it may be incomplete."""
         width, height = page_size
         notes = list(warnings)
-        stopped = stop_warning(stop_reason, int(self.settings.max_new_tokens))
+        stopped = stop_warning(stop_reason, self.max_new_tokens)
         if stopped:
             notes.append(stopped)
         if request.task == Task.LAYOUT_TEXT:
@@ -306,7 +303,7 @@ class Qwen3VLEngine(VisionEngine):
         images = [page.image for page in pages]
         inputs = build_inputs(loaded.processor, images, PROMPTS[request.task], max_pixels)
         config = GenerationConfig(
-            max_new_tokens=int(self.settings.max_new_tokens),
+            max_new_tokens=self.max_new_tokens,
             eos_token_ids=loaded.eos_token_ids,
             pad_token_id=loaded.pad_token_id,
         )

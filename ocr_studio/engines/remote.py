@@ -43,7 +43,8 @@ class PromptedEngine(Protocol):
 
     def parse(self, prepared: PreparedPage, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult: ...
 
-    def max_new_tokens(self) -> int: ...  # a read-only property of that name works too
+    @property
+    def max_new_tokens(self) -> int: ...
 
     def settings_key(self) -> dict[str, object]: ...
 
@@ -88,11 +89,6 @@ class RemoteEngine(Engine):
         key["remote_model"] = self.settings.remote_model
         return key
 
-    def _token_limit(self) -> int:
-        """The local engine's max_new_tokens, whether it is a method or a property."""
-        limit = self.local.max_new_tokens
-        return int(limit() if callable(limit) else limit)
-
     def _one(self, page: Page, request: RecognizeRequest, stream: bool) -> PageResult:
         started = time.perf_counter()
         try:
@@ -112,7 +108,7 @@ class RemoteEngine(Engine):
         completion = self.client.complete(
             prepared.image,
             prepared.prompt,
-            max_tokens=self._token_limit(),
+            max_tokens=self.local.max_new_tokens,
             on_text=request.on_text if stream else None,
         )
         result = self.local.parse(

@@ -45,6 +45,11 @@ class VisionEngine(Engine):
     @abstractmethod
     def max_pixels(self) -> int: ...
 
+    @property
+    def max_new_tokens(self) -> int:
+        """The generation budget per page (dots.ocr raises the generic default)."""
+        return int(self.settings.max_new_tokens)
+
     @abstractmethod
     def _load_model(self, folder: Any, key: ModelKey, profile: RuntimeProfile) -> Any:
         """Model, processor and fast generator for a checkpoint folder (kept by the manager)."""
