@@ -202,16 +202,14 @@ def bench_common_recipe(model, config, clock, device, dtype, new_tokens: int, pa
     return row
 
 
-def bench_ours(
-    model, config, clock, device, dtype, new_tokens: int, batch: int, compile_step: bool, page_size=LETTER_200DPI
-) -> dict:
+def bench_ours(model, config, clock, device, dtype, new_tokens: int, batch: int, page_size=LETTER_200DPI) -> dict:
     inputs, info = page_inputs(*page_size, config, device, dtype, pages=batch)
     set_attention(model, "sdpa")
-    generator = FastGenerator(model, compile_step=compile_step)
+    generator = FastGenerator(model)
     gen_config = GenerationConfig(
         max_new_tokens=new_tokens, eos_token_ids=(), pad_token_id=0, suppress_token_ids=EOS_IDS, repetition=None
     )
-    row = {"recipe": f"ours ({generator.path}{', compiled' if compile_step else ''})", "batch": batch, **info}
+    row = {"recipe": f"ours ({generator.path})", "batch": batch, **info}
     try:
         generator.warm_up(inputs, gen_config)
         base = clock.reset_peak()
@@ -268,7 +266,6 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--batches", default="1,4")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="inductor-compile the decode step (slow first run)")
     parser.add_argument("--skip-common", action="store_true")
     parser.add_argument("--skip-vision", action="store_true")
     parser.add_argument("--json", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "dots.json"))
@@ -310,7 +307,7 @@ def main() -> None:
     if not args.skip_common:
         e2e.append(bench_common_recipe(model, config, clock, device, dtype, new_tokens, page_size))
     for batch in [int(b) for b in args.batches.split(",")]:
-        e2e.append(bench_ours(model, config, clock, device, dtype, new_tokens, batch, args.compile, page_size))
+        e2e.append(bench_ours(model, config, clock, device, dtype, new_tokens, batch, page_size))
     print(f"\n## End to end, Letter page at 200 DPI, {new_tokens} new tokens per page\n")
     print(
         table(

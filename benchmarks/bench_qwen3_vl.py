@@ -194,10 +194,10 @@ def run_common_recipe(model, inputs, new_tokens: int, eos: int, device: str) -> 
 
 
 def run_ours(
-    model, inputs, new_tokens: int, eos: int, device: str, compile_step: bool, fuse: bool | str = "auto", path="auto"
+    model, inputs, new_tokens: int, eos: int, device: str, fuse: bool | str = "auto", path="auto"
 ) -> dict[str, float]:
     reset_peak(device)
-    generator = FastGenerator(model, path=path, compile_step=compile_step, fuse=fuse)
+    generator = FastGenerator(model, path=path, fuse=fuse)
     config = GenerationConfig(
         max_new_tokens=new_tokens,
         eos_token_ids=(eos,),
@@ -227,7 +227,6 @@ def run_ours(
         "peak_gb": peak_gb(device),
         "compile_s": max(0.0, first_s - total),
         "path": result.path
-        + (" + inductor" if compile_step and result.path == "graphs" else "")
         + (" + fused step" if result.fused else "")
         + (" (Triton)" if result.fused and generator.compile_kernels else ""),
         "tokens": result.tokens,
@@ -245,7 +244,7 @@ def reference_tokens(model, inputs_by_batch: dict, eos: int, device: str) -> dic
     references: dict[int, list | str] = {}
     for batch, inputs in inputs_by_batch.items():
         try:
-            plain = run_ours(model, inputs, AGREEMENT_TOKENS, eos, device, False, fuse=False, path="generate")
+            plain = run_ours(model, inputs, AGREEMENT_TOKENS, eos, device, fuse=False, path="generate")
             references[batch] = plain["tokens"]
         except Exception as exc:  # noqa: BLE001 - report, keep the speed table
             references[batch] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -331,9 +330,6 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny random model (dry run, CPU is fine)")
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument(
-        "--inductor", action="store_true", help="add inductor-compiled rows (experimental: asserted on an H100)"
-    )
     parser.add_argument("--pages", default="letter,1280x992", help="letter and/or 1280x992")
     parser.add_argument("--variants", choices=("all", "fused", "own"), default="all", help="which decode steps to time")
     args = parser.parse_args()
@@ -378,15 +374,13 @@ def main() -> int:
             )
         }
         references = reference_tokens(model, {1: one, args.batch: many}, eos, device)
-        variants = [(False, True, "fused step"), (False, False, "model's own step")]
-        variants = [v for v in variants if args.variants == "all" or (v[1] == (args.variants == "fused"))]
-        if args.inductor and device == "cuda":
-            variants.append((True, False, "inductor whole step"))
-        for compile_step, fuse, label in variants:
+        variants = [(True, "fused step"), (False, "model's own step")]
+        variants = [v for v in variants if args.variants == "all" or (v[0] == (args.variants == "fused"))]
+        for fuse, label in variants:
             for batch, inputs in ((1, one), (args.batch, many)):
                 key = f"ours ({label}), batch {batch}"
                 try:
-                    rows[key] = run_ours(model, inputs, args.new_tokens, eos, device, compile_step, fuse)
+                    rows[key] = run_ours(model, inputs, args.new_tokens, eos, device, fuse)
                 except Exception as exc:  # report and go on: one failing variant must not hide the others
                     print(f"  {key} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         agreement = check_agreement(rows, references)

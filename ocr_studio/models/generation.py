@@ -3,7 +3,7 @@
 Why: ``model.generate`` with a dynamic cache is bound by the CPU launching
 ~1,400 small kernels per token. Here the KV cache is a transformers
 ``StaticCache`` (fixed addresses), the decode step is captured once as a CUDA
-graph (optionally compiled by inductor first) and replayed per token, tokens
+graph (the fused step of decode_kernels where the model allows) and replayed per token, tokens
 stay on the GPU, and the host looks at them only every ``check_every`` steps
 (EOS, runaway repetition, streaming).
 
@@ -100,7 +100,6 @@ class FastGenerator:
         model: Any,
         *,
         path: str = "auto",  # auto | graphs | eager | generate
-        compile_step: bool = False,  # inductor-compile the step before capture (EXPERIMENTAL: asserted on H100)
         cache_bucket: int = 256,  # cache lengths are rounded up to this, so graphs get reused
         fuse: bool | str = "auto",  # fused decode step: auto (graphs path, supported models) | True | False
         triton: bool = True,  # let the fused step compile Triton kernels (the profile's compile backend "inductor")
@@ -113,7 +112,6 @@ class FastGenerator:
         if path not in PATHS:
             raise ValueError(f"Unknown generation path {path!r}; choose one of {', '.join(PATHS)}")
         self.path = path
-        self.compile_step = compile_step
         self.cache_bucket = cache_bucket
         self.disabled_reason = ""  # why the fast path was given up (shown to the user)
         self._state: _DecodeState | None = None
@@ -270,7 +268,7 @@ class FastGenerator:
         ):
             self._state = None  # free the old cache before allocating the new one
             step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels) if fused else None
-            state = _DecodeState(self.model, batch, cache_len, self.device, self.dtype, graphs, self.compile_step, step)
+            state = _DecodeState(self.model, batch, cache_len, self.device, self.dtype, graphs, step)
             self._state = state
         state.reset()
 
@@ -329,7 +327,7 @@ class FastGenerator:
 class _DecodeState:
     """The static cache, the step's input/output buffers and (on CUDA) the captured graph."""
 
-    def __init__(self, model, batch: int, cache_len: int, device, dtype, graphs: bool, compile_step: bool, fused=None):
+    def __init__(self, model, batch: int, cache_len: int, device, dtype, graphs: bool, fused=None):
         from transformers import StaticCache
 
         self.model = model
@@ -352,9 +350,6 @@ class _DecodeState:
         self.mrope = False
         self.next_token = torch.zeros(batch, dtype=torch.long, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.step_fn = self._step_body
-        if compile_step:
-            self.step_fn = torch.compile(self._step_body, dynamic=False, fullgraph=False)
 
     def reset(self) -> None:
         self.cache.reset()
@@ -425,7 +420,7 @@ class _DecodeState:
 
     def step(self, out: torch.Tensor, index: int) -> None:
         if not self.graphs:
-            self.step_fn()
+            self._step_body()
         else:
             if self.graph is None:
                 self._capture()
@@ -442,12 +437,12 @@ class _DecodeState:
         with torch.cuda.stream(stream):
             for _ in range(2):
                 self._restore(saved, lengths)
-                self.step_fn()
+                self._step_body()
         torch.cuda.current_stream(self.device).wait_stream(stream)
         self._restore(saved, lengths)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self.step_fn()
+            self._step_body()
         self._restore(saved, lengths)
         self.graph = graph
 
