@@ -144,7 +144,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
-        from .ui.app import serve
+        from .ui.server import serve
     except ImportError as exc:
         _error(f"The UI cannot start: {exc}. `ocr-studio convert` works without it.")
         return EXIT_FAILED

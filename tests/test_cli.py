@@ -128,10 +128,10 @@ def test_doctor_runs_without_a_gpu(capsys):
 
 def test_serve_is_the_default_and_binds_localhost(monkeypatch, tmp_path):
     calls = []
-    fake_app = types.ModuleType("ocr_studio.ui.app")
+    fake_app = types.ModuleType("ocr_studio.ui.server")
     fake_app.serve = lambda settings, **options: calls.append((settings, options))  # type: ignore[attr-defined]
     fake_app.build_app = fake_app.launch_options = lambda *a, **k: None  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ocr_studio.ui.app", fake_app)
+    monkeypatch.setitem(sys.modules, "ocr_studio.ui.server", fake_app)
 
     assert main([]) == 0
     assert main(["serve", "--port", "8123", "--no-browser", "--workspace", str(tmp_path)]) == 0
