@@ -149,6 +149,13 @@ class Job:
         except OSError as exc:
             raise JobError(f"No image for page {page_number} of {self.inputs[document_index].name}: {exc}") from exc
 
+    def input_path(self, document_index: int) -> Path | None:
+        """The job's own copy of an input file (what exporters read the original pages from),
+        or None when it was never copied or is gone."""
+        item = self.inputs[document_index]
+        path = self.dir / item.copy if item.copy else None
+        return path if path is not None and path.is_file() else None
+
     @property
     def finished(self) -> bool:
         return self.status == "done"

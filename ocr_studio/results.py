@@ -57,13 +57,19 @@ class Block:
     bbox: BBox | None
     category: str = "Text"
     text: str = ""
+    # Where each recognised word is, when the engine knows (Tesseract does; vision models
+    # give blocks only): lets a searchable PDF place its invisible text word by word.
+    words: tuple[tuple[BBox, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "bbox": list(self.bbox) if self.bbox is not None else None,
             "category": self.category,
             "text": self.text,
         }
+        if self.words:
+            data["words"] = [[*box, word] for box, word in self.words]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Block:
@@ -72,6 +78,9 @@ class Block:
             bbox=tuple(float(v) for v in bbox) if bbox else None,  # type: ignore[arg-type]
             category=str(data.get("category") or "Text"),
             text=str(data.get("text") or ""),
+            words=tuple(
+                ((float(w[0]), float(w[1]), float(w[2]), float(w[3])), str(w[4])) for w in data.get("words") or ()
+            ),
         )
 
 
