@@ -344,6 +344,16 @@ def test_a_region_in_page_pixels_maps_into_the_resized_image_and_into_the_prompt
     assert prompt_for(Task.REGION, box) == PROMPT_GROUNDING_OCR + "[854, 1106, 1708, 2212]"
 
 
+def test_a_region_is_truncated_into_the_resized_image_as_the_official_parser_does() -> None:
+    """The official pre_process_bboxes divides by the page/resized scale and truncates:
+    120 px on this page is 120.56 resized, so the prompt says 120 (rounding said 121)."""
+    assert to_resized_box((120, 250, 1000, 1500), PAGE, RESIZED) == (120, 251, 1004, 1508)
+    scale_x, scale_y = PAGE[0] / RESIZED[0], PAGE[1] / RESIZED[1]
+    for box in [(120, 250, 1000, 1500), (7.9, 13.5, 333.3, 444.4), (1, 1, 1699, 2199)]:
+        expected = tuple(int(float(v) / s) for v, s in zip(box, (scale_x, scale_y) * 2, strict=True))
+        assert to_resized_box(box, PAGE, RESIZED) == expected
+
+
 def test_smart_resize_keeps_multiples_of_28_within_the_pixel_bounds() -> None:
     assert smart_resize(1700, 2200) == RESIZED
     for width, height in [(1700, 2200), (2480, 3508), (10000, 14000), (30, 40), (5000, 200), (27, 27)]:

@@ -486,12 +486,14 @@ def to_resized_box(
     region: tuple[float, float, float, float], page_size: tuple[int, int], resized_size: tuple[int, int]
 ) -> tuple[int, int, int, int]:
     """A box the user gave in page-image pixels as the resized image's integer pixels
-    (what the grounding prompt expects), clamped and put in order."""
+    (what the grounding prompt expects), clamped and put in order. Each coordinate is
+    divided by the page/resized scale and truncated, exactly as the official parser
+    does (rounding would move the prompt's box by a pixel from what the model was trained on)."""
     page_w, page_h = page_size
     resized_w, resized_h = resized_size
     x1, y1, x2, y2 = _within(region, page_size)
-    sx, sy = resized_w / page_w, resized_h / page_h
-    return (round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy))
+    scale_x, scale_y = page_w / resized_w, page_h / resized_h
+    return (int(x1 / scale_x), int(y1 / scale_y), int(x2 / scale_x), int(y2 / scale_y))
 
 
 def page_region(region: tuple[float, float, float, float], page_size: tuple[int, int]) -> BBox | None:
