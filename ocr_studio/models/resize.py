@@ -39,4 +39,10 @@ def fit_to_grid(
         scale = math.sqrt(min_pixels / (width * height))
         w = math.ceil(width * scale / factor) * factor
         h = math.ceil(height * scale / factor) * factor
+        if w * h > max_pixels:
+            # Rounding up to min_pixels can overshoot a max_pixels set close to it: the budget wins
+            # (the official dots.ocr rule re-checks here, scaling the rounded sides down).
+            scale = math.sqrt(w * h / max_pixels)
+            w = max(factor, math.floor(w / scale / factor) * factor)
+            h = max(factor, math.floor(h / scale / factor) * factor)
     return w, h
