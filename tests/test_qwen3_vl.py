@@ -295,3 +295,20 @@ def test_the_sidebar_lists_the_loaded_model_after_a_run_and_unloads_it(tmp_path,
     after = studio.unload_model(choices[0][1])
     assert "No model loaded" in after[studio.models] and after[studio.model_menu]["choices"] == []
     assert not model_manager(settings).loaded()
+
+
+def test_the_processor_keeps_each_page_as_resized_even_under_a_budget_below_min_pixels(tiny_qwen3_vl):
+    """With max_pixels below MIN_PIXELS the resize rule keeps the budget (it re-checks after scaling
+    up); the processor must then take each page as it is, alone or in a batch with larger pages."""
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from ocr_studio.engines.qwen3_vl import MIN_PIXELS, build_inputs
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen3_vl)
+    budget = MIN_PIXELS - 1
+    small, large = Image.new("RGB", (96, 300), "white"), Image.new("RGB", (900, 700), "white")
+    alone = build_inputs(processor, [small], "Read.", budget)["image_grid_thw"]
+    together = build_inputs(processor, [small, large], "Read.", budget)["image_grid_thw"]
+    assert alone[0].tolist() == together[0].tolist()
+    assert all(int(t * h * w) * 16 * 16 <= budget for t, h, w in together.tolist())

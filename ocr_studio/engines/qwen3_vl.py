@@ -349,8 +349,10 @@ def build_inputs(processor: Any, images: list[Image.Image], prompt: str, max_pix
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     processor.tokenizer.padding_side = "left"
-    largest = max(im.width * im.height for im in resized)
-    size = {"shortest_edge": min(MIN_PIXELS, largest), "longest_edge": max(largest, max_pixels)}
+    # bounds that let every page through as resized above: the processor must not resize again
+    # (a page under a max_pixels set below MIN_PIXELS stays under it, and a batch never changes a page)
+    areas = [im.width * im.height for im in resized]
+    size = {"shortest_edge": min(areas), "longest_edge": max(max(areas), max_pixels)}
     return dict(processor(text=[text] * len(resized), images=resized, padding=True, return_tensors="pt", size=size))
 
 
