@@ -3,6 +3,8 @@ exactly what plain ``model.generate`` gives, batched or not, and stop loops."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -167,3 +169,30 @@ def test_warm_up_prepares_the_state_the_real_run_uses(loaded):
     real = generator.generate(batch, config)
     assert generator._state is state
     assert real.stop_reasons[0] in ("eos", "max_tokens")
+
+
+@pytest.mark.parametrize("meaning", ["unpadded", "padded"])
+def test_left_padded_rows_decode_at_their_own_positions_whatever_rope_deltas_means(loaded, meaning, monkeypatch):
+    """transformers < 5.3 computed ``rope_deltas`` against the padded row length, 5.3+ against the
+    unpadded one. Decoding must not depend on which: with either meaning (the older one is
+    simulated here), every left-padded row of a batch gives what the same page gives alone."""
+    model, processor = loaded
+    base = model.model
+    if meaning == "padded":
+        original = base.get_rope_index
+
+        @functools.wraps(original)
+        def padded_meaning(input_ids, *args, **kwargs):
+            positions, _deltas = original(input_ids, *args, **kwargs)
+            top = positions.amax(dim=(0, 2)) + 1
+            return positions, (top - input_ids.shape[1]).view(-1, 1)  # relative to the padded length
+
+        monkeypatch.setattr(base, "get_rope_index", padded_meaning)
+    images = _images()
+    batch = _inputs(processor, images)
+    assert (batch["attention_mask"] == 0).any(dim=1).tolist().count(True) >= 1  # at least one padded row
+    generator = FastGenerator(model, path="eager")
+    together = generator.generate(batch, _config(processor))
+    for row, image in enumerate(images):
+        alone = generator.generate(_inputs(processor, [image]), _config(processor))
+        assert together.tokens[row] == alone.tokens[0], f"row {row} diverged from the page read alone"

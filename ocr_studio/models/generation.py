@@ -11,8 +11,8 @@ Model-agnostic: the model only needs the usual transformers forward
 (``input_ids``, ``attention_mask``, ``position_ids``, ``past_key_values``,
 vision inputs) returning ``.logits``. Positions during decode continue from the
 prefill: plain 1-D positions (count of real tokens) for Qwen2-style models, or
-M-RoPE positions (that count + ``rope_deltas``) when the model exposes
-``rope_deltas`` after prefill (Qwen2/2.5/3-VL). Paths, fastest first:
+M-RoPE positions (one past the prompt's highest position, from the model's
+``get_rope_index``) when the model exposes ``rope_deltas`` after prefill (Qwen2/2.5/3-VL). Paths, fastest first:
 ``graphs`` (CUDA graph of the step), ``eager`` (the same static-cache loop without
 graphs: CPU and the fallback), and ``generate`` (plain ``model.generate``), chosen
 automatically where a faster one fails, with the reason kept in
@@ -35,6 +35,8 @@ import torch
 log = logging.getLogger(__name__)
 
 PATHS = ("graphs", "eager", "generate")
+# what get_rope_index reads, where the model's version takes it (mm_token_type_ids: transformers 5.x)
+ROPE_INDEX_INPUTS = ("input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
 
 
 @dataclass(frozen=True)
@@ -368,7 +370,7 @@ class _DecodeState:
         real = attention_mask.sum(dim=1)
         deltas = getattr(base, "rope_deltas", None) if base is not None else None
         self.mrope = isinstance(deltas, torch.Tensor)
-        self.position.copy_(real + (deltas.view(-1).to(real) if self.mrope else 0))
+        self.position.copy_(next_mrope_positions(base, inputs) if self.mrope else real)
         self.mask[:, :prompt_len].masked_fill_(attention_mask.bool(), 0.0)
         self.write_at.fill_(prompt_len)
         # The captured graph reads eos/suppress through their addresses: keep the same tensors
@@ -476,6 +478,24 @@ def decode_kernels():
             sys.modules[name] = module
             spec.loader.exec_module(module)
     return module
+
+
+def next_mrope_positions(base: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The M-RoPE position of each row's first new token: one past the highest position of its
+    real (unpadded) prompt tokens, from the model's own ``get_rope_index``.
+
+    Why not ``attention_mask.sum() + rope_deltas``: what ``rope_deltas`` is relative to changed
+    in transformers 5.3 (the padded row length before, the unpadded one after), so that sum is
+    wrong for left-padded rows under one of them; the positions themselves mean the same in both."""
+    import inspect
+
+    rope_index = base.get_rope_index
+    parameters = inspect.signature(rope_index).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    names = [n for n in ROPE_INDEX_INPUTS if n in inputs and (takes_any or n in parameters)]
+    positions, _deltas = rope_index(**{name: inputs[name] for name in names})
+    real = inputs["attention_mask"].to(positions.device).bool()
+    return positions.masked_fill(~real.unsqueeze(0), 0).amax(dim=(0, 2)) + 1
 
 
 def _cut_at_eos(tokens: list[int], eos: tuple[int, ...]) -> tuple[list[int], str]:
