@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .results import DocumentResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXPORT_FORMATS = ("md", "txt", "json", "html", "zip")
+EXPORT_FORMATS = ("md", "txt", "json", "html", "pdf", "docx", "zip")
 ZIP_NAME = "ocr-studio.zip"
 
 
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--dpi", type=int, help="page rendering resolution (default from the settings)")
     convert.add_argument("--password", help="password of encrypted PDFs (never stored)")
-    convert.add_argument("--clean", action="store_true", help="leave page headers and footers out of md/txt/html")
+    convert.add_argument("--clean", action="store_true", help="leave page headers and footers out of md/txt/html/docx")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     commands.add_parser("doctor", parents=[common], help="show the GPU, the runtime profile and the engines")
@@ -251,7 +251,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         bars.close()
 
     out_dir = Path(args.output)
-    export_outcomes(outcomes, out_dir, formats, clean=args.clean)
+    export_outcomes(outcomes, out_dir, formats, clean=args.clean, jpeg_quality=settings.pdf_jpeg_quality)
     print_summary(outcomes, out_dir)
     return EXIT_OK if outcomes and all(o.error is None and not _page_failures(o) for o in outcomes) else EXIT_FAILED
 
@@ -300,7 +300,9 @@ def _page_failures(outcome: Outcome) -> int:
     return len(outcome.job.page_errors[0]) if outcome.job is not None and outcome.job.page_errors else 0
 
 
-def export_outcomes(outcomes: list[Outcome], out_dir: Path, formats: list[str], *, clean: bool) -> None:
+def export_outcomes(
+    outcomes: list[Outcome], out_dir: Path, formats: list[str], *, clean: bool, jpeg_quality: int | None = None
+) -> None:
     """Each converted document (or what was finished of it) as ``OUT/<stem>.<format>``;
     inputs sharing a stem become ``report``, ``report-2``...; ``zip`` bundles them all."""
     from .exporters import FORMATS, ExportError, document_folder_names, export_document, export_job_zip
@@ -323,6 +325,8 @@ def export_outcomes(outcomes: list[Outcome], out_dir: Path, formats: list[str], 
                     out_dir,
                     file_formats,
                     page_image=outcome.job.page_image,
+                    source_path=outcome.job.input_path(0),  # type: ignore[union-attr]
+                    jpeg_quality=jpeg_quality,
                     clean=clean,  # type: ignore[union-attr]
                 )
         if "zip" in formats:
@@ -333,6 +337,8 @@ def export_outcomes(outcomes: list[Outcome], out_dir: Path, formats: list[str], 
                 page_image=lambda index, number: jobs[index].page_image(0, number),  # type: ignore[union-attr]
                 clean=clean,
                 formats=file_formats or FORMATS,
+                input_path=lambda index: jobs[index].input_path(0),  # type: ignore[union-attr]
+                jpeg_quality=jpeg_quality,
             )
             for outcome in ready:
                 outcome.written.append(zip_path)

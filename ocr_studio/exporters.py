@@ -1,4 +1,5 @@
-"""File formats: a DocumentResult as .md / .txt / .json / .html, and a whole job as one .zip.
+"""File formats: a DocumentResult as .md / .txt / .json / .html / .pdf / .docx, and a whole
+job as one .zip.
 
 Picture blocks are cropped from the page images the job kept and written as PNG files
 that the Markdown and HTML link to. Every file is written atomically (temp file, then
@@ -6,6 +7,8 @@ that the Markdown and HTML link to. Every file is written atomically (temp file,
 
 The JSON export is always complete (page furniture included, raw engine output kept): it
 is the lossless format. ``clean=True`` drops page headers/footers from the reading views.
+The searchable PDF (``searchable_pdf.py``) is built from the original file when the caller
+passes it (``source_path``), else from the page images; Word comes from ``word.py``.
 """
 
 from __future__ import annotations
@@ -28,11 +31,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("md", "txt", "json", "html")
-FORMAT_LABELS = {"md": "Markdown", "txt": "Plain text", "json": "JSON", "html": "HTML"}
+FORMATS = ("md", "txt", "json", "html", "pdf", "docx")
+# The per-document formats the UI offers as downloads (the zip holds them all).
+DOCUMENT_FORMATS = FORMATS
+FORMAT_LABELS = {
+    "md": "Markdown",
+    "txt": "Plain text",
+    "json": "JSON",
+    "html": "HTML",
+    "pdf": "Searchable PDF",
+    "docx": "Word",
+}
+_BINARY_FORMATS = ("pdf", "docx")
 
 # (document_index, page_number) -> the page image the engine saw, or None when it is gone.
 PageImageSource = Callable[[int, int], "Image.Image | None"]
+# document_index -> the original input file (a job's ``Job.input_path``), or None when it is gone.
+InputPathSource = Callable[[int], "Path | None"]
 
 _UNSAFE_CHARS = re.compile(r"[^\w.\- ()+,=@\[\]]+")
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)$", re.I)
@@ -144,6 +159,11 @@ class PictureCrops(ImageRef):
         ref = super().__call__(page, index)
         return ref if ref in self.files else None
 
+    def picture(self, page: PageResult, index: int) -> bytes | None:
+        """The PNG of a picture block, or None when it could not be cropped."""
+        ref = self(page, index)
+        return self.files[ref] if ref is not None else None
+
 
 # --- views ----------------------------------------------------------------------------------
 
@@ -159,6 +179,8 @@ def render(doc: DocumentResult, fmt: str, *, clean: bool = False, image_ref: Ima
         return doc.json()
     if fmt == "html":
         return doc.html(furniture=furniture, image_ref=image_ref)
+    if fmt in _BINARY_FORMATS:
+        raise ExportError(f"{fmt} is a binary format; export_document writes it.")
     raise ExportError(f"Unknown export format {fmt!r}. Choose from: {', '.join(FORMATS)}.")
 
 
@@ -171,16 +193,36 @@ def _document_files(
     page_image: PageImageSource | None,
     clean: bool,
     images_folder: str,
+    source_path: Path | None = None,
+    jpeg_quality: int | None = None,
 ) -> dict[str, bytes]:
     """Every file of one document's export, by path relative to its folder."""
     chosen = _check_formats(formats)
     crops = (
         PictureCrops(doc, document_index, page_image, images_folder)
-        if any(f in ("md", "html") for f in chosen)
+        if any(f in ("md", "html", "docx") for f in chosen)
         else None
     )
-    files = {f"{stem}.{fmt}": render(doc, fmt, clean=clean, image_ref=crops).encode("utf-8") for fmt in chosen}
-    if crops is not None:
+    files: dict[str, bytes] = {}
+    for fmt in chosen:
+        if fmt == "pdf":
+            from .searchable_pdf import DEFAULT_JPEG_QUALITY, searchable_pdf
+
+            files[f"{stem}.pdf"] = searchable_pdf(
+                doc,
+                source_path=source_path,
+                page_image=page_image,
+                document_index=document_index,
+                jpeg_quality=DEFAULT_JPEG_QUALITY if jpeg_quality is None else jpeg_quality,
+            )
+        elif fmt == "docx":
+            from .word import word_document
+
+            assert crops is not None
+            files[f"{stem}.docx"] = word_document(doc, picture=crops.picture, clean=clean)
+        else:
+            files[f"{stem}.{fmt}"] = render(doc, fmt, clean=clean, image_ref=crops).encode("utf-8")
+    if crops is not None and any(f in ("md", "html") for f in chosen):
         files.update(crops.files)
     return files
 
@@ -194,18 +236,31 @@ def export_document(
     clean: bool = False,
     document_index: int = 0,
     images_folder: str | None = None,
+    source_path: Path | None = None,
+    jpeg_quality: int | None = None,
 ) -> list[Path]:
     """Write ``doc`` into ``out_dir`` as ``<stem>.<format>`` for each format, plus its picture
     crops in ``<stem>_images/`` (or ``images_folder``); returns the paths written.
 
     ``page_image(document_index, page_number)`` supplies page images for the crops (a job's
-    ``Job.page_image``); without it pictures are left out of the Markdown and HTML.
+    ``Job.page_image``); without it pictures are left out of the Markdown, HTML and Word.
+    ``source_path`` is the original file (``Job.input_path(document_index)``): the searchable
+    PDF keeps its pages as they are; without it the PDF is built from the page images.
+    ``jpeg_quality`` (1-100; 0 keeps images lossless) is the PDF's image quality.
     """
     out_dir = Path(out_dir)
     stem = safe_stem(doc.name)
     folder = _safe_relative_folder(images_folder) if images_folder is not None else f"{stem}_images"
     files = _document_files(
-        doc, stem, formats, document_index=document_index, page_image=page_image, clean=clean, images_folder=folder
+        doc,
+        stem,
+        formats,
+        document_index=document_index,
+        page_image=page_image,
+        clean=clean,
+        images_folder=folder,
+        source_path=source_path,
+        jpeg_quality=jpeg_quality,
     )
     root = out_dir.resolve()
     written = []
@@ -244,10 +299,13 @@ def export_job_zip(
     page_image: PageImageSource | None = None,
     clean: bool = False,
     formats: Sequence[str] = FORMATS,
+    input_path: InputPathSource | None = None,
+    jpeg_quality: int | None = None,
 ) -> Path:
-    """One .zip of a job: a folder per document holding ``<stem>.md/.txt/.json/.html`` and an
-    ``images/`` folder of picture crops. ``page_image`` is called with each document's index
-    in ``docs``. Written to a temp file and renamed into place."""
+    """One .zip of a job: a folder per document holding ``<stem>.md/.txt/.json/.html/.pdf/.docx``
+    and an ``images/`` folder of picture crops. ``page_image`` and ``input_path`` (a job's
+    ``Job.input_path``, for the searchable PDF) are called with each document's index in
+    ``docs``. Written to a temp file and renamed into place."""
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
@@ -262,10 +320,13 @@ def export_job_zip(
                     page_image=page_image,
                     clean=clean,
                     images_folder="images",
+                    source_path=_input_path(input_path, index),
+                    jpeg_quality=jpeg_quality,
                 )
                 for relative, data in files.items():
-                    # PNGs are already compressed
-                    kind = zipfile.ZIP_STORED if relative.endswith(".png") else zipfile.ZIP_DEFLATED
+                    # PNG, PDF and DOCX are already compressed
+                    packed = relative.endswith((".png", ".pdf", ".docx"))
+                    kind = zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED
                     archive.writestr(f"{folder}/{relative}", data, compress_type=kind)
         os.chmod(tmp, 0o644)
         os.replace(tmp, zip_path)
@@ -273,3 +334,13 @@ def export_job_zip(
         Path(tmp).unlink(missing_ok=True)
         raise
     return zip_path
+
+
+def _input_path(source: InputPathSource | None, index: int) -> Path | None:
+    if source is None:
+        return None
+    try:
+        return source(index)
+    except Exception as exc:  # a missing original costs the PDF its own pages, not the export
+        log.warning("No input file for document %d: %s", index, exc)
+        return None

@@ -59,6 +59,8 @@ class Settings:
     max_new_tokens: int = 4096
     max_pixels: int = 0  # 0 = the engine's own default pixel budget
     batch_size: int = 0  # 0 = chosen from free VRAM
+    # exports: JPEG quality of the searchable PDF's page images (0 keeps them lossless)
+    pdf_jpeg_quality: int = 75
     # remote runtime: "local" runs vision models here; "remote" sends their work to an
     # OpenAI-compatible server (vLLM, SGLang, transformers serve) at remote_url
     runtime: str = "local"
