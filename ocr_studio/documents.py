@@ -539,11 +539,30 @@ def _open_pdf_locked(path: Path, limits: Limits, password: str | None) -> Docume
     return Document(path, "pdf", page_count, limits, pdf=pdf)
 
 
-def _open_image_document(path: Path, limits: Limits) -> Document:
-    not_supported = (
-        f"{path.name} is not a PDF or an image that OCR Studio can read, whatever its name says; "
+def not_supported_message(name: str) -> str:
+    return (
+        f"{name} is not a PDF or an image that OCR Studio can read, whatever its name says; "
         "use PDF, PNG, JPEG, TIFF, WebP, BMP or GIF files."
     )
+
+
+def sniff(path: Path) -> str | None:
+    """"pdf", an image's format in lower case ("png"), or None when ``path`` is neither by its
+    content (or cannot be read): a job stores only what this names. Reads headers only."""
+    try:
+        with open(path, "rb") as handle:
+            if _PDF_MAGIC in handle.read(_PDF_MAGIC_WINDOW):
+                return "pdf"
+        with Image.open(path) as image:
+            return str(image.format or "").lower() or None
+    except Image.DecompressionBombError:  # an image all the same: opening it says it is too large
+        return "image"
+    except Exception:  # unreadable, or not an image: not stored
+        return None
+
+
+def _open_image_document(path: Path, limits: Limits) -> Document:
+    not_supported = not_supported_message(path.name)
     try:
         with _open_image(path, limits) as image:
             if image.format not in _IMAGE_FORMATS:

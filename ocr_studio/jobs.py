@@ -5,8 +5,12 @@ Workspace layout (``settings.workspace``)::
     jobs/<job_id>/job.json                 spec, status, per-document state (atomic writes)
     jobs/<job_id>/docs/<NN>-<stem>/page-0001.json   PageResult.to_dict()
     jobs/<job_id>/docs/<NN>-<stem>/page-0001.png    the page image the engine saw
-    jobs/<job_id>/inputs/<NN>/<name>       copies of the input files (so a job can resume
-                                           and reopen after the uploads are gone)
+    jobs/<job_id>/inputs/<NN>.<kind>       copies of the input files (so a job can resume and
+                                           reopen after the uploads are gone), under neutral
+                                           names; only PDFs and images are ever stored
+
+The server never serves the ``jobs`` folder (see SECURITY.md). Pages are opened, rendered and,
+for CPU engines, recognised in a worker process (``page_worker``) with a time budget per page.
 
 ``job_id`` is a hash of the inputs' content + engine.settings_key() + task + page
 range + dpi + region: the same request hits the same job (the cache).
@@ -41,16 +45,30 @@ if TYPE_CHECKING:
 
     from .documents import Document, Page
     from .engines.base import Engine, Task
+    from .page_worker import PageWorker
     from .settings import Settings
 
 JOB_FILE = "job.json"
 JOB_FORMAT = 1  # bump when the key or the layout changes meaning
 HASH_CHUNK = 1024 * 1024
-STATUSES = ("pending", "running", "done", "cancelled", "failed", "interrupted")
+JOB_ID = r"[0-9a-f]{8,64}"
+STATUSES = ("pending", "running", "done", "cancelled", "failed", "interrupted", "damaged")
 
 
 class JobError(Exception):
     """A job cannot be found or read. The message says which and why."""
+
+
+class WorkspaceError(JobError):
+    """The workspace cannot be written (read-only, full, gone). The message says where and why."""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, workspace: Path) -> WorkspaceError:
+        why = exc.strerror or str(exc)
+        return cls(
+            f"cannot write to the workspace {workspace} ({why}); free some space, fix its permissions "
+            "or choose another workspace."
+        )
 
 
 @dataclass
@@ -173,28 +191,50 @@ class JobStore:
         self.root = self.workspace / "jobs"
 
     def create(self, spec: JobSpec, engine: Engine, settings: Settings) -> Job:
-        """A new job, or the existing one with the same key (cache hit)."""
+        """A new job, or the existing one with the same key (cache hit). A file that is neither
+        a PDF nor an image is not stored (the run reports it); WorkspaceError when the
+        workspace cannot be written."""
+        try:
+            return self._create(spec, engine, settings)
+        except OSError as exc:
+            raise WorkspaceError.from_os_error(exc, self.workspace) from exc
+
+    def _create(self, spec: JobSpec, engine: Engine, settings: Settings) -> Job:
+        from .documents import not_supported_message, sniff
+
         files = [Path(f) for f in spec.files]
         digests = [_file_digest(f) for f in files]
         key = _job_key(spec, engine, settings, [d for d, _ in digests])
         job_id = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
         job_dir = self.root / job_id
         if (job_dir / JOB_FILE).is_file():
-            job = self.load(job_id)
-            job.spec.password = spec.password
-            return job
+            try:
+                job = self.load(job_id)
+            except JobError:  # a damaged job file: written again below, finished pages kept
+                pass
+            else:
+                job.spec.password = spec.password
+                return job
 
         inputs = []
+        documents = []
         for index, (path, (digest, size)) in enumerate(zip(files, digests, strict=True)):
             stem = _safe_name(path.stem) or "document"
             folder = f"docs/{index + 1:02d}-{stem}"
+            document = _new_document_state(path.name)
             copy = None
-            if size <= settings.limits.max_file_bytes:  # too large: documents.py says so when the job runs
-                copy = _copy_input(path, job_dir / "inputs" / f"{index + 1:02d}")
+            # too large or unreadable: documents.py says so when the job runs
+            if size <= settings.limits.max_file_bytes and not digest.startswith("unreadable:"):
+                kind = sniff(path)
+                if kind is None:
+                    document["refused"] = not_supported_message(path.name)
+                else:
+                    copy = _copy_input(path, job_dir / "inputs", f"{index + 1:02d}.{kind}")
             (job_dir / folder).mkdir(parents=True, exist_ok=True)
             inputs.append(
                 InputFile(name=path.name, source=str(path), sha256=digest, size=size, copy=copy, folder=folder)
             )
+            documents.append(document)
         now = time.time()
         state = {
             "format": JOB_FORMAT,
@@ -214,7 +254,7 @@ class JobStore:
             },
             "settings": {k: v for k, v in settings.public_dict().items() if not k.startswith("remote_api")},
             "inputs": [i.to_dict() for i in inputs],
-            "documents": [_new_document_state(i.name) for i in inputs],
+            "documents": documents,
         }
         _write_json(job_dir / JOB_FILE, state)
         job = _job_from_state(job_dir, state)
@@ -223,24 +263,40 @@ class JobStore:
 
     def load(self, job_id: str) -> Job:
         """The job as it is on disk, finished pages included; never runs anything."""
-        if not re.fullmatch(r"[0-9a-f]{8,64}", job_id or ""):
+        if not re.fullmatch(JOB_ID, job_id or ""):
             raise JobError(f"{job_id!r} is not a job id.")
         job_dir = self.root / job_id
-        return _job_from_state(job_dir, _read_state(job_dir))
+        state = _read_state(job_dir)
+        try:
+            return _job_from_state(job_dir, state)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise JobError(f"The job file {job_dir / JOB_FILE} is damaged ({type(exc).__name__}: {exc}).") from exc
 
     def history(self, limit: int = 50, *, pages: bool = True) -> list[Job]:
-        """Jobs, newest first. Unreadable job folders are skipped. ``pages=False`` leaves the
-        page results unread (``documents`` then holds names only): enough for a list of jobs."""
+        """Jobs, newest first. A job whose files cannot be read is listed with status "damaged"
+        and says why; the others are shown as usual. ``pages=False`` leaves the page results
+        unread (``documents`` then holds names only): enough for a list of jobs."""
         if not self.root.is_dir():
             return []
-        states = []
+        found: list[tuple[float, Path, dict[str, Any] | None, str]] = []
         for job_dir in self.root.iterdir():
-            try:
-                states.append((job_dir, _read_state(job_dir)))
-            except JobError:
+            if not job_dir.is_dir() or not re.fullmatch(JOB_ID, job_dir.name):
                 continue
-        states.sort(key=lambda item: (float(item[1].get("created", 0)), item[0].name), reverse=True)
-        return [_job_from_state(job_dir, state, pages=pages) for job_dir, state in states[:limit]]
+            try:
+                state = _read_state(job_dir)
+                found.append((float(state.get("created", 0)), job_dir, state, ""))
+            except (JobError, TypeError, ValueError) as exc:
+                found.append((_mtime(job_dir), job_dir, None, str(exc)))
+        found.sort(key=lambda item: (item[0], item[1].name), reverse=True)
+        jobs = []
+        for created, job_dir, state, problem in found[:limit]:
+            try:
+                if state is None:
+                    raise JobError(problem)
+                jobs.append(_job_from_state(job_dir, state, pages=pages))
+            except Exception as exc:  # one bad field never hides the other jobs
+                jobs.append(_damaged_job(job_dir, state, created, str(exc) or type(exc).__name__))
+        return jobs
 
 
 def run_job(
@@ -257,12 +313,28 @@ def run_job(
 
     An EngineError ends the job with status "failed" (finished pages kept) instead of
     raising. A second call for a job already running in this process waits for the
-    first to finish, then returns at once if it is done."""
+    first to finish, then returns at once if it is done (and every page file is whole:
+    a missing or damaged one is done again). WorkspaceError when the workspace cannot be
+    written."""
+    try:
+        return _run_job(job, engine, settings, progress, cancel)
+    except OSError as exc:
+        raise WorkspaceError.from_os_error(exc, job.dir.parent.parent) from exc
+
+
+def _run_job(
+    job: Job,
+    engine: Engine,
+    settings: Settings,
+    progress: Callable[[Progress], None] | None,
+    cancel: threading.Event | None,
+) -> Job:
     from .engines.base import EngineError
 
     with _running(job.id):
         state = _read_state(job.dir)
-        if state["status"] == "done" and not _retry_with_password(state, job.spec.password):
+        redo = _missing_pages(job.dir, state) if state["status"] == "done" else []
+        if state["status"] == "done" and not redo and not _retry_with_password(state, job.spec.password):
             return _refresh(job, state)
 
         state.update(status="running", message="", pid=os.getpid(), updated=time.time())
@@ -310,32 +382,65 @@ class _Run:
 
     def documents(self) -> str:
         """Every document in order; "done", or "cancelled" when asked to stop."""
-        for index, item in enumerate(self.inputs):
-            if self.cancel.is_set():
-                return "cancelled"
-            doc_state = self.state["documents"][index]
-            folder = self.job.dir / item.folder
-            if doc_state.get("error") and not (doc_state.get("needs_password") and self.job.spec.password):
-                continue  # recorded before; opening it again would fail the same way
-            if doc_state.get("pages") is not None and all(_page_json(folder, n).is_file() for n in doc_state["pages"]):
-                continue
-            document = self.open(index, item, doc_state)
-            if document is None:
-                continue
-            with document:
-                if not self.pages_of(index, item, doc_state, document, folder):
+        from .page_worker import Cancelled, PageWorker
+
+        where = _where_pages_run(self.engine, self.settings)
+        worker = PageWorker(self.settings, self.cancel) if where != "here" else None
+        try:
+            for index, item in enumerate(self.inputs):
+                if self.cancel.is_set():
                     return "cancelled"
+                doc_state = self.state["documents"][index]
+                folder = self.job.dir / item.folder
+                if doc_state.get("refused") and not doc_state.get("error"):
+                    self.document_failed(index, item, doc_state, doc_state["refused"])
+                    continue  # never stored, never opened
+                if doc_state.get("error") and not (doc_state.get("needs_password") and self.job.spec.password):
+                    continue  # recorded before; opening it again would fail the same way
+                if doc_state.get("pages") is not None and all(_page_done(folder, n) for n in doc_state["pages"]):
+                    continue
+                if worker is None:
+                    document = self.open(index, item, doc_state)
+                    if document is None:
+                        continue
+                    with document:
+                        finished = self.pages_of(index, item, doc_state, document, folder)
+                else:
+                    if self.open(index, item, doc_state, worker=worker) is None:
+                        continue
+                    pages = self.pages_in_worker if where == "worker" else self.pages_of
+                    finished = pages(index, item, doc_state, worker, folder)
+                if not finished:
+                    return "cancelled"
+        except Cancelled:
+            return "cancelled"
+        finally:
+            if worker is not None:
+                worker.close()
         return "done"
 
-    def open(self, index: int, item: InputFile, doc_state: dict[str, Any]) -> Document | None:
+    def open(
+        self, index: int, item: InputFile, doc_state: dict[str, Any], *, worker: PageWorker | None = None
+    ) -> Document | PageWorker | None:
+        """The document, opened here or (with ``worker``) in the page worker; None when it fails."""
         from .documents import DocumentError, open_document
 
         path = self.job.dir / item.copy if item.copy else Path(item.source)
         try:
-            return open_document(path, limits=self.settings.limits, password=self.job.spec.password)
+            if worker is not None:
+                worker.open(path, item.name, self.job.spec.password)
+                return worker
+            document = open_document(path, limits=self.settings.limits, password=self.job.spec.password)
+            document.name = item.name
+            return document
         except DocumentError as exc:
-            self.document_failed(index, item, doc_state, str(exc), needs_password=exc.needs_password)
+            message = _renamed(str(exc), path, item.name)
+            self.document_failed(index, item, doc_state, message, needs_password=exc.needs_password)
         except Exception as exc:  # one unreadable file never stops the others
+            from .page_worker import Cancelled
+
+            if isinstance(exc, Cancelled):
+                raise
             self.document_failed(index, item, doc_state, f"{item.name} could not be opened: {exc}")
         return None
 
@@ -346,24 +451,92 @@ class _Run:
         self.save_state()
         self.emit(index, item, page=None, done=0, total=0, error=message, message=message)
 
-    def pages_of(
-        self, index: int, item: InputFile, doc_state: dict[str, Any], document: Document, folder: Path
-    ) -> bool:
-        """The missing pages of one document; False when cancelled."""
+    def plan(
+        self, index: int, item: InputFile, doc_state: dict[str, Any], page_count: int, folder: Path
+    ) -> tuple[list[int], int, int] | None:
+        """(the pages still to do, pages done, pages wanted) of an opened document; None when
+        its page range is wrong (recorded as the document's error)."""
         from .documents import DocumentError, check_page_budget, parse_page_range
 
         try:
-            numbers = parse_page_range(self.job.spec.pages, document.page_count)
+            numbers = parse_page_range(self.job.spec.pages, page_count)
             check_page_budget(numbers, self.settings.limits)
         except DocumentError as exc:
             self.document_failed(index, item, doc_state, str(exc))
-            return True
-        doc_state.update(page_count=document.page_count, pages=numbers, error=None, needs_password=False)
+            return None
+        doc_state.update(page_count=page_count, pages=numbers, error=None, needs_password=False)
         self.save_state()
         folder.mkdir(parents=True, exist_ok=True)
-        todo = [n for n in numbers if not _page_json(folder, n).is_file()]
+        todo = [n for n in numbers if not _page_done(folder, n)]
         done, total = len(numbers) - len(todo), len(numbers)
         self.emit(index, item, page=None, done=done, total=total, message=f"Opened {item.name}")
+        return todo, done, total
+
+    def page_failed(
+        self,
+        index: int,
+        item: InputFile,
+        doc_state: dict[str, Any],
+        folder: Path,
+        failure: PageResult,
+        done: int,
+        total: int,
+    ) -> None:
+        """Record a page that could not be done (its PageResult carries why) and tell the caller."""
+        failure.engine, failure.task = self.engine_name, self.task.value
+        doc_state.setdefault("failed_pages", {})[str(failure.page_number)] = failure.warnings[0]
+        self.save_state()
+        _write_page(folder, failure, None)
+        self.emit(index, item, page=failure.page_number, done=done, total=total, error=failure.warnings[0])
+
+    def pages_in_worker(
+        self, index: int, item: InputFile, doc_state: dict[str, Any], worker: PageWorker, folder: Path
+    ) -> bool:
+        """The missing pages of one document, each rendered and recognised in the worker (CPU
+        engines); a page over budget fails alone. False when cancelled."""
+        from .documents import Page
+        from .page_worker import Cancelled, PageFailed
+
+        planned = self.plan(index, item, doc_state, worker.page_count, folder)
+        if planned is None:
+            return True
+        todo, done, total = planned
+        for number in todo:
+            if self.cancel.is_set():
+                return False
+
+            def on_text(text: str, number: int = number, done: int = done) -> None:
+                self.emit(index, item, page=number, done=done, total=total, partial_text=text)
+
+            try:
+                rendered = worker.recognize(number, self.engine_name, self.task, self.region, on_text=on_text)
+            except Cancelled:
+                return False
+            except PageFailed as exc:
+                done += 1
+                failure = PageResult(page_number=number, width=0, height=0, warnings=[str(exc)])
+                self.page_failed(index, item, doc_state, folder, failure, done, total)
+                continue
+            page = Page.from_image(rendered.image, number=number, dpi=self.settings.dpi, document_name=item.name)
+            page.warnings = rendered.warnings
+            assert rendered.result is not None
+            self.finish(page, rendered.result)
+            _write_page(folder, rendered.result, rendered.image)
+            done += 1
+            self.emit(index, item, page=number, done=done, total=total)
+        return not self.cancel.is_set()
+
+    def pages_of(
+        self, index: int, item: InputFile, doc_state: dict[str, Any], document: Document | PageWorker, folder: Path
+    ) -> bool:
+        """The missing pages of one document, rendered here or in the worker and recognised by
+        the engine in this process; False when cancelled."""
+        from .page_worker import Cancelled
+
+        planned = self.plan(index, item, doc_state, document.page_count, folder)
+        if planned is None:
+            return True
+        todo, done, total = planned
 
         in_flight: deque[Page] = deque()
 
@@ -374,15 +547,14 @@ class _Run:
             for number in todo:
                 if self.cancel.is_set():
                     return
-                page, failure = _render(document, number)
+                try:
+                    page, failure = _render(document, number)
+                except Cancelled:  # the worker was killed mid-page; the job stops as cancelled
+                    return
                 if page is None:
                     assert failure is not None
-                    failure.engine, failure.task = self.engine_name, self.task.value
-                    doc_state.setdefault("failed_pages", {})[str(number)] = failure.warnings[0]
-                    self.save_state()
-                    _write_page(folder, failure, None)
                     done += 1
-                    self.emit(index, item, page=number, done=done, total=total, error=failure.warnings[0])
+                    self.page_failed(index, item, doc_state, folder, failure, done, total)
                     continue
                 in_flight.append(page)
                 yield page
@@ -509,16 +681,27 @@ def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True)
     if status == "running" and not _is_alive(state.get("pid"), str(state.get("id", job_dir.name))):
         status = "interrupted"
         message = message or "The run stopped before it finished (closed or crashed); run it again to resume."
+    documents = [
+        _load_document(job_dir, item, doc) if pages else DocumentResult(name=item.name, error=doc.get("error"))
+        for item, doc in zip(inputs, state["documents"], strict=True)
+    ]
+    if status == "done" and pages:
+        missing = [
+            f"page {n} of {item.name}"
+            for item, doc, result in zip(inputs, state["documents"], documents, strict=True)
+            for n in sorted(set(doc.get("pages") or []) - {p.page_number for p in result.pages})
+        ]
+        if missing:  # never silently: the job says so, and running it again redoes those pages
+            status = "interrupted"
+            message = f"{', '.join(missing[:3])}{' …' if len(missing) > 3 else ''} missing or damaged on disk; "
+            message += "run the job again to redo it."
     return Job(
         id=job_dir.name,
         dir=job_dir,
         spec=spec,
         status=status,
         created=float(state.get("created", 0.0)),
-        documents=[
-            _load_document(job_dir, item, doc) if pages else DocumentResult(name=item.name, error=doc.get("error"))
-            for item, doc in zip(inputs, state["documents"], strict=True)
-        ],
+        documents=documents,
         message=message,
         updated=float(state.get("updated", 0.0)),
         inputs=inputs,
@@ -585,6 +768,45 @@ def _page_json(folder: Path, number: int) -> Path:
     return folder / f"page-{number:04d}.json"
 
 
+def _page_done(folder: Path, number: int) -> bool:
+    """Whether page ``number`` is on disk and whole; a missing or damaged page file means do it again."""
+    try:
+        PageResult.from_dict(json.loads(_page_json(folder, number).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def _missing_pages(job_dir: Path, state: dict[str, Any]) -> list[str]:
+    """ "page N of name" for every wanted page whose file is missing or damaged."""
+    missing = []
+    for item, doc in zip(state["inputs"], state["documents"], strict=True):
+        folder = job_dir / str(item["folder"])
+        missing += [f"page {n} of {item['name']}" for n in doc.get("pages") or [] if not _page_done(folder, n)]
+    return missing
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _damaged_job(job_dir: Path, state: dict[str, Any] | None, created: float, reason: str) -> Job:
+    """A job whose files cannot be read, as the history lists it: status "damaged", and why."""
+    spec_data = state.get("spec") if isinstance(state, dict) else None
+    spec_data = spec_data if isinstance(spec_data, dict) else {}
+    files = spec_data.get("files")
+    spec = JobSpec(
+        files=[Path(str(f)) for f in files] if isinstance(files, list) else [],
+        engine=str(spec_data.get("engine", "")),
+        task=_task("text"),
+    )
+    message = f"This job's files are damaged ({reason}); run the same files again to redo it."
+    return Job(id=job_dir.name, dir=job_dir, spec=spec, status="damaged", created=created, message=message)
+
+
 def _write_page(folder: Path, result: PageResult, image: Image.Image | None) -> None:
     """The PNG first, then the JSON: a page counts as done once its JSON exists."""
     if image is not None:
@@ -597,22 +819,27 @@ def _write_page(folder: Path, result: PageResult, image: Image.Image | None) -> 
     _write_atomic(_page_json(folder, result.page_number), payload)
 
 
-def _render(document: Document, number: int) -> tuple[Page | None, PageResult | None]:
+def _render(document: Document | PageWorker, number: int) -> tuple[Page | None, PageResult | None]:
     """(the page with its image rendered, None), or (None, a PageResult saying why it
-    failed): a broken page fails alone instead of taking its batch with it."""
+    failed): a broken page fails alone instead of taking its batch with it. A cancel while
+    the worker renders raises ``page_worker.Cancelled``."""
+    from .page_worker import Cancelled, PageFailed, WorkerPage
+
     page = None
     try:
         page = document.page(number)
         page.image  # noqa: B018  (rendered once and cached by the page)
         return page, None
+    except Cancelled:
+        raise
     except Exception as exc:
         width = height = 0
-        if page is not None:
+        if page is not None and not isinstance(page, WorkerPage):  # a worker page's size needs its image
             try:
                 width, height = page.size
             except Exception:
                 pass
-        message = f"Page {number} could not be rendered: {exc}"
+        message = str(exc) if isinstance(exc, PageFailed) else f"Page {number} could not be rendered: {exc}"
         return None, PageResult(page_number=number, width=width, height=height, warnings=[message])
 
 
@@ -634,11 +861,12 @@ def _file_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _copy_input(path: Path, folder: Path) -> str | None:
-    """Copy ``path`` into ``folder`` under its own name (so messages about the copy name the
-    file the user knows) via a temp file + rename; None when it cannot be read."""
+def _copy_input(path: Path, folder: Path, name: str) -> str | None:
+    """Copy ``path`` into ``folder`` as ``name`` (neutral: ``01.pdf``, never the uploader's
+    name) via a temp file + rename; the path relative to the job folder, or None when the
+    file cannot be read. Messages about the copy name the original (``_renamed``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
+    target = folder / name
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".copy.", suffix=".tmp")
     os.close(fd)
     try:
@@ -647,7 +875,29 @@ def _copy_input(path: Path, folder: Path) -> str | None:
     except OSError:
         Path(tmp).unlink(missing_ok=True)
         return None
-    return target.relative_to(folder.parent.parent).as_posix()
+    return target.relative_to(folder.parent).as_posix()
+
+
+def _renamed(message: str, path: Path, name: str) -> str:
+    """A message about the job's copy (``inputs/01.pdf``) naming the file the user knows."""
+    return message.replace(str(path), name).replace(path.name, name)
+
+
+def _where_pages_run(engine: Engine, settings: Settings) -> str:
+    """Where a job's pages are handled: "worker" (opened, rendered and recognised in the page
+    worker: CPU engines it can build again by name), "render" (opened and rendered there, the
+    engine runs here: GPU and remote engines), or "here" (a CPU engine object the worker cannot
+    build, e.g. a test double around an engine: it needs the document in this process)."""
+    from .engines import get_engine
+
+    info = engine.info()
+    if info.needs_gpu:
+        return "render"
+    try:
+        rebuilt = get_engine(info.name, settings)
+    except Exception:
+        return "here"
+    return "worker" if type(rebuilt) is type(engine) else "here"
 
 
 def _job_key(spec: JobSpec, engine: Engine, settings: Settings, digests: list[str]) -> dict[str, Any]:

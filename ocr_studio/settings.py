@@ -37,11 +37,18 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     max_upload_mb: int = 200
+    # a per-launch token in the URL the launcher opens (then a session cookie); turn it off only
+    # to script the API without it (gradio_client): the Host and Origin checks stay either way
+    require_token: bool = True
+    allowed_hosts: str = ""  # extra host names the server answers to, comma-separated (loopback always)
     # documents
     dpi: int = 200
     max_file_mb: int = 200
     max_pages: int = 2000
     max_image_megapixels: int = 200
+    # pages are opened, rendered (and OCR'd by CPU engines) in a worker process with these limits
+    page_timeout: float = 120.0  # seconds per page; a page over it fails alone
+    worker_memory_mb: int = 8192  # the worker's address-space limit where the OS allows (0 = none)
     # engines
     engine: str = "text-layer"
     tesseract_language: str = "eng"

@@ -40,12 +40,16 @@ def make_pdf(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def start_server(workspace: Path, **overrides: object):
-    """Build and launch the app on a free local port; returns (app, url)."""
-    settings = Settings(workspace=workspace, **overrides)  # type: ignore[arg-type]
-    app = build_app(settings)
-    app.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, port=free_port()))
-    return app, app.local_url
+def start_server(workspace: Path, *, token: bool = False, **overrides: object):
+    """Start the studio the way ``ocr-studio serve`` does (guarded FastAPI app, uvicorn) on a free
+    local port; returns (server, url). ``token``: require the per-launch token (the url then
+    carries it, as the launcher's does; ``server.headers`` lets a script in). Off by default
+    here: these tests script the API, the mode ``require_token = false`` is documented for."""
+    from ocr_studio.ui.server import start
+
+    settings = Settings(workspace=workspace, require_token=token, **overrides)  # type: ignore[arg-type]
+    server = start(settings, port=free_port())
+    return server, server.url
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +142,12 @@ def test_launch_options_are_private_and_limited(tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path / "ws", max_upload_mb=7)
     options = launch_options(settings)
     assert options["server_name"] == "127.0.0.1"
-    assert options["share"] is False
+    assert "share" not in options  # mounted on our own server: there is no share tunnel to open
     assert options["max_file_size"] == "7mb"
-    assert options["allowed_paths"] == [str((tmp_path / "ws").resolve())]
+    workspace = (tmp_path / "ws").resolve()
+    assert options["allowed_paths"] == [str(workspace / "exports")]  # never the jobs (inputs, pages, JSON)
+    assert options["blocked_paths"] == [str(workspace / "jobs")]
+    assert Settings().require_token is True  # the token is on unless a script turns it off
 
 
 def test_sidebar_says_plainly_when_there_is_no_gpu() -> None:

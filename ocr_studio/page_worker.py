@@ -1,0 +1,462 @@
+"""Documents opened, pages rendered and (for CPU engines) recognised in a worker process.
+
+Why a process: MuPDF and Tesseract hold the GIL (and MuPDF its own lock) for as long as a
+page takes, and a hostile page can take hours (nested form XObjects, each drawing the next
+ten times, render for ever from 2.5 KB) or gigabytes. In a worker, the job waits on a pipe,
+so the server stays responsive; the worker gets a time budget per page
+(``settings.page_timeout``) and an address-space limit (``settings.worker_memory_mb``, where
+the OS has RLIMIT_AS); a page over budget fails alone ("page 3 took longer than 120 s to
+render") and the worker is killed and started again for the next page; Cancel kills it at
+once. MuPDF never parses an input file inside the server process.
+
+The worker is one process per job run (``python -m ocr_studio.page_worker``: a fresh
+interpreter, so nothing of the caller's ``__main__`` runs again); it keeps one document open at
+a time. Requests and answers are pickled tuples, length-prefixed, on the worker's stdin and
+stdout (a thread here reads them into a queue, so waiting never holds the GIL): ("ok", ...) or
+an error tuple, with ("text", ...) and ("phase", ...) news in between.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .documents import DocumentError, Page
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .engines.base import Task
+    from .results import PageResult
+    from .settings import Settings
+
+POLL_SECONDS = 0.05  # how often a wait looks at the cancel flag
+_FRAME = struct.Struct("!Q")  # the length of each pickled message
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Channel:
+    """Pickled messages over a pair of byte streams (the worker's stdin/stdout)."""
+
+    def __init__(self, reader: Any, writer: Any):
+        self.reader, self.writer = reader, writer
+
+    def send(self, message: tuple) -> None:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self.writer.write(_FRAME.pack(len(payload)) + payload)
+        self.writer.flush()
+
+    def recv(self) -> tuple:
+        """The next message; EOFError when the other side is gone."""
+        header = self._exactly(_FRAME.size)
+        return pickle.loads(self._exactly(_FRAME.unpack(header)[0]))
+
+    def _exactly(self, count: int) -> bytes:
+        chunks, left = [], count
+        while left:
+            chunk = self.reader.read(left)
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+
+class Cancelled(Exception):
+    """The job was cancelled while the worker was busy; the worker was killed."""
+
+
+class PageFailed(Exception):
+    """One page could not be done (over its time budget, or the worker died on it).
+    The message names the page and says why; the job goes on with the next page."""
+
+
+@dataclass
+class Rendered:
+    """A page the worker rendered (and recognised, when asked to)."""
+
+    image: Image.Image
+    warnings: list[str] = field(default_factory=list)
+    result: PageResult | None = None
+
+
+class WorkerPage(Page):
+    """A page of a document open in the worker: its image is rendered there, on first use."""
+
+    def __init__(self, worker: PageWorker, number: int, dpi: int):
+        super().__init__(worker.name, number, dpi)
+        self._worker = worker
+
+    def _render(self) -> Image.Image:
+        rendered = self._worker.render(self.number)
+        self.warnings = rendered.warnings
+        return rendered.image
+
+    def _header_size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+class PageWorker:
+    """The parent's handle on one worker process: open a document, render or recognise its pages.
+
+    Every wait is bounded by ``settings.page_timeout`` and watches ``cancel``; a worker that is
+    killed (budget, cancel) or dies (out of memory, a crash) is started again on next use and
+    reopens the current document. Use as a context manager, or call ``close``."""
+
+    def __init__(self, settings: Settings, cancel: threading.Event | None = None):
+        self.settings = settings
+        self.cancel = cancel or threading.Event()
+        self.budget = float(getattr(settings, "page_timeout", 120.0) or 120.0)
+        self.name = ""
+        self.page_count = 0
+        self._opened: tuple[Path, str, str | None] | None = None
+        self._process: subprocess.Popen | None = None
+        self._channel: Channel | None = None
+        self._inbox: queue.Queue[tuple | None] = queue.Queue()
+        self._live_document = False  # whether the running process has the document open
+
+    # ----- the document -------------------------------------------------------------------
+
+    def open(self, path: Path, name: str, password: str | None = None) -> int:
+        """Open ``path`` (shown to the user as ``name``) in the worker; its page count.
+        Raises DocumentError as ``open_document`` would, with ``name`` in the message."""
+        self._opened = (Path(path), name, password)
+        self.name = name
+        self._live_document = False
+        self.page_count = self._ensure_document(f"{name} took longer than {self.budget:.0f} s to open")
+        return self.page_count
+
+    def page(self, number: int, *, dpi: int | None = None) -> Page:
+        if not 1 <= number <= self.page_count:
+            raise DocumentError(f"{self.name} has no page {number}; its pages are 1-{self.page_count}.")
+        return WorkerPage(self, number, dpi or self.settings.limits.dpi)
+
+    def render(self, number: int) -> Rendered:
+        """Page ``number``'s image; PageFailed when it is over budget or kills the worker."""
+        reply = self._page_request(("render", number), number)
+        return Rendered(image=_image(reply[1]), warnings=list(reply[2]))
+
+    def recognize(
+        self,
+        number: int,
+        engine: str,
+        task: Task,
+        region: tuple[float, float, float, float] | None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Rendered:
+        """Render page ``number`` and run the CPU engine ``engine`` on it, both in the worker."""
+        from .results import PageResult
+
+        reply = self._page_request(("recognize", number, engine, task.value, region), number, on_text=on_text)
+        return Rendered(image=_image(reply[1]), warnings=list(reply[2]), result=PageResult.from_dict(reply[3]))
+
+    # ----- the process ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._channel is not None and self._process is not None and self._process.poll() is None:
+            try:
+                self._channel.send(("exit",))
+                self._process.wait(timeout=2)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Stop the worker now, whatever it is doing (MuPDF mid-page included)."""
+        process, self._process, self._channel = self._process, None, None
+        self._live_document = False
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            try:
+                stream.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+    def __enter__(self) -> PageWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), environment.get("PYTHONPATH")]))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ocr_studio.page_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=environment,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        )
+        channel = Channel(process.stdout, process.stdin)
+        inbox: queue.Queue[tuple | None] = queue.Queue()
+
+        def read() -> None:
+            try:
+                while True:
+                    inbox.put(channel.recv())
+            except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+                inbox.put(None)
+
+        threading.Thread(target=read, name="ocr-studio-page-worker-reader", daemon=True).start()
+        memory = int(getattr(self.settings, "worker_memory_mb", 0) or 0)
+        channel.send(("settings", self.settings, memory))
+        self._process, self._channel, self._inbox = process, channel, inbox
+
+    def _ensure_document(self, slow: str) -> int:
+        """A running worker with the current document open; its page count."""
+        if self._process is None or self._process.poll() is not None:
+            self.kill()
+            self._start()
+        if self._live_document:
+            return self.page_count
+        assert self._opened is not None
+        path, name, password = self._opened
+        try:
+            reply = self._ask(("open", str(path), name, password), slow=slow, died=f"{name} could not be opened")
+        except PageFailed as exc:
+            raise DocumentError(str(exc), path=path) from None
+        self._live_document = True
+        return int(reply[1])
+
+    def _page_request(self, request: tuple, number: int, *, on_text: Callable[[str], None] | None = None) -> tuple:
+        page = f"page {number}"
+        self._ensure_document(f"{self.name} took longer than {self.budget:.0f} s to open again for {page}")
+        return self._ask(
+            request,
+            slow=f"{page} took longer than {self.budget:.0f} s to {{phase}}",
+            died=f"{page} could not be rendered",
+            on_text=on_text,
+        )
+
+    def _ask(self, request: tuple, *, slow: str, died: str, on_text: Callable[[str], None] | None = None) -> tuple:
+        """Send ``request`` and wait for its answer within the budget (see the class docstring)."""
+        assert self._channel is not None and self._process is not None
+        process, inbox = self._process, self._inbox
+        phase = "render"
+        try:
+            self._channel.send(request)
+        except (OSError, ValueError):
+            self.kill()
+            raise PageFailed(f"{died}: the page worker stopped.") from None
+        deadline = time.monotonic() + self.budget
+        while True:
+            if self.cancel.is_set():
+                self.kill()
+                raise Cancelled()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise PageFailed(
+                    slow.format(phase="recognise" if phase == "recognize" else phase)
+                    + " (the limit is page_timeout in the settings); it was stopped and the job went on."
+                )
+            try:
+                message = inbox.get(timeout=min(POLL_SECONDS, remaining))
+            except queue.Empty:
+                continue
+            if message is None:  # the worker is gone: crashed, or killed for its memory
+                try:
+                    code = process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    code = None
+                self.kill()
+                raise PageFailed(f"{died}: the page worker stopped ({_exit_reason(code)}).")
+            kind = message[0]
+            if kind == "text":
+                if on_text is not None:
+                    on_text(message[1])
+            elif kind == "phase":
+                phase = message[1]
+            elif kind == "ok":
+                return message
+            elif kind == "document-error":
+                if request[0] == "open":
+                    raise DocumentError(message[1], needs_password=bool(message[2]))
+                raise PageFailed(message[1])
+            elif kind == "engine-error":
+                from .engines.base import EngineError
+
+                raise EngineError(message[1])
+            else:
+                raise PageFailed(f"{died}: {message[1]}")
+
+
+def _image(data: tuple[str, tuple[int, int], bytes]) -> Image.Image:
+    from PIL import Image
+
+    mode, size, raw = data
+    return Image.frombytes(mode, size, raw)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "no exit code"
+    if code < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}; it may have run out of memory" if name == "SIGKILL" else f"killed by {name}"
+    return f"exit code {code}"
+
+
+# --- the worker process --------------------------------------------------------------------
+
+
+def main() -> None:
+    """The worker process: its protocol stream is the original stdout; anything a library prints
+    goes to stderr instead, so it cannot corrupt a message."""
+    _die_with_parent()
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    conn = Channel(sys.stdin.buffer, protocol)
+    try:
+        first = conn.recv()
+    except EOFError:
+        return
+    _, settings, memory_mb = first
+    _serve(conn, settings, memory_mb)
+
+
+def _serve(conn: Channel, settings: Settings, memory_mb: int) -> None:
+    """The worker's loop: one request at a time until the pipe closes or ("exit",)."""
+    from .documents import open_document
+
+    _limit_memory(memory_mb)
+    document = None
+    engines: dict[str, Any] = {}
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        kind = request[0]
+        if kind == "exit":
+            return
+        try:
+            if kind == "open":
+                _, path, name, password = request
+                if document is not None:
+                    document.close()
+                    document = None
+                try:
+                    document = open_document(path, limits=settings.limits, password=password)
+                except DocumentError as exc:
+                    message = _renamed(str(exc), Path(path), name)
+                    raise DocumentError(message, needs_password=exc.needs_password) from None
+                document.name = name
+                conn.send(("ok", document.page_count))
+            elif kind == "render":
+                page = _page(document, request[1])
+                image = page.image
+                conn.send(("ok", (image.mode, image.size, image.tobytes()), page.warnings))
+                page.release()
+            elif kind == "recognize":
+                _, number, engine_name, task, region = request
+                page = _page(document, number)
+                image = page.image
+                conn.send(("phase", "recognize"))
+                result = _recognize(engines, settings, engine_name, task, region, page, conn)
+                conn.send(("ok", (image.mode, image.size, image.tobytes()), page.warnings, result.to_dict()))
+                page.release()
+            else:
+                conn.send(("error", f"unknown request {kind!r}"))
+        except DocumentError as exc:
+            conn.send(("document-error", str(exc), exc.needs_password))
+        except MemoryError:
+            limit = f" (worker_memory_mb = {memory_mb})" if memory_mb else ""
+            conn.send(("error", f"it needs more memory than the page worker may use{limit}"))
+        except Exception as exc:
+            from .engines.base import EngineError
+
+            if isinstance(exc, EngineError):
+                conn.send(("engine-error", str(exc)))
+            else:
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _page(document: Any, number: int) -> Page:
+    if document is None:
+        raise DocumentError("no document is open in the page worker.")
+    return document.page(number)
+
+
+def _recognize(
+    engines: dict[str, Any],
+    settings: Settings,
+    name: str,
+    task: str,
+    region: Any,
+    page: Page,
+    conn: Channel,
+) -> PageResult:
+    from .engines import get_engine
+    from .engines.base import EngineError, RecognizeRequest, Task
+
+    if name not in engines:
+        engines[name] = get_engine(name, settings)
+    request = RecognizeRequest(
+        Task(task), tuple(region) if region else None, on_text=lambda text: conn.send(("text", text))
+    )
+    results = list(engines[name].recognize_stream(iter([page]), request))
+    if len(results) != 1:
+        raise EngineError(f"The {name} engine returned {len(results)} results for one page; report this engine bug.")
+    return results[0]
+
+
+def _renamed(message: str, path: Path, name: str) -> str:
+    """Messages about the job's copy (``inputs/01.pdf``) name the file the user knows."""
+    return message.replace(str(path), name).replace(path.name, name)
+
+
+def _limit_memory(megabytes: int) -> None:
+    if megabytes <= 0:
+        return
+    try:
+        import resource
+    except ImportError:  # Windows: no RLIMIT_AS
+        return
+    limit = megabytes * 1024 * 1024
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def _die_with_parent() -> None:
+    """On Linux, the kernel kills the worker when the server dies, even mid-page."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent is already gone
+            os._exit(0)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    main()
