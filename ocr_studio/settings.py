@@ -51,7 +51,10 @@ class Settings:
     worker_memory_mb: int = 8192  # the worker's address-space limit where the OS allows (0 = none)
     # engines
     engine: str = "text-layer"
-    tesseract_language: str = "eng"
+    # Tesseract languages of the text-layer engine's OCR, e.g. "eng+rus"; "" = auto: the installed
+    # packs among those the studio offers (engines.tesseract.SUPPORTED_LANGUAGES)
+    ocr_languages: str = ""
+    tesseract_language: str = ""  # the old name of ocr_languages, still read when that is empty
     # runtime profile overrides ("auto" = chosen from the GPU)
     device: str = "auto"  # auto | cuda | cpu
     dtype: str = "auto"  # auto | bfloat16 | float16 | float32

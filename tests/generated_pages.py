@@ -201,14 +201,16 @@ def two_column_pdf(path: Path, paragraphs: list[str] | None = None) -> Generated
     return GeneratedPage(path=path, text="\n\n".join(paragraphs))
 
 
-def truncated_pdf(path: Path, *, pages: int = 10, keep_bytes: int = 5000) -> Path:
+def truncated_pdf(path: Path, *, pages: int = 10, keep_bytes: int = 3000) -> Path:
     """A text PDF of ``pages`` pages cut after its first ``keep_bytes`` bytes, as a broken
-    download would leave it: MuPDF repairs it on open and most pages come out blank."""
+    download leaves it: the page objects come first in the file, their text after them, so
+    MuPDF repairs the file on open, finds every page, and most pages come out blank."""
     doc = pymupdf.open()
-    for number in range(1, pages + 1):
-        page = doc.new_page(width=400, height=300)
-        _fit_text(page, pymupdf.Rect(30, 30, 370, 270), [f"Page {number}.", *EN_PARAGRAPHS[:2]], 9)
-    data = doc.tobytes(garbage=0, deflate=False, use_objstms=0)
+    for _ in range(pages):  # every page object first...
+        doc.new_page(width=400, height=300)
+    for number, page in enumerate(doc, start=1):  # ...then each page's text, in later objects
+        page.insert_textbox(pymupdf.Rect(30, 30, 370, 270), f"Page {number}. " + EN_PARAGRAPHS[0], fontsize=9)
+    data = doc.tobytes(garbage=0, deflate=True, use_objstms=0)
     doc.close()
     path.write_bytes(data[:keep_bytes])
     return path

@@ -3,19 +3,26 @@ clear message when neither is possible."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pymupdf
 import pytest
 from PIL import Image
 
+from benchmarks import bench_text_layer as bench
 from ocr_studio.documents import Limits, open_document
-from ocr_studio.engines import get_engine
+from ocr_studio.engines import get_engine, page_layout, tesseract
 from ocr_studio.engines import text_layer as text_layer_module
 from ocr_studio.engines.base import RecognizeRequest, Task
 from ocr_studio.engines.text_layer import NO_TESSERACT, TextLayerEngine
+from ocr_studio.exporters import export_document
+from ocr_studio.results import DocumentResult, PageResult
 from ocr_studio.settings import Settings
+from tests import generated_pages
 
+TEXT_FORMATS = ("md", "txt", "json", "html")
 OCR_LINES = ["The quick brown fox jumps", "over the lazy dog 1234."]
 
 
@@ -155,11 +162,12 @@ def test_tesseract_reads_an_image_without_text_layer(tmp_path: Path) -> None:
 
 
 def test_without_tesseract_an_image_page_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text_layer_module, "find_tessdata", lambda: None)
+    monkeypatch.setattr(tesseract, "find_tessdata", lambda: None)
     image = make_image_of_text(tmp_path / "scan.png", OCR_LINES, dpi=72)
     _, [result] = recognize(image)
     assert result.blocks == []
     assert result.warnings == [NO_TESSERACT]
+    assert "sudo apt install tesseract-ocr" in NO_TESSERACT and "brew install tesseract" in NO_TESSERACT
     assert "Tesseract is not installed" in NO_TESSERACT and "dots.ocr or Qwen3-VL" in NO_TESSERACT
     info = TextLayerEngine(Settings()).info()
     assert info.available and not info.needs_gpu and "not installed" in info.reason
@@ -169,13 +177,24 @@ def test_without_tesseract_an_image_page_says_what_to_do(tmp_path: Path, monkeyp
     assert [b.text for b in result.blocks] == ["still readable"] and not result.warnings
 
 
-def test_missing_tesseract_language_is_named(tmp_path: Path) -> None:
+def test_missing_language_names_its_package_on_each_system(tmp_path: Path) -> None:
     if text_layer_module.find_tessdata() is None:
         pytest.skip("Tesseract OCR is not installed here")
-    image = make_image_of_text(tmp_path / "scan.png", OCR_LINES, dpi=72)
-    _, [result] = recognize(image, settings=Settings(tesseract_language="xyz"))
-    assert result.blocks == []
-    assert len(result.warnings) == 1 and "'xyz'" in result.warnings[0]
+    image = make_image_of_text(tmp_path / "scan.png", OCR_LINES)
+    _, [result] = recognize(image, settings=Settings(ocr_languages="xyz"))
+    assert result.blocks == []  # nothing it could read with
+    [warning] = result.warnings
+    assert "(xyz)" in warning and "sudo apt install tesseract-ocr-xyz" in warning  # Debian
+    assert "UB-Mannheim" in warning and "brew install tesseract-lang" in warning  # Windows, macOS
+    assert "--lang" in warning and "ocr_languages" in warning
+    # with one language installed and one missing, it reads with the one it has, and says so
+    _, [result] = recognize(image, settings=Settings(ocr_languages="eng+xyz"))
+    assert character_error_rate("\n".join(b.text for b in result.blocks), " ".join(OCR_LINES)) < 0.05
+    assert len(result.warnings) == 1 and "tesseract-ocr-xyz" in result.warnings[0]
+    # a code that cannot be a language is refused with an example of what to write
+    _, [result] = recognize(image, settings=Settings(ocr_languages="english!"))
+    assert result.blocks == [] and "eng+rus" in result.warnings[0]
+    assert "eng" in TextLayerEngine(Settings(ocr_languages="xyz")).info().reason
 
 
 def test_engine_is_registered_and_declares_what_it_can_do() -> None:
@@ -185,3 +204,172 @@ def test_engine_is_registered_and_declares_what_it_can_do() -> None:
     assert info.name == "text-layer" and info.default_task == Task.TEXT
     assert {Task.TEXT, Task.LAYOUT_TEXT, Task.MARKDOWN} <= set(info.tasks)
     assert Task.LAYOUT not in info.tasks
+
+
+# --- reading real documents right: columns, tables, headers, languages ----------------------
+
+needs_tesseract = pytest.mark.skipif(
+    text_layer_module.find_tessdata() is None, reason="Tesseract OCR is not installed here (CI installs it)"
+)
+
+
+def needs_language(code: str) -> None:
+    if code not in text_layer_module.installed_languages():
+        pytest.skip(f"Tesseract has no {code!r} data here (apt install tesseract-ocr-{code}); CI installs it")
+
+
+def page_text(results: list[PageResult], *, furniture: bool = True) -> str:
+    return "\n\n".join(r.text(furniture=furniture) for r in results)
+
+
+@needs_tesseract
+@pytest.mark.parametrize("program", [True, False], ids=["tesseract-program", "pymupdf-ocr"])
+def test_a_two_column_scan_is_read_column_by_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, program: bool
+) -> None:
+    """Tesseract (either way it runs) merges the lines of close columns; the page still reads
+    down the left column, then down the right one, paragraph by paragraph."""
+    if not program:
+        monkeypatch.setattr(tesseract, "find_program", lambda: None)  # PyMuPDF's own Tesseract
+    page = generated_pages.column_scan(tmp_path / "columns.png", generated_pages.EN_PARAGRAPHS[:4], height=250)
+    _, results = recognize(page.path, Task.LAYOUT_TEXT, settings=Settings(ocr_languages="eng"))
+    [result] = results
+    assert not result.warnings
+    assert character_error_rate(page_text(results), page.text) < 0.05, page_text(results)
+    assert [b.text.split("\n")[0] for b in result.blocks][:1] == ["To record a sequence, press the record"]
+    assert len(result.blocks) == 4 and all(b.category == "Text" for b in result.blocks)  # one block a paragraph
+    left, right = result.blocks[1], result.blocks[2]
+    assert left.bbox[2] < result.width / 2 < right.bbox[0]  # the second paragraph ends the left column
+    for block in result.blocks:  # every word's box, for a searchable PDF, lies in its block
+        assert " ".join(word for _, word in block.words) == " ".join(block.text.split())
+        for (x1, y1, x2, y2), _ in block.words:
+            assert block.bbox[0] <= x1 < x2 <= block.bbox[2] and block.bbox[1] <= y1 < y2 <= block.bbox[3]
+
+
+def test_a_pdf_writing_two_columns_row_by_row_is_read_column_by_column(tmp_path: Path) -> None:
+    page = generated_pages.two_column_pdf(tmp_path / "columns.pdf")
+    _, results = recognize(page.path)
+    assert character_error_rate(page_text(results), page.text) < 0.01
+    assert [b.text.split("\n")[0][:20] for b in results[0].blocks] == [
+        p[:20] for p in generated_pages.EN_PARAGRAPHS[:4]
+    ]
+
+
+@pytest.mark.parametrize("ruled", [True, False], ids=["ruled", "unruled"])
+def test_a_born_digital_table_is_exported_as_a_table(tmp_path: Path, ruled: bool) -> None:
+    page = generated_pages.table_pdf(tmp_path / "table.pdf", ruled=ruled)
+    _, [result] = recognize(page.path, Task.LAYOUT_TEXT)
+    assert [b.category for b in result.blocks] == ["Title", "Table", "Text"]
+    table = result.blocks[1]
+    rows = bench.table_rows(table.text)
+    assert rows == generated_pages.TABLE_ROWS  # cell for cell, row by row
+    assert "1,204" in table.text and "\n" not in table.text
+    document = DocumentResult(name="table.pdf", pages=[result], page_count=1)
+    written = {p.suffix: p.read_text(encoding="utf-8") for p in export_document(document, tmp_path / "out", TEXT_FORMATS)}
+    markdown, html, data = written[".md"], written[".html"], json.loads(written[".json"])
+    assert "<table><tr><th>Region</th><th>Units</th>" in markdown and "<td>North</td><td>1,204</td>" in markdown
+    assert "<table><tr><th>Region</th>" in html and "<td>East</td><td>2,310</td><td>92,400</td>" in html
+    [table_block] = [b for b in data["pages"][0]["blocks"] if b["category"] == "Table"]
+    assert bench.table_rows(table_block["text"]) == generated_pages.TABLE_ROWS
+    assert "North" in written[".txt"] and "92,400" in written[".txt"]
+
+
+def test_running_header_and_footer_are_classified_and_left_out_by_the_clean_export(tmp_path: Path) -> None:
+    page = generated_pages.report_pdf(tmp_path / "report.pdf", pages=3)
+    _, results = recognize(page.path, Task.LAYOUT_TEXT)
+    for number, result in enumerate(results, start=1):
+        categories = [(b.category, b.text) for b in result.blocks]
+        assert categories[0] == ("Page-header", generated_pages.REPORT_HEADER)  # first, before the body
+        assert categories[-1] == ("Page-footer", f"Page {number} of 3")  # last, after it
+        assert ("Section-header", f"{number}. Results of part {number}") in categories
+    assert [(b.category, b.text) for b in results[0].blocks][1] == ("Title", "Annual Report")
+    document = DocumentResult(name="report.pdf", pages=results, page_count=3)
+    clean = {p.suffix: p.read_text(encoding="utf-8") for p in export_document(document, tmp_path / "c", TEXT_FORMATS, clean=True)}
+    for suffix in (".md", ".txt", ".html"):
+        assert "Northwind Traders" not in clean[suffix] and "Page 2 of 3" not in clean[suffix], suffix
+        assert "Results of part 2" in clean[suffix]
+    assert "# Annual Report" in clean[".md"] and "## 2. Results of part 2" in clean[".md"]
+    assert "Northwind Traders" in clean[".json"]  # the lossless export keeps everything
+    assert character_error_rate(document.text(furniture=False), page.text) < 0.01
+
+
+def test_titles_lists_captions_and_footnotes_are_told_apart(tmp_path: Path) -> None:
+    doc = pymupdf.open()
+    pdf_page = doc.new_page(width=400, height=500)
+    font, bold = str(generated_pages.FONT), str(generated_pages.FONT_BOLD)
+    texts = [
+        ((30, 50), "Field Guide", 24, bold),
+        ((30, 90), "Before you start", 11, bold),
+        ((30, 115), "Check the following before every trip into the hills:", 10, font),
+        ((30, 135), "• a map of the area and a compass", 10, font),
+        ((30, 150), "• water for the whole day", 10, font),
+        ((30, 175), "Most trips take longer than planned, so start early in the day.", 10, font),
+        ((30, 300), "Figure 2: The northern ridge seen from the lake.", 9, font),
+        ((30, 430), "1 Distances are measured along the marked path.", 7, font),
+    ]
+    for point, text, size, fontfile in texts:
+        pdf_page.insert_text(point, text, fontsize=size, fontname="f" + str(len(fontfile)), fontfile=fontfile)
+    doc.save(tmp_path / "guide.pdf")
+    _, [result] = recognize(tmp_path / "guide.pdf", Task.LAYOUT_TEXT)
+    assert [b.category for b in result.blocks] == [
+        "Title",
+        "Section-header",
+        "Text",
+        "List-item",
+        "List-item",
+        "Text",
+        "Caption",
+        "Footnote",
+    ]
+    assert result.markdown().startswith("# Field Guide\n\n## Before you start\n\n")
+
+
+@needs_tesseract
+def test_a_russian_scan_is_read_with_rus(tmp_path: Path) -> None:
+    needs_language("rus")
+    page = generated_pages.column_scan(tmp_path / "ru.png", generated_pages.RU_PARAGRAPHS[:2], columns=1, height=230)
+    _, results = recognize(page.path, settings=Settings(ocr_languages="rus"))
+    assert not results[0].warnings
+    assert character_error_rate(page_text(results), page.text) < 0.05, page_text(results)
+    assert "последовательность" in page_text(results)
+    # English alone reads it as gibberish: the language setting is what makes it right
+    _, results = recognize(page.path, settings=Settings(ocr_languages="eng"))
+    assert character_error_rate(page_text(results), page.text) > 0.3
+
+
+def test_languages_default_to_the_installed_supported_packs_and_key_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tesseract, "installed_languages", lambda: ["deu", "eng", "jpn", "rus"])
+    assert tesseract.default_languages() == "eng+rus+deu"  # supported ones, English first; jpn is not offered
+    engines = [TextLayerEngine(Settings(ocr_languages=value)) for value in ("", "auto", "rus", "eng + rus", "eng,rus")]
+    assert [e.language for e in engines] == ["eng+rus+deu", "eng+rus+deu", "rus", "eng+rus", "eng+rus"]
+    keys = [e.settings_key() for e in engines]
+    assert keys[0] == keys[1] and keys[2] != keys[3] and keys[3] == keys[4]
+    assert TextLayerEngine(Settings(tesseract_language="rus")).language == "rus"  # the old setting still works
+    # the UI's per-run choice: a copy of the settings with other languages
+    assert (
+        get_engine("text-layer", dataclasses.replace(Settings(), ocr_languages="rus")).settings_key()["ocr_languages"]
+        == "rus"
+    )
+
+
+def test_the_reading_order_crosses_a_title_over_both_columns_and_a_centred_footer() -> None:
+    """Geometry only: a full-width title, two columns of prose and a page number centred under
+    the gutter. Lines of the two columns sit at the same heights."""
+    line = 12.0
+    pieces = [page_layout.Piece((40, 20, 460, 44), "Title", 20)]
+    for row in range(6):
+        y = 60 + row * (line + 3)
+        pieces.append(page_layout.Piece((40, y, 230, y + line), f"left {row} " + "x" * 30, 10))
+        pieces.append(page_layout.Piece((270, y, 460, y + line), f"right {row} " + "x" * 30, 10))
+    pieces.append(page_layout.Piece((240, 480, 260, 492), "7", 10))
+    ordered = [
+        p.text.split()[0] + (p.text.split()[1] if " " in p.text else "") for p in page_layout.reading_order(pieces)
+    ]
+    assert ordered == ["Title"] + [f"left{n}" for n in range(6)] + [f"right{n}" for n in range(6)] + ["7"]
+
+
+def test_the_benchmark_scores_a_page(tmp_path: Path) -> None:
+    """benchmarks/bench_text_layer.py stays runnable: one cheap case through it."""
+    [case] = [c for c in bench.CASES if c.name == "PDF, ruled table"]
+    row = bench.run_case(case, tmp_path)
+    assert row["cer"] == 0.0 and row["cells"] == "20/20"

@@ -1,22 +1,25 @@
-"""The engine without a model: a PDF's own text layer, instantly, and Tesseract OCR
-(through PyMuPDF) for scans and images where Tesseract's language data is installed."""
+"""The engine without a model: a PDF's own text layer, instantly, and Tesseract OCR for scans
+and images where Tesseract's language data is installed.
+
+Both kinds of text go through the same stages: lines (PDF lines, or Tesseract's words regrouped
+into lines) → tables and pictures found whole (PDF pages) → reading order across columns →
+paragraphs with dots.ocr's categories (page_layout.py). Running headers and footers of PDFs are
+recognised by the same text at the top or bottom of the neighbouring pages."""
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import re
 import statistics
-import subprocess
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..documents import MUPDF_LOCK
 from ..results import Block, PageResult
+from . import page_layout, pdf_tables, tesseract
 from .base import Engine, EngineInfo, RecognizeRequest, Task
+from .page_layout import PageFacts, Piece
+from .tesseract import NO_TESSERACT, find_tessdata, installed_languages
 
 if TYPE_CHECKING:
     import pymupdf
@@ -24,67 +27,24 @@ if TYPE_CHECKING:
     from ..documents import Page
     from ..settings import Settings
 
+__all__ = ["NAME", "NO_TESSERACT", "TextLayerEngine", "find_tessdata", "installed_languages"]
+
 log = logging.getLogger(__name__)
 
 NAME = "text-layer"
-NO_TESSERACT = (
-    "No text layer on this page and Tesseract is not installed — pick a vision model "
-    "(dots.ocr or Qwen3-VL) or install tesseract-ocr."
-)
+# Bumped whenever the same page would come out differently, so cached results are not reused.
+LAYOUT_VERSION = 2
 # Pictures larger than this share of the page are the page itself (a scan), not a figure.
 _MAX_PICTURE_SHARE = 0.8
 _MIN_PICTURE_PIXELS = 24
+# Other pages looked at for the same header or footer text: this many before and after.
+_NEIGHBOURS = 2
+_BOLD_FLAG = 16
 
 
-@functools.lru_cache(maxsize=1)
-def find_tessdata() -> Path | None:
-    """Tesseract's language-data folder, or None when Tesseract is not installed.
-    Looked up once per process: $TESSDATA_PREFIX, then PyMuPDF's search, then the binary."""
-    candidates: list[str] = []
-    if os.environ.get("TESSDATA_PREFIX"):
-        candidates.append(os.environ["TESSDATA_PREFIX"])
-    try:
-        import pymupdf
-
-        candidates.append(pymupdf.get_tessdata())
-    except Exception as exc:  # PyMuPDF raises RuntimeError when it finds nothing
-        log.debug("pymupdf.get_tessdata(): %s", exc)
-    try:
-        listed = subprocess.run(
-            ["tesseract", "--list-langs"], capture_output=True, text=True, timeout=20, check=False
-        ).stdout
-        match = re.search(r'"(.+?)"', listed)
-        if match:
-            candidates.append(match.group(1))
-    except (OSError, subprocess.SubprocessError):
-        pass
-    for candidate in candidates:
-        folder = Path(candidate)
-        if folder.is_dir() and any(folder.glob("*.traineddata")):
-            return folder
-    return None
-
-
-def installed_languages() -> list[str]:
-    folder = find_tessdata()
-    return sorted(p.name.removesuffix(".traineddata") for p in folder.glob("*.traineddata")) if folder else []
-
-
-def tesseract_problem(language: str) -> str | None:
-    """Why Tesseract cannot OCR ``language`` ("eng", "eng+deu"), or None when it can."""
-    if find_tessdata() is None:
-        return NO_TESSERACT
-    installed = installed_languages()
-    missing = [lang for lang in language.split("+") if lang and lang not in installed]
-    if missing or not language.strip("+"):
-        wanted = "+".join(missing) or language
-        package = f"tesseract-ocr-{missing[0]}" if missing else "tesseract-ocr-eng"
-        return (
-            f"No text layer on this page and Tesseract has no language data for {wanted!r} "
-            f"(installed: {', '.join(installed) or 'none'}) — install it (e.g. {package}) "
-            "or change the tesseract_language setting."
-        )
-    return None
+def requested_languages(settings: Settings) -> str:
+    """The OCR languages the settings ask for ("" = auto); ``tesseract_language`` is the old name."""
+    return (getattr(settings, "ocr_languages", "") or getattr(settings, "tesseract_language", "") or "").strip()
 
 
 class TextLayerEngine(Engine):
@@ -92,19 +52,23 @@ class TextLayerEngine(Engine):
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.language = getattr(settings, "tesseract_language", "eng") or "eng"
+        self.language_error: str | None = None
+        try:
+            self.language = tesseract.resolve_languages(requested_languages(settings))
+        except tesseract.LanguageError as exc:
+            self.language, self.language_error = "eng", str(exc)
 
     def info(self) -> EngineInfo:
-        problem = tesseract_problem(self.language)
+        problem = self.language_error or tesseract.language_problem(self.language)
         if problem is None:
             reason = f"The PDF's own text, instantly; Tesseract OCR ({self.language}) for scans and images."
-        elif find_tessdata() is None:
+        elif tesseract.find_tessdata() is None:
             reason = (
                 "The PDF's own text only: Tesseract is not installed, so scans and images get no text "
                 "(install tesseract-ocr, or pick a vision model)."
             )
         else:
-            reason = f"The PDF's own text only: Tesseract has no {self.language!r} language data installed."
+            reason = f"The PDF's own text; for OCR: {problem}"
         return EngineInfo(
             name=NAME,
             label="Text layer / Tesseract (no GPU)",
@@ -116,7 +80,7 @@ class TextLayerEngine(Engine):
         )
 
     def settings_key(self) -> dict[str, object]:
-        return {"engine": NAME, "tesseract_language": self.language}
+        return {"engine": NAME, "ocr_languages": self.language, "layout": LAYOUT_VERSION}
 
     def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
         return [self._recognize_page(page, request) for page in pages]
@@ -127,8 +91,7 @@ class TextLayerEngine(Engine):
         result = PageResult(page_number=page.number, width=width, height=height, engine=NAME, task=request.task.value)
         region = request.region if request.task == Task.REGION else None
         try:
-            with MUPDF_LOCK:  # PyMuPDF is not thread-safe; the UI may render pages meanwhile
-                blocks = self._page_blocks(page, result, region, width, height)
+            blocks = self._page_blocks(page, result, region, width, height)
         except Exception as exc:  # a page problem is reported on the page, never raised
             log.warning("text-layer: %s page %s: %s", page.document_name, page.number, exc)
             result.warnings.append(f"Could not read the text of this page: {exc}")
@@ -149,37 +112,44 @@ class TextLayerEngine(Engine):
         height: int,
     ) -> list[Block]:
         """The text layer's blocks, else Tesseract's; warnings go on ``result``."""
-        pdf_page = page.pdf_page()
-        to_pixels = _pixel_matrix(pdf_page, width, height)
-        blocks = _text_blocks(pdf_page.get_text("dict", flags=_text_flags()), to_pixels, region, headings=True)
-        if blocks:
-            blocks = _with_pictures(blocks, pdf_page, to_pixels, region, (width, height))
+        repeated: frozenset[str] = frozenset()
+        with MUPDF_LOCK:  # PyMuPDF is not thread-safe; the UI may render pages meanwhile
+            pdf_page = page.pdf_page()
+            to_pixels = _pixel_matrix(pdf_page, width, height)
+            pieces = _pdf_pieces(pdf_page.get_text("dict", flags=_text_flags()), to_pixels)
+            if pieces:
+                tables = pdf_tables.find_tables(pdf_page, to_pixels, pieces)
+                pieces = [p for p in pieces if not any(_contains(t.bbox, p) for t in tables)] + tables
+                pieces += _pictures(pdf_page, to_pixels, (width, height))
+                repeated = _furniture_nearby(pdf_page)
+        if pieces:
+            facts = PageFacts(width, height, repeated=repeated, bold_body=_bold_body(pieces))
         else:
-            problem = tesseract_problem(self.language)
-            if problem is not None:
-                result.warnings.append(problem)
-            else:
-                blocks = self._ocr(pdf_page, page, to_pixels, region)
-                if not blocks:
-                    result.warnings.append("Tesseract found no text on this page.")
-        return blocks
+            pieces = self._ocr_pieces(page, result)
+            facts = PageFacts(width, height)
+        if region is not None:
+            pieces = [p for p in pieces if _inside(p.bbox, region)]
+        return page_layout.blocks(page_layout.reading_order(pieces), facts)
 
-    def _ocr(
-        self,
-        pdf_page: pymupdf.Page,
-        page: Page,
-        to_pixels: pymupdf.Matrix,
-        region: tuple[float, float, float, float] | None,
-    ) -> list[Block]:
-        textpage = pdf_page.get_textpage_ocr(
-            flags=_text_flags(),
-            language=self.language,
-            dpi=max(72, min(int(page.dpi), 600)),
-            full=True,
-            tessdata=str(find_tessdata()),
-        )
-        content = pdf_page.get_text("dict", textpage=textpage)
-        return _text_blocks(content, to_pixels, region, headings=False)
+    def _ocr_pieces(self, page: Page, result: PageResult) -> list[Piece]:
+        if self.language_error:
+            result.warnings.append(
+                f"No text layer on this page, and the OCR languages are wrong. {self.language_error}"
+            )
+            return []
+        problem = tesseract.language_problem(self.language)
+        languages = self.language
+        if problem is not None:
+            result.warnings.append(problem if problem == NO_TESSERACT else f"No text layer on this page. {problem}")
+            missing = tesseract.missing_languages(self.language)
+            languages = "+".join(code for code in self.language.split("+") if code not in missing)
+            if problem == NO_TESSERACT or not languages:
+                return []
+        words = tesseract.recognize_image(page.image, languages, dpi=page.dpi)
+        if not words:
+            result.warnings.append("Tesseract found no text on this page.")
+        letter_boxes = all(w.letter_box for w in words)
+        return page_layout.ocr_pieces(((w.bbox, w.text, w.line) for w in words), letter_boxes=letter_boxes)
 
 
 def _text_flags() -> int:
@@ -199,110 +169,91 @@ def _pixel_matrix(pdf_page: pymupdf.Page, width: int, height: int) -> pymupdf.Ma
     return pdf_page.rotation_matrix * pymupdf.Matrix(sx, sy)
 
 
-def _line_text(line: dict[str, Any]) -> str:
-    return "".join(span.get("text", "") for span in line.get("spans", [])).rstrip()
+def _pdf_pieces(content: dict[str, Any], to_pixels: pymupdf.Matrix) -> list[Piece]:
+    """Every non-empty line of the text layer as a piece, bbox in page pixels."""
+    import pymupdf
+
+    pieces = []
+    for block in content.get("blocks", []):
+        if block.get("type", 0) != 0:
+            continue
+        for line in block.get("lines", []):
+            spans = [s for s in line.get("spans", []) if s.get("text", "").strip()]
+            text = "".join(s.get("text", "") for s in line.get("spans", [])).strip()
+            if not spans or not text:
+                continue
+            rect = pymupdf.Rect(line["bbox"]) * to_pixels
+            sizes = [float(s.get("size", 0)) for s in spans for _ in s["text"].strip()]
+            bold = all(int(s.get("flags", 0)) & _BOLD_FLAG or "bold" in str(s.get("font", "")).lower() for s in spans)
+            pieces.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), text, statistics.median(sizes), bool(bold)))
+    return pieces
 
 
-def _inside(bbox: tuple[float, ...], region: tuple[float, float, float, float] | None) -> bool:
-    if region is None:
-        return True
+def _bold_body(pieces: Sequence[Piece]) -> bool:
+    """Whether most of the page's text is bold (then weight marks no heading)."""
+    text = [p for p in pieces if p.kind == "Text"]
+    bold = sum(len(p.text) for p in text if p.bold)
+    return bold > 0.5 * sum(len(p.text) for p in text)
+
+
+def _contains(box: tuple[float, float, float, float], piece: Piece) -> bool:
+    return box[0] <= piece.cx <= box[2] and box[1] <= piece.cy <= box[3]
+
+
+def _inside(bbox: tuple[float, ...], region: tuple[float, float, float, float]) -> bool:
     cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
     x1, y1, x2, y2 = region
     return min(x1, x2) <= cx <= max(x1, x2) and min(y1, y2) <= cy <= max(y1, y2)
 
 
-def _body_size(content: dict[str, Any]) -> float:
-    """The font size most characters on the page have."""
-    sizes: list[float] = []
-    for block in content.get("blocks", []):
-        for line in block.get("lines", []):
-            for span in line.get("spans", []):
-                sizes.extend([round(float(span.get("size", 0)) * 2) / 2] * len(span.get("text", "").strip()))
-    return statistics.mode(sizes) if sizes else 0.0
-
-
-def _text_blocks(
-    content: dict[str, Any],
-    to_pixels: pymupdf.Matrix,
-    region: tuple[float, float, float, float] | None,
-    *,
-    headings: bool,
-) -> list[Block]:
-    """One Block per text block, lines joined by newlines, bbox in page pixels. With
-    ``headings``, short blocks set clearly larger than the body text become headers."""
-    import pymupdf
-
-    body = _body_size(content) if headings else 0.0
-    found: list[tuple[Block, float]] = []
-    for block in content.get("blocks", []):
-        if block.get("type", 0) != 0:
-            continue
-        lines, boxes, sizes = [], [], []
-        for line in block.get("lines", []):
-            text = _line_text(line)
-            if not text.strip():
-                continue
-            rect = pymupdf.Rect(line["bbox"]) * to_pixels
-            box = (rect.x0, rect.y0, rect.x1, rect.y1)
-            if not _inside(box, region):
-                continue
-            lines.append(text)
-            boxes.append(box)
-            sizes.extend(float(s.get("size", 0)) for s in line.get("spans", []) if s.get("text", "").strip())
-        if not lines:
-            continue
-        bbox = (
-            min(b[0] for b in boxes),
-            min(b[1] for b in boxes),
-            max(b[2] for b in boxes),
-            max(b[3] for b in boxes),
-        )
-        text = "\n".join(lines)
-        size = min(sizes) if sizes else 0.0
-        category = "Text"
-        if body and size >= 1.25 * body and len(lines) <= 3 and len(text) <= 200:
-            category = "Section-header"
-        found.append((Block(bbox=bbox, category=category, text=text), size))
-    if headings:  # the largest heading, if much larger than the body text, is the title
-        sizes = [size for block, size in found if block.category == "Section-header"]
-        if sizes and max(sizes) >= 1.6 * body:
-            top = max(sizes)
-            found = [
-                (Block(b.bbox, "Title", b.text) if b.category == "Section-header" and s == top else b, s)
-                for b, s in found
-            ]
-    return [block for block, _ in found]
-
-
-def _with_pictures(
-    blocks: list[Block],
-    pdf_page: pymupdf.Page,
-    to_pixels: pymupdf.Matrix,
-    region: tuple[float, float, float, float] | None,
-    page_size: tuple[int, int],
-) -> list[Block]:
-    """Add the page's embedded images as Picture blocks, each placed before the first text
-    block below it, so exports can crop them. Page-sized images (scans) are not pictures."""
+def _pictures(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, page_size: tuple[int, int]) -> list[Piece]:
+    """The page's embedded images as Picture pieces, so exports can crop them. Page-sized
+    images (scans) are not pictures."""
     import pymupdf
 
     page_area = page_size[0] * page_size[1]
-    result = list(blocks)
     try:
         infos = pdf_page.get_image_info()
     except Exception:
-        return result
+        return []
+    pictures = []
     for info in infos:
         rect = (pymupdf.Rect(info["bbox"]) * to_pixels) & pymupdf.Rect(0, 0, *page_size)
         if rect.is_empty or rect.width < _MIN_PICTURE_PIXELS or rect.height < _MIN_PICTURE_PIXELS:
             continue
         if rect.width * rect.height > _MAX_PICTURE_SHARE * page_area:
             continue
-        bbox = (rect.x0, rect.y0, rect.x1, rect.y1)
-        if not _inside(bbox, region):
+        pictures.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), kind="Picture"))
+    return pictures
+
+
+def _furniture_nearby(pdf_page: pymupdf.Page) -> frozenset[str]:
+    """The texts (numbers blanked) at the top and bottom of the pages around this one: a
+    running header or footer is the same text there."""
+    import pymupdf
+
+    document = pdf_page.parent
+    number = pdf_page.number
+    keys: set[str] = set()
+    try:
+        count = document.page_count
+    except Exception:
+        return frozenset()
+    for other_number in range(max(0, number - _NEIGHBOURS), min(count, number + _NEIGHBOURS + 1)):
+        if other_number == number:
             continue
-        position = next(
-            (i for i, b in enumerate(result) if b.bbox is not None and b.bbox[1] >= bbox[1]),
-            len(result),
-        )
-        result.insert(position, Block(bbox=bbox, category="Picture"))
-    return result
+        try:
+            other = document.load_page(other_number)
+            height = other.rect.height
+            for block in other.get_text("blocks"):
+                if block[6] != 0:
+                    continue
+                rect = pymupdf.Rect(block[:4]) * other.rotation_matrix
+                band = page_layout.FURNITURE_BAND * height
+                if rect.y1 <= band or rect.y0 >= height - band:
+                    lines = [line for line in block[4].splitlines() if line.strip()]
+                    keys.update(page_layout.furniture_key(line) for line in lines)
+                    keys.add(page_layout.furniture_key(" ".join(lines)))
+        except Exception as exc:  # a damaged neighbour only costs the comparison
+            log.debug("furniture: page %s: %s", other_number + 1, exc)
+    return frozenset(keys)

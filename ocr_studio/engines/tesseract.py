@@ -1,0 +1,247 @@
+"""Tesseract OCR: where its language data is, which languages to read, and the words it
+finds on a page image, each with its box and its place in Tesseract's lines.
+
+The ``tesseract`` program is run for its TSV output (blocks, paragraphs, lines and words with
+boxes, at the image's own resolution). Where only the language data is installed and not the
+program (PyMuPDF carries its own Tesseract), PyMuPDF's OCR is used instead; both give the
+same ``OcrWord`` list, so the page layout that follows does not care which ran.
+Nothing here is cached between processes except in ``functools`` caches keyed by nothing
+that a fresh process could not recompute."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+# Languages offered in the UI and read by default when their data is installed ("auto"),
+# in the order they are passed to Tesseract (the first is its primary language).
+SUPPORTED_LANGUAGES: dict[str, str] = {
+    "eng": "English",
+    "rus": "Russian",
+    "ukr": "Ukrainian",
+    "deu": "German",
+    "fra": "French",
+    "spa": "Spanish",
+    "ita": "Italian",
+    "por": "Portuguese",
+    "pol": "Polish",
+}
+OCR_TIMEOUT_S = 300.0
+NO_TESSERACT = (
+    "No text layer on this page and Tesseract is not installed — pick a vision model "
+    "(dots.ocr or Qwen3-VL) or install Tesseract (Debian/Ubuntu: sudo apt install tesseract-ocr; "
+    "Windows: the UB-Mannheim installer; macOS: brew install tesseract)."
+)
+_LANGUAGE_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{1,30}$")
+_WINDOWS_BINARIES = (
+    r"C:\Program Files\Tesseract-OCR\tesseract.exe",
+    r"C:\Program Files (x86)\Tesseract-OCR\tesseract.exe",
+)
+
+
+class LanguageError(ValueError):
+    """The OCR languages asked for are written wrong or not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class OcrWord:
+    """One recognised word: its box in the image's pixels, and the Tesseract line it belongs to."""
+
+    bbox: tuple[float, float, float, float]
+    text: str
+    line: tuple[int, ...]  # (block, paragraph, line) — words sharing it were read as one line
+    confidence: float = -1.0
+    letter_box: bool = True  # the box hugs the letters (Tesseract's); PyMuPDF's spans the font's full height
+
+
+@functools.lru_cache(maxsize=1)
+def find_program() -> str | None:
+    """The ``tesseract`` executable: on PATH, else where the Windows installer puts it."""
+    found = shutil.which("tesseract")
+    if found:
+        return found
+    if sys.platform == "win32":
+        return next((path for path in _WINDOWS_BINARIES if Path(path).is_file()), None)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def find_tessdata() -> Path | None:
+    """Tesseract's language-data folder, or None when Tesseract is not installed.
+    Looked up once per process: $TESSDATA_PREFIX, then PyMuPDF's search, then the program."""
+    candidates: list[str] = []
+    if os.environ.get("TESSDATA_PREFIX"):
+        candidates.append(os.environ["TESSDATA_PREFIX"])
+    try:
+        import pymupdf
+
+        candidates.append(pymupdf.get_tessdata())
+    except Exception as exc:  # PyMuPDF raises RuntimeError when it finds nothing
+        log.debug("pymupdf.get_tessdata(): %s", exc)
+    program = find_program()
+    if program:
+        try:
+            listed = subprocess.run(
+                [program, "--list-langs"], capture_output=True, text=True, timeout=20, check=False
+            ).stdout
+            match = re.search(r'"(.+?)"', listed)
+            if match:
+                candidates.append(match.group(1))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    for candidate in candidates:
+        folder = Path(candidate)
+        if folder.is_dir() and any(folder.glob("*.traineddata")):
+            return folder
+    return None
+
+
+def installed_languages() -> list[str]:
+    """Every language pack installed (Tesseract's codes: "eng", "rus"...), "osd" left out: it is
+    orientation data, not a language. Empty when Tesseract is not installed."""
+    folder = find_tessdata()
+    if folder is None:
+        return []
+    return sorted(p.name.removesuffix(".traineddata") for p in folder.glob("*.traineddata") if p.stem != "osd")
+
+
+def default_languages() -> str:
+    """What "auto" reads: the installed packs among the supported ones (English first), else English."""
+    installed = set(installed_languages())
+    chosen = [code for code in SUPPORTED_LANGUAGES if code in installed]
+    return "+".join(chosen) or "eng"
+
+
+def parse_languages(value: str) -> list[str]:
+    """ "eng+rus", "eng, rus" or "eng rus" → ["eng", "rus"]; "" or "auto" → []. Raises LanguageError
+    on something that is not a Tesseract language code."""
+    parts = [p for p in re.split(r"[+,\s]+", (value or "").strip()) if p]
+    if parts in ([], ["auto"]):
+        return []
+    bad = [p for p in parts if not _LANGUAGE_CODE.match(p)]
+    if bad:
+        raise LanguageError(
+            f"{', '.join(map(repr, bad))} is not a Tesseract language code; write codes such as "
+            f"eng, rus or eng+rus (installed here: {', '.join(installed_languages()) or 'none'})."
+        )
+    return list(dict.fromkeys(parts))
+
+
+def resolve_languages(value: str) -> str:
+    """The languages to read as Tesseract's "eng+rus": the setting's, or the default for "" / "auto"."""
+    return "+".join(parse_languages(value)) or default_languages()
+
+
+def install_hint(codes: list[str]) -> str:
+    """How to install these language packs on Debian/Ubuntu, Windows and macOS."""
+    packages = " ".join(f"tesseract-ocr-{code.lower().replace('_', '-')}" for code in codes)
+    return (
+        f"Debian/Ubuntu: sudo apt install {packages}; Windows: run the Tesseract installer (UB-Mannheim) again "
+        "and tick them under “Additional language data”; macOS: brew install tesseract-lang"
+    )
+
+
+def missing_languages(languages: str) -> list[str]:
+    installed = set(installed_languages())
+    return [code for code in languages.split("+") if code and code not in installed]
+
+
+def language_problem(languages: str) -> str | None:
+    """Why Tesseract cannot read ``languages`` ("eng+rus") here, or None when it can."""
+    if find_tessdata() is None:
+        return NO_TESSERACT
+    missing = missing_languages(languages)
+    if not missing:
+        return None
+    names = ", ".join(f"{SUPPORTED_LANGUAGES.get(code, code)} ({code})" for code in missing)
+    return (
+        f"Tesseract has no language data for {names} (installed: {', '.join(installed_languages()) or 'none'}). "
+        f"Install it — {install_hint(missing)} — or choose other OCR languages (setting ocr_languages, "
+        "--lang on the command line)."
+    )
+
+
+def recognize_image(image: Image.Image, languages: str, *, dpi: int, timeout: float = OCR_TIMEOUT_S) -> list[OcrWord]:
+    """The words Tesseract reads on ``image`` in its order, boxes in the image's pixels. Uses the
+    ``tesseract`` program where installed, else PyMuPDF's built-in Tesseract."""
+    program = find_program()
+    if program is not None:
+        return _program_words(program, image, languages, dpi=dpi, timeout=timeout)
+    return _pymupdf_words(image, languages, dpi=dpi)
+
+
+def _program_words(program: str, image: Image.Image, languages: str, *, dpi: int, timeout: float) -> list[OcrWord]:
+    png = io.BytesIO()
+    image.convert("L").save(png, format="PNG")
+    command = [program, "stdin", "stdout", "-l", languages, "--dpi", str(max(70, min(int(dpi), 1200))), "--psm", "3"]
+    tessdata = find_tessdata()
+    if tessdata is not None:
+        command[1:1] = ["--tessdata-dir", str(tessdata)]
+    # One thread: pages are OCR'd one at a time and Tesseract's OpenMP threads mostly spin on small CPUs.
+    env = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
+    done = subprocess.run(
+        [*command, "tsv"], input=png.getvalue(), capture_output=True, timeout=timeout, check=False, env=env
+    )
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError(f"Tesseract failed: {message[-1] if message else f'exit code {done.returncode}'}")
+    return parse_tsv(done.stdout.decode("utf-8", "replace"))
+
+
+def parse_tsv(tsv: str) -> list[OcrWord]:
+    """Tesseract's TSV (level 5 rows are words) → words in its reading order."""
+    words: list[OcrWord] = []
+    reader = csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
+    for row in reader:
+        try:
+            if row.get("level") != "5":
+                continue
+            text = (row.get("text") or "").strip()
+            if not text:
+                continue
+            left, top, width, height = (float(row[k]) for k in ("left", "top", "width", "height"))
+            line = (int(row["block_num"]), int(row["par_num"]), int(row["line_num"]))
+            words.append(OcrWord((left, top, left + width, top + height), text, line, float(row.get("conf") or -1)))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return words
+
+
+def _pymupdf_words(image: Image.Image, languages: str, *, dpi: int) -> list[OcrWord]:
+    """PyMuPDF's OCR of ``image`` (its own Tesseract, only the language data installed)."""
+    import pymupdf
+
+    from ..documents import MUPDF_LOCK
+
+    width, height = image.size
+    with MUPDF_LOCK:
+        wrapper = pymupdf.open()
+        try:
+            page = wrapper.new_page(width=width * 72 / dpi, height=height * 72 / dpi)
+            rgb = image.convert("RGB")
+            page.insert_image(page.rect, pixmap=pymupdf.Pixmap(pymupdf.csRGB, width, height, rgb.tobytes(), 0))
+            textpage = page.get_textpage_ocr(language=languages, dpi=dpi, full=True, tessdata=str(find_tessdata()))
+            found = page.get_text("words", textpage=textpage)
+        finally:
+            wrapper.close()
+    scale = dpi / 72
+    return [
+        OcrWord((x0 * scale, y0 * scale, x1 * scale, y1 * scale), text, (block, 0, line), letter_box=False)
+        for x0, y0, x1, y1, text, block, line, _ in found
+        if text.strip()
+    ]
