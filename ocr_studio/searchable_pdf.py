@@ -209,9 +209,13 @@ def _num(value: float) -> str:
 
 
 def _encode(text: str) -> tuple[str, int]:
-    """``text`` as the font's 2-byte codes (UTF-16 code units; characters beyond the BMP and
-    control characters become U+FFFD), in hex, and how many glyphs that is."""
-    codes = [ord(ch) if ord(ch) <= 0xFFFF and unicodedata.category(ch) not in ("Cc", "Cs") else 0xFFFD for ch in text]
+    """``text`` as the font's 2-byte codes (one per character; characters beyond the BMP become
+    U+FFFD, control characters are dropped), in hex, and how many glyphs that is."""
+    codes = [
+        ord(ch) if ord(ch) <= 0xFFFF and unicodedata.category(ch) != "Cs" else 0xFFFD
+        for ch in text
+        if unicodedata.category(ch) != "Cc"
+    ]
     return "".join(f"{code:04X}" for code in codes), len(codes)
 
 

@@ -31,6 +31,8 @@ PictureSource = Callable[[PageResult, int], "bytes | None"]
 
 EQUATION_STYLE = "Equation"
 _MAX_COLUMNS = 63  # Word's own limit
+# Characters XML 1.0 cannot hold (model output may contain them): dropped, or Word refuses the file.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$", re.S)
 _LIST_ITEM = re.compile(r"^(\s*)([-*+•]|\d{1,3}[.)])\s+")
 _INLINE = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?!\w)|`([^`]+)`")
@@ -41,12 +43,12 @@ def word_document(doc: DocumentResult, *, picture: PictureSource | None = None, 
     import docx
 
     word = docx.Document()
-    word.core_properties.title = doc.name
+    word.core_properties.title = _xml(doc.name)
     word.core_properties.author = "OCR Studio"
     word.core_properties.comments = "Recognised by OCR Studio"
     _add_equation_style(word)
     if doc.error:
-        word.add_paragraph().add_run(doc.error).italic = True
+        word.add_paragraph().add_run(_xml(doc.error)).italic = True
     for number, page in enumerate(doc.pages):
         section = word.sections[0] if number == 0 else word.add_section()
         _shape_section(section, page)
@@ -91,7 +93,7 @@ def _add_page(
         if block.category in PAGE_FURNITURE:
             if not clean and block.text.strip():
                 part = section.header if block.category == "Page-header" else section.footer
-                _add_furniture(part, block.text)
+                _add_furniture(part, _xml(block.text))
             continue
         if block.category == "Picture":
             data = picture(page, index) if picture is not None else None
@@ -115,8 +117,12 @@ def _add_furniture(part: object, text: str) -> None:
     first.text = " ".join(text.split())
 
 
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
 def _add_block(word: WordDocument, block: Block) -> None:
-    text = block.text.strip()
+    text = _xml(block.text).strip()
     if not text:
         return
     if block.category == "Formula":

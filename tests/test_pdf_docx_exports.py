@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -65,6 +66,12 @@ def levenshtein(a: str, b: str) -> int:
 def cer(found: str, expected: str) -> float:
     found, expected = " ".join(found.split()), " ".join(expected.split())
     return levenshtein(found, expected) / max(1, len(expected))
+
+
+def printable(text: str) -> str:
+    """Without control characters (the text layer drops them) and U+FFFD (it stands for
+    characters beyond the BMP): random model output has both."""
+    return "".join(ch for ch in text if ch.isspace() or (unicodedata.category(ch) != "Cc" and ch != "\ufffd"))
 
 
 def recognised_text(doc: DocumentResult) -> str:
@@ -442,3 +449,23 @@ def test_job_zip_builds_each_pdf_from_its_own_original(tmp_path: Path) -> None:
     with pymupdf.open(stream=b) as pdf:
         assert pdf[0].rect.width == pytest.approx(1400 * 72 / 200, abs=0.5)
         assert SCAN_LINES[0] in " ".join(pdf[0].get_text().split())
+
+
+def test_a_tiny_vision_model_result_becomes_a_searchable_pdf_and_word(tmp_path: Path, tiny_qwen3_vl: Path) -> None:
+    """Whatever a vision engine recognised (random weights: arbitrary text) is what the PDF's
+    text layer says, on a scan and on a born-digital page alike."""
+    settings = {"qwen_model": str(tiny_qwen3_vl), "device": "cpu", "max_new_tokens": 24, "max_pixels": 256 * 256}
+    for source in (scan_image(tmp_path / "scan.png"), born_digital_pdf(tmp_path / "born.pdf")):
+        job = run_engine(tmp_path / source.stem, source, "qwen3-vl", **settings)
+        doc = job.documents[0]
+        expected = recognised_text(doc)
+        assert expected.strip()
+        data = searchable_pdf(doc, source_path=job.input_path(0))
+        if source.suffix == ".pdf":  # the page's own text stays, the model's is not added over it
+            assert "Revenue grew" in pdf_text(data)
+        else:
+            assert cer(printable(pdf_text(data)), printable(expected)) < 0.02
+        word = read_docx(
+            export_document(doc, tmp_path / source.stem, ["docx"], page_image=job.page_image)[0].read_bytes()
+        )
+        assert len(word.sections) == 1 and any(p.text.strip() for p in word.paragraphs)
