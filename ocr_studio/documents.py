@@ -62,6 +62,14 @@ _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the image by 90°
 _TIFF_WIDTH, _TIFF_LENGTH = 256, 257
 _LIMIT_HINT = "raise max_image_megapixels in the settings"
 
+# A PDF MuPDF had to repair (a truncated download, a broken cross-reference table) opens and may
+# look fine; these say so on every page, and which pages came out blank.
+REPAIRED_PDF = (
+    "{name} is damaged: MuPDF had to repair it, so pages may be missing, incomplete or blank. "
+    "Download or export it again."
+)
+BLANK_AFTER_REPAIR = "page {number} came out blank after the repair: its content is missing from the file"
+
 # MuPDF is not safe to call from two threads at once (PyMuPDF says so for the whole
 # library), so every call into it here holds this lock. Callers of Page.pdf_page() should too.
 MUPDF_LOCK = threading.RLock()
@@ -187,6 +195,7 @@ class _PdfPage(Page):
     def __init__(self, document: Document, number: int, dpi: int):
         super().__init__(document.name, number, dpi)
         self._document = document
+        self.warnings = list(document.warnings)  # a repaired file: every page says so
 
     def _load(self) -> pymupdf.Page:
         pdf = self._document._open_pdf()
@@ -226,8 +235,11 @@ class _PdfPage(Page):
                 image = Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
                 # MuPDF renders what it can of a damaged page and only warns; keep that for the job to show.
                 found = pymupdf.TOOLS.mupdf_warnings(reset=True)
+                self.warnings = list(self._document.warnings)
                 if found:
-                    self.warnings = [f"page {self.number} may be incomplete: {line}" for line in found.splitlines()]
+                    self.warnings += [f"page {self.number} may be incomplete: {line}" for line in found.splitlines()]
+                if self._document.warnings and image.convert("L").getextrema()[0] >= 250:
+                    self.warnings.append(BLANK_AFTER_REPAIR.format(number=self.number))
                 return image
             except Exception as exc:
                 raise DocumentError(
@@ -417,6 +429,7 @@ class Document:
         self._frames = frames or []
         self._closed = False
         self._lock = MUPDF_LOCK
+        self.warnings: list[str] = []  # problems with the whole file that did not stop it (a repaired PDF)
 
     def __repr__(self) -> str:
         return f"<Document {self.name!r} {self.kind}, {self.page_count} pages>"
@@ -536,7 +549,10 @@ def _open_pdf_locked(path: Path, limits: Limits, password: str | None) -> Docume
         raise DocumentError(
             f"{path.name} is a damaged PDF and cannot be read ({exc}); download or export it again.", path=path
         ) from exc
-    return Document(path, "pdf", page_count, limits, pdf=pdf)
+    document = Document(path, "pdf", page_count, limits, pdf=pdf)
+    if getattr(pdf, "is_repaired", False):  # MuPDF rebuilt a broken file: pages may be missing or blank
+        document.warnings.append(REPAIRED_PDF.format(name=path.name))
+    return document
 
 
 def not_supported_message(name: str) -> str:
