@@ -43,11 +43,14 @@ def get_engine(name: str, settings: Settings) -> Engine:
 
 
 def engine_infos(settings: Settings) -> list[EngineInfo]:
-    """Every engine with whether it can run here and, if not, why."""
+    """Every engine with whether it can run here (GPU, model files, server checked) and, if not, why."""
+    from .availability import checked
+
     infos = []
     for name in REGISTRY:
         try:
-            infos.append(get_engine(name, settings).info())
+            engine = get_engine(name, settings)
+            infos.append(checked(engine, settings))
         except Exception as exc:  # an engine whose import fails is listed as unavailable
             infos.append(EngineInfo(name=name, label=name, tasks=(), needs_gpu=False, available=False, reason=str(exc)))
     return infos

@@ -1,12 +1,13 @@
-"""The Gradio app: layout and wiring. No model logic here: it calls the job API
-(ocr_studio.jobs), the engine registry, the exporters and the hardware probe."""
+"""The Gradio app: layout and wiring. No model logic here: it calls the job API (jobs, the
+background runner), the engine registry, the exporters and the hardware probe; the reader's
+HTML comes from viewer.py, its images and downloads from media.py, its behaviour in the
+browser (linked boxes and text, zoom, keys, thumbnails) from reader.js."""
 
 from __future__ import annotations
 
 import dataclasses
-import queue
+import html
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -15,25 +16,32 @@ import gradio as gr
 
 from .. import __version__, exporters, hardware
 from ..engines import EngineInfo, Task, engine_infos, get_engine
-from ..jobs import Job, JobSpec, JobStore, Progress, run_job
+from ..jobs import Job, JobSpec, JobStore, run_job
+from ..runner import BackgroundJobs, JobRun
 from ..settings import Settings
 from . import sidebar, viewer
 
 UI_DIR = Path(__file__).resolve().parent
 CSS_PATH = UI_DIR / "style.css"
-DOCUMENT_FORMATS = ("md", "txt", "json", "html")
-EXPORT_FORMATS = (*DOCUMENT_FORMATS, "zip")
+READER_JS = UI_DIR / "reader.js"
 GPU_REFRESH_SECONDS = 3.0
+POLL_SECONDS = 0.5  # how often a tab asks a running job for news
+FORMAT_NAMES = {"md": "Markdown", "txt": "Text", "json": "JSON", "html": "HTML", "pdf": "PDF", "docx": "Word"}
 
 HELP = (
-    "Drop PDFs or images, pick an engine and press **Run**. Each page appears with its layout boxes on the "
-    "left and its text on the right; exports are written to your workspace. Nothing leaves this computer "
-    "unless you configure a remote server."
+    "Drop PDFs or images, pick an engine and press **Run**. Each page appears with its layout boxes "
+    "next to its text: point at a box to find its text, click a paragraph to find its box, ← and → turn pages. "
+    "Nothing leaves this computer unless you configure a remote server."
 )
 
 
 class InputError(ValueError):
     """A request the user can fix (no files, unavailable engine...)."""
+
+
+def document_formats() -> tuple[str, ...]:
+    """The per-document formats the exporters write (the zip holds them all)."""
+    return tuple(getattr(exporters, "DOCUMENT_FORMATS", exporters.FORMATS))
 
 
 class Studio:
@@ -44,11 +52,11 @@ class Studio:
         Path(settings.workspace).mkdir(parents=True, exist_ok=True)
         self.store = JobStore(Path(settings.workspace))
         self.infos: dict[str, EngineInfo] = {info.name: info for info in engine_infos(settings)}
-        self._cancels: dict[str, threading.Event] = {}
-        self._jobs: OrderedDict[str, Job] = OrderedDict()  # recently shown jobs, so paging is instant
-        self._exports: dict[tuple[str, bool], dict[str, Any]] = {}
-        self.clean_exports = False  # a local, single-user studio: one preference for every tab
+        self.background = BackgroundJobs(settings, after_pages=self._write_downloads)
+        self._jobs: OrderedDict[str, tuple[float, Job]] = OrderedDict()  # recently shown, by job.json mtime
+        self._exports: dict[tuple[str, bool], tuple[float, dict]] = {}
         self._lock = threading.Lock()
+        self._export_lock = threading.Lock()
 
     # ----- engines and tasks ---------------------------------------------------------------
 
@@ -73,7 +81,7 @@ class Studio:
         if info is None:
             return ""
         if not info.available:
-            return f"⚠️ **{info.label} is not available here:** {info.reason or 'no reason given'}"
+            return f"⚠ **{info.label} is unavailable here:** {info.reason or 'no reason given'}"
         parts = ["Runs on the GPU." if info.needs_gpu else "Runs on the CPU, no model needed."]
         if info.reason:
             parts.append(f"ℹ️ {info.reason}")
@@ -92,7 +100,7 @@ class Studio:
             self.run_button: gr.update(interactive=bool(info and info.available)),
         }
 
-    # ----- jobs -----------------------------------------------------------------------------
+    # ----- starting jobs ----------------------------------------------------------------------
 
     @staticmethod
     def parse_region(text: str | None) -> tuple[float, float, float, float]:
@@ -102,8 +110,7 @@ class Studio:
             x1, y1, x2, y2 = (float(p) for p in parts)
         except ValueError:
             raise InputError(
-                "Type the region as four numbers x1, y1, x2, y2 in page pixels, e.g. 100, 200, 900, 450 "
-                "(hover the page image to read positions)."
+                "Type the region as four numbers x1, y1, x2, y2 in page pixels, e.g. 100, 200, 900, 450."
             ) from None
         if x2 <= x1 or y2 <= y1 or min(x1, y1) < 0:
             raise InputError("The region's second corner must be right of and below the first (x1 < x2, y1 < y2).")
@@ -123,11 +130,18 @@ class Studio:
         paths = [Path(f) for f in (files or []) if f]
         if not paths:
             raise InputError("Add at least one PDF or image first (drop files on the drop zone).")
+        settings = self.settings
+        if runtime and runtime != settings.runtime:
+            if runtime not in ("local", "remote"):
+                raise InputError(f"Unknown runtime {runtime!r}: use 'local' or 'remote'.")
+            settings = dataclasses.replace(settings, runtime=runtime)
         info = self.infos.get(engine_name)
         if info is None:
             raise InputError(f"Unknown engine {engine_name!r}. Choose one of: {', '.join(self.infos)}.")
+        if settings is not self.settings:  # availability depends on where it runs
+            info = next((i for i in engine_infos(settings) if i.name == engine_name), info)
         if not info.available:
-            raise InputError(f"{info.label} is not available here: {info.reason}")
+            raise InputError(f"{info.label} is unavailable here: {info.reason}")
         try:
             chosen = Task(task) if task else info.default_task
         except ValueError:
@@ -135,11 +149,6 @@ class Studio:
         if chosen not in info.tasks:
             raise InputError(f"{info.label} cannot do “{chosen.label}”. Choose one of its tasks.")
         box = self.parse_region(region) if chosen is Task.REGION else None
-        settings = self.settings
-        if runtime and runtime != settings.runtime:
-            if runtime not in ("local", "remote"):
-                raise InputError(f"Unknown runtime {runtime!r}: use 'local' or 'remote'.")
-            settings = dataclasses.replace(settings, runtime=runtime)
         engine = get_engine(engine_name, settings)
         spec = JobSpec(
             files=paths,
@@ -151,176 +160,44 @@ class Studio:
         )
         return self.store.create(spec, engine, settings), engine
 
-    def _remember(self, job: Job) -> None:
-        with self._lock:
-            self._jobs[job.id] = job
-            self._jobs.move_to_end(job.id)
-            while len(self._jobs) > 8:
-                self._jobs.popitem(last=False)
-
-    def _job(self, job_id: str) -> Job | None:
-        if not job_id:
-            return None
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            job = self.store.load(job_id)
-            self._remember(job)
-        return job
-
-    def _export(self, job: Job) -> dict[int | str, dict[str, Path] | Path]:
-        """Write every document's md/txt/json/html and the job's zip into ``<job>/exports``
-        (``exports-clean`` without page headers and footers when the user asked for that).
-
-        Returns {document index: {format: file}} plus "zip": the zip file; cached per job."""
-        clean = self.clean_exports
-        with self._lock:
-            cached = self._exports.get((job.id, clean))
-        if cached is not None and cached.get("updated") == job.updated:
-            return cached["files"]
-        out_dir = Path(job.dir) / ("exports-clean" if clean else "exports")
-        finished = [(i, d) for i, d in enumerate(job.documents) if d.pages]
-        files: dict[int | str, dict[str, Path] | Path] = {}
-        if finished:
-            folders = exporters.document_folder_names([d for _, d in finished])
-            for (index, document), folder in zip(finished, folders, strict=True):
-                written = exporters.export_document(
-                    document,
-                    out_dir / folder,
-                    DOCUMENT_FORMATS,
-                    page_image=job.page_image,
-                    document_index=index,
-                    clean=clean,
-                )
-                files[index] = {path.suffix.lstrip("."): path for path in written if path.parent == out_dir / folder}
-            files["zip"] = exporters.export_job_zip(
-                job.documents, out_dir / f"ocr-studio-{job.id[:12]}.zip", page_image=job.page_image, clean=clean
-            )
-        with self._lock:
-            self._exports[(job.id, clean)] = {"updated": job.updated, "files": files}
-        return files
-
-    def _run_with_progress(self, job: Job, engine, cancel: threading.Event):
-        """Run the job in a worker thread; yields Progress events, then the finished job (or raises)."""
-        events: queue.Queue[Progress | None] = queue.Queue()
-        outcome: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                outcome["job"] = run_job(job, engine, self.settings, progress=events.put, cancel=cancel)
-            except Exception as exc:  # shown to the user; what is on disk stays
-                outcome["error"] = exc
-            finally:
-                events.put(None)
-
-        worker = threading.Thread(target=work, name=f"ocr-job-{job.id}", daemon=True)
-        worker.start()
-        try:
-            while True:
-                event = events.get()
-                batch = [event]
-                while event is not None and not events.empty():  # coalesce bursts of streamed text
-                    event = events.get_nowait()
-                    batch.append(event)
-                yield [e for e in batch if e is not None]
-                if batch[-1] is None:
-                    break
-        finally:
-            if worker.is_alive():  # the browser went away: stop after the current page
-                cancel.set()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome.get("job", job)
-
-    @staticmethod
-    def progress_markdown(event: Progress) -> str:
-        number = event.document_index + 1
-        total = max(event.pages_total, 1)
-        bar = "█" * round(20 * event.pages_done / total) + "░" * (20 - round(20 * event.pages_done / total))
-        line = (
-            f"**Working** on *{event.document}* (document {number} of {event.document_count}): "
-            f"page {event.pages_done} of {event.pages_total}  \n`{bar}`"
-        )
-        if event.message:
-            line += f"  \n{event.message}"
-        return line
-
-    def run(self, files, engine_name, task, pages, password, region, runtime, request: gr.Request):
-        """The Run button: streams per-page progress, then shows the first page and the exports."""
-        key = getattr(request, "session_hash", None) or "default"
-        cancel = threading.Event()
-        self._cancels[key] = cancel
-        started = time.monotonic()
+    def run(self, files, engine_name, task, pages, password, region, runtime) -> dict:
+        """The Run button: starts the job in the background (it outlives this tab) and lets
+        the timer follow it."""
         try:
             job, engine = self._start(files, engine_name, task, pages, password, region, runtime)
         except Exception as exc:  # InputError, EngineError, DocumentError: all shown as they are
-            gr.Warning(str(exc))
-            yield {self.status: f"⚠️ {exc}"}
-            return
-        yield {self.status: f"Starting *{engine.info().label}* on {len(job.spec.files)} file(s)…", self.job_id: job.id}
-        errors: list[str] = []
-        runner = self._run_with_progress(job, engine, cancel)
-        failure: Exception | None = None
-        try:
-            while True:
-                batch = next(runner)
-                update: dict = {}
-                for event in batch:
-                    if event.error:
-                        message = f"{event.document}: {event.error}"
-                        errors.append(message)
-                        gr.Warning(message)
-                    elif event.status is not None:
-                        update[self.status] = f"⏳ {event.status}"
-                    elif event.page is not None or event.partial_text is None:
-                        update[self.status] = self.progress_markdown(event)
-                    if event.partial_text:
-                        update[self.markdown_view] = event.partial_text
-                if update:
-                    yield update
-        except StopIteration as stop:
-            job = stop.value or job
-        except Exception as exc:
-            failure = exc
-            try:
-                job = self.store.load(job.id)
-            except Exception:
-                pass
-        finally:
-            runner.close()
-            self._cancels.pop(key, None)
-        self._remember(job)
-        status = viewer.job_summary(job)
-        if failure is not None:
-            status = f"⚠️ **Stopped:** {failure}\n\n" + status
-            gr.Warning(str(failure))
-        status += f"  \n*{time.monotonic() - started:.1f} s*"
-        result = self.show_job(job, status=status)
-        result[self.history] = gr.update(choices=self.history_choices(), value=job.id)
-        result.update(self.models_view())  # a run may have loaded a model
-        yield result
+            return {self.status: f"⚠ {viewer._md_text(str(exc))}"}
+        run = self.background.start(job, engine)
+        return {
+            **self.clear_view(),
+            self.job_id: job.id,
+            self.seen: -1,
+            self.status: self.progress_markdown(run),
+            self.timer: gr.Timer(active=True),
+            self.inputs: gr.Accordion(open=False),
+        }
 
-    def cancel(self, request: gr.Request) -> str:
-        event = self._cancels.get(getattr(request, "session_hash", None) or "default")
-        if event is None:
-            return "Nothing is running."
-        event.set()
-        return "Cancelling after the current page…"
+    def cancel(self, job_id: str) -> str:
+        if job_id and self.background.cancel(job_id):
+            return "■ Cancelling: the page in progress stops, the finished pages are kept."
+        return "Nothing is running."
 
     def convert(self, files, engine_name, task, pages, password="", region="", runtime=""):
-        """API endpoint: (files, engine, task, pages[, password, region, runtime]) -> (status, markdown, exports)."""
+        """API endpoint: (files, engine, task, pages[, password, region, runtime]) -> (status, markdown, exports).
+        The status names every failed document and page with its reason."""
         try:
             job, engine = self._start(files, engine_name, task, pages, password, region, runtime)
             job = run_job(job, engine, self.settings)
         except Exception as exc:
-            return f"Error: {exc}", "", []
-        self._remember(job)
+            return f"Failed: {exc}", "", []
         markdown = "\n\n".join(d.markdown() for d in job.documents if d.pages)
-        status = viewer.job_summary(job).replace("**", "").replace("⚠️ ", "Error: ")
+        status = viewer.job_summary(job).replace("**", "")
+        for symbol in ("✓ ", "⚠ ", "✗ ", "■ ", "‖ ", "… ", "\\"):
+            status = status.replace(symbol, "")
         try:
-            files_out = self._export_list(self._export(job))
+            files_out = self._export_list(self.exports(job))
         except Exception as exc:
-            status += f"\n\nExport failed: {exc}"
+            status += f"\nExport failed: {exc}"
             files_out = []
         return status, markdown, files_out
 
@@ -332,85 +209,265 @@ class Studio:
                 paths.extend(str(path) for path in value.values())
         return paths
 
+    # ----- following a run ----------------------------------------------------------------------
+
+    @staticmethod
+    def progress_markdown(run: JobRun) -> str:
+        elapsed = f"{run.elapsed:.0f} s"
+        if run.phase == "starting":
+            return f"… **Waiting** for the job before this one to finish… · {elapsed}"
+        if run.phase == "exports":
+            return f"… **Writing the downloads** (every format and the zip)… · {elapsed}"
+        event = run.progress
+        if event is None:
+            return f"… **Starting** *{run.label}*… {run.status} · {elapsed}"
+        total = max(event.pages_total, 1)
+        filled = round(20 * event.pages_done / total)
+        line = (
+            f"… **Working** on *{viewer._md_text(event.document)}* (document {event.document_index + 1} of "
+            f"{event.document_count}): page {event.pages_done} of {event.pages_total} · {elapsed}"
+            f"  \n`{'█' * filled}{'░' * (20 - filled)}`"
+        )
+        if run.status:
+            line += f" {viewer._md_text(run.status)}"
+        if run.errors:
+            line += "\n" + "\n".join(f"- ⚠ {viewer._md_text(e)}" for e in run.errors[-3:])
+        return line
+
+    def poll(self, job_id: str, document_index: int | None, page_number: int | None, seen: int) -> dict:
+        """The timer's tick while a job runs: progress, newly finished pages, and the result."""
+        run = self.background.get(job_id) if job_id else None
+        if run is None:
+            return {self.timer: gr.Timer(active=False)}
+        if run.running:
+            update: dict = {self.status: self.progress_markdown(run)}
+            if run.pages_done != seen and run.phase == "pages":
+                job = self.job(job_id)
+                update[self.seen] = run.pages_done
+                if page_number is None and job.pages_done:
+                    update.update(self.show_first(job))
+                else:
+                    update.update(self.navigator(job, int(document_index or 0)))
+            if page_number is None and run.partial_text:
+                update[self.text_view] = "```text\n" + run.partial_text.replace("```", "ˋˋˋ") + "\n```"
+            return update
+        job = self.job(job_id)
+        status = viewer.job_summary(job, run.elapsed)
+        if run.error is not None and str(run.error) not in status:
+            status += f"\n- {viewer._md_text(f'{type(run.error).__name__}: {run.error}')}"
+        if run.export_error:
+            status += f"\n- ⚠ The downloads could not be written: {viewer._md_text(run.export_error)}"
+        if page_number is None:
+            result = self.show_first(job)
+        else:
+            result = self.show_page(job, int(document_index or 0), page_number)
+        result.update(
+            {
+                self.status: status,
+                self.timer: gr.Timer(active=False),
+                self.seen: run.pages_done,
+                self.history: gr.update(choices=self.history_choices()),
+            }
+        )
+        result.update(self.models_view())  # a run may have loaded a model
+        return result
+
+    def attach(self) -> dict:
+        """A tab that opens (or reloads) while a job runs follows that job."""
+        active = self.background.active()
+        if not active:
+            return {}
+        run = active[-1]
+        return {
+            self.job_id: run.job.id,
+            self.seen: -1,
+            self.status: self.progress_markdown(run),
+            self.timer: gr.Timer(active=True),
+            self.inputs: gr.Accordion(open=False),
+        }
+
+    # ----- jobs and their downloads -------------------------------------------------------------
+
+    def job(self, job_id: str) -> Job:
+        """The job as on disk, read again only when its job.json changed (a running job)."""
+        path = self.store.root / job_id / "job.json" if job_id else None
+        try:
+            stamp = path.stat().st_mtime if path is not None else 0.0
+        except OSError:
+            stamp = 0.0
+        with self._lock:
+            cached = self._jobs.get(job_id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        job = self.store.load(job_id)
+        with self._lock:
+            self._jobs[job_id] = (stamp, job)
+            self._jobs.move_to_end(job_id)
+            while len(self._jobs) > 8:
+                self._jobs.popitem(last=False)
+        return job
+
+    def exports_dir(self, job: Job, clean: bool) -> Path:
+        """Downloads live apart from the job's inputs and pages: the only files served as files."""
+        return Path(self.settings.workspace) / "exports" / job.id / ("clean" if clean else "full")
+
+    def exports(self, job: Job, *, clean: bool = False) -> dict[int | str, Any]:
+        """Every document's files and the job's zip ({document index: {format: path}, "zip": path}),
+        written once per job state and reused."""
+        key = (job.id, clean)
+        with self._export_lock:
+            cached = self._exports.get(key)
+            if cached is not None and cached[0] == job.updated:
+                return cached[1]
+            out_dir = self.exports_dir(job, clean)
+            finished = [(i, d) for i, d in enumerate(job.documents) if d.pages]
+            files: dict[int | str, Any] = {}
+            if finished:
+                formats = document_formats()
+                folders = exporters.document_folder_names([d for _, d in finished])
+                for (index, document), folder in zip(finished, folders, strict=True):
+                    written = exporters.export_document(
+                        document,
+                        out_dir / folder,
+                        formats,
+                        page_image=job.page_image,
+                        document_index=index,
+                        clean=clean,
+                        **self._source_argument(job, index),
+                    )
+                    files[index] = {p.suffix.lstrip("."): p for p in written if p.parent == out_dir / folder}
+                files["zip"] = exporters.export_job_zip(
+                    job.documents,
+                    out_dir / f"ocr-studio-{job.id[:12]}.zip",
+                    page_image=job.page_image,
+                    clean=clean,
+                    formats=formats,
+                )
+            self._exports[key] = (job.updated, files)
+            return files
+
+    @staticmethod
+    def _source_argument(job: Job, index: int) -> dict[str, Any]:
+        import inspect
+
+        if "source_path" in inspect.signature(exporters.export_document).parameters:
+            return {"source_path": job.input_path(index)}
+        return {}
+
+    def _write_downloads(self, job: Job) -> None:
+        """After a run's pages: write the downloads the tab will offer (the run's last phase)."""
+        self.exports(self.store.load(job.id), clean=False)
+
+    def downloads_html(self, job: Job | None, document_index: int, clean: bool) -> str:
+        """One place for every download, saying what each gives."""
+        if job is None or not any(d.pages for d in job.documents):
+            return '<div class="downloads empty">Downloads appear here once a page is done.</div>'
+        base = f"{viewer.MEDIA_PREFIX}/download/{job.id}"
+        query = f"?clean={int(bool(clean))}"
+        parts = ['<div class="downloads">']
+        document_index = min(max(document_index, 0), len(job.documents) - 1)
+        document = job.documents[document_index]
+        if document.pages:
+            links = " ".join(
+                f'<a href="{base}/{document_index}/{fmt}{query}" download>{FORMAT_NAMES.get(fmt, fmt.upper())}</a>'
+                for fmt in document_formats()
+            )
+            parts.append(
+                f'<span class="dl-group"><span class="dl-what">This document</span> '
+                f'<span class="dl-name">{html.escape(document.name)}</span>: {links}</span>'
+            )
+        count = sum(1 for d in job.documents if d.pages)
+        parts.append(
+            f'<span class="dl-group"><span class="dl-what">Whole job</span> '
+            f'<a href="{base}/job/zip{query}" download>ZIP</a> '
+            f"<small>({count} document{'s' if count != 1 else ''}, every format, picture crops)</small></span>"
+        )
+        parts.append("</div>")
+        return "".join(parts)
+
     # ----- the viewer -------------------------------------------------------------------------
 
-    def show_page(self, job: Job | None, document_index: int | None, page_number: int | None) -> dict:
-        """The viewer for one page, with the download buttons for its document."""
-        if job is None:
-            return {self.page_image: None, self.markdown_view: "", self.markdown_raw: "", self.json_view: None}
-        view = viewer.page_view(job, int(document_index or 0), page_number)
-        numbers = viewer.page_numbers(job, view.document_index)
-        result = {
-            self.document: gr.update(choices=viewer.document_choices(job), value=view.document_index),
-            self.page: gr.update(choices=numbers, value=view.page_number),
-            self.page_image: view.annotated,
-            self.page_note: view.note,
-            self.page_legend: viewer.legend_html(view.boxes),
-            self.markdown_view: view.markdown,
-            self.markdown_raw: view.markdown,
-            self.json_view: view.data,
+    def clear_view(self) -> dict:
+        return {
+            self.document: gr.update(choices=[], value=None),
+            self.page: gr.update(choices=[], value=None),
+            self.page_view: viewer.message_html("The first page appears here as soon as it is done."),
+            self.text_view: "",
+            self.raw_view: "",
+            self.json_view: "",
+            self.downloads: self.downloads_html(None, 0, False),
         }
-        try:
-            exports = self._export(job)
-        except Exception as exc:  # the results are on disk; only the files are missing
-            exports = {}
-            result[self.page_note] = f"{view.note} ⚠️ Export failed: {exc}".strip()
-        document_files = exports.get(view.document_index, {})
-        for fmt, button in self.download_buttons.items():
-            path = exports.get("zip") if fmt == "zip" else document_files.get(fmt)
-            result[button] = gr.update(value=str(path) if path else None, interactive=path is not None)
-        return result
 
-    def show_job(self, job: Job, *, status: str | None = None) -> dict:
-        """The whole result panel for ``job``: first page, every export, status."""
-        document_index, page_number = viewer.first_page(job)
-        result = self.show_page(job, document_index, page_number)
-        result[self.job_id] = job.id
-        try:
-            result[self.downloads] = self._export_list(self._export(job)) or None
-        except Exception:
-            result[self.downloads] = None
-        if status is not None:
-            result[self.status] = status
-        return result
+    def navigator(self, job: Job, document_index: int) -> dict:
+        """New pages in the page list (a running job), the current choice kept."""
+        return {
+            self.document: gr.update(choices=viewer.document_choices(job)),
+            self.page: gr.update(choices=viewer.page_numbers(job, document_index)),
+        }
 
-    def navigate(self, job_id: str, document_index: int | None, page_number: int | None, step: int = 0) -> dict:
-        job = self._job(job_id)
+    def show_page(self, job: Job | None, document_index: int | None, page_number: int | None, clean=None) -> dict:
+        """The viewer for one page, with the downloads of its document."""
         if job is None:
-            return {}
-        if step:
-            document_index, page_number = viewer.step_page(job, int(document_index or 0), page_number, step)
+            return self.clear_view()
+        view = viewer.page_view(job, int(document_index or 0), page_number)
+        return {
+            self.document: gr.update(choices=viewer.document_choices(job), value=view.document_index),
+            self.page: gr.update(choices=viewer.page_numbers(job, view.document_index), value=view.page_number),
+            self.page_view: view.page_html,
+            self.text_view: view.text_html or viewer._md_text(view.note),
+            self.raw_view: view.markdown,
+            self.json_view: view.json_text,
+            self.downloads: self.downloads_html(job, view.document_index, bool(clean)),
+        }
+
+    def show_first(self, job: Job) -> dict:
+        document_index, page_number = viewer.first_page(job)
         return self.show_page(job, document_index, page_number)
 
-    def choose_document(self, job_id: str, document_index: int | None) -> dict:
-        job = self._job(job_id)
-        if job is None:
+    def navigate(self, job_id: str, document_index: int | None, page_number: int | None, clean=False, step=0) -> dict:
+        if not job_id:
             return {}
-        numbers = viewer.page_numbers(job, int(document_index or 0))
-        return self.show_page(job, document_index, numbers[0] if numbers else None)
+        job = self.job(job_id)
+        if step:
+            document_index, page_number = viewer.step_page(job, int(document_index or 0), page_number, step)
+        return self.show_page(job, document_index, page_number, clean)
 
-    def set_clean_exports(self, clean: bool, job_id: str, document_index: int | None, page_number: int | None):
-        """The "without headers/footers" choice: later downloads follow it; the view keeps them."""
-        self.clean_exports = bool(clean)
-        job = self._job(job_id)
-        if job is None:
-            return {}
-        result = self.show_page(job, document_index, page_number)
+    def goto(self, job_id: str, target: str, clean: bool = False) -> dict:
+        """A thumbnail's "document:page" (from reader.js) → that page."""
         try:
-            result[self.downloads] = self._export_list(self._export(job)) or None
-        except Exception:
-            result[self.downloads] = None
-        return result
+            document_index, page_number = (int(part) for part in (target or "").split(":")[:2])
+        except ValueError:
+            return {}
+        return self.navigate(job_id, document_index, page_number, clean)
+
+    def choose_document(self, job_id: str, document_index: int | None, clean: bool = False) -> dict:
+        if not job_id:
+            return {}
+        job = self.job(job_id)
+        numbers = viewer.page_numbers(job, int(document_index or 0))
+        return self.show_page(job, document_index, numbers[0] if numbers else None, clean)
+
+    def set_clean(self, clean: bool, job_id: str, document_index: int | None) -> str:
+        """Downloads with or without page headers and footers; the view keeps them."""
+        job = self.job(job_id) if job_id else None
+        return self.downloads_html(job, int(document_index or 0), bool(clean))
 
     def open_job(self, job_id: str) -> dict:
+        """Reopen a job from the history list: its first page and its status, failures included."""
         if not job_id:
             return {}
         try:
-            job = self.store.load(job_id)
+            job = self.job(job_id)
         except Exception as exc:
-            return {self.status: f"⚠️ Cannot open that job: {exc}"}
-        self._remember(job)
-        return self.show_job(job, status=viewer.job_summary(job))
+            return {self.status: f"⚠ Cannot open that job: {viewer._md_text(str(exc))}"}
+        result = self.show_first(job)
+        run = self.background.get(job_id)
+        if run is not None and run.running:
+            result.update({self.job_id: job.id, self.seen: -1, self.timer: gr.Timer(active=True)})
+            result[self.status] = self.progress_markdown(run)
+        else:
+            result.update({self.job_id: job.id, self.status: viewer.job_summary(job)})
+        return result
 
     # ----- the sidebar ------------------------------------------------------------------------
 
@@ -490,20 +547,21 @@ class Studio:
             self.runtime: self.runtime_text(),
             self.history: gr.update(choices=self.history_choices()),
             **self.models_view(),
+            **self.attach(),
         }
 
 
 def build_app(settings: Settings) -> gr.Blocks:
-    """The studio's Blocks; launch it with ``launch_options(settings)``."""
+    """The studio's Blocks; ``server.py`` serves it with ``launch_options(settings)``."""
     studio = Studio(settings)
     engine = studio.default_engine()
     info = studio.infos.get(engine)
     task_choices = studio.task_choices(info)
     free = {"concurrency_limit": None, "show_progress": "hidden"}
-    heavy = {"concurrency_limit": 1, "concurrency_id": "ocr-job"}
+    reader_js = READER_JS.read_text(encoding="utf-8")
 
     with gr.Blocks(title="OCR Studio", analytics_enabled=False, fill_width=True) as app:
-        with gr.Sidebar(label="Status", elem_id="sidebar", width=330):
+        with gr.Sidebar(label="Status", elem_id="sidebar", width=320):
             gr.Markdown("### GPU")
             studio.gpu = gr.Markdown("Checking the GPU…", elem_id="gpu-status")
             gr.Markdown("### Runtime profile")
@@ -527,100 +585,125 @@ def build_app(settings: Settings) -> gr.Blocks:
             history_refresh = gr.Button("Refresh list", size="sm", elem_id="history-refresh")
             gr.Markdown(f"<small>Workspace: `{settings.workspace}` · v{__version__}</small>")
 
-        gr.Markdown(f"# OCR Studio\n{HELP}", elem_id="title")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                studio.files = gr.File(
-                    file_count="multiple",
-                    label="Documents (PDF, PNG, JPEG, TIFF, WebP…) — drop several at once",
-                    elem_id="dropzone",
-                    height=300,
-                )
-            with gr.Column(scale=2, min_width=280):
-                studio.engine = gr.Dropdown(
-                    choices=studio.engine_choices(), value=engine, label="Engine", elem_id="engine-select"
-                )
-                studio.engine_info = gr.Markdown(studio.engine_note(info), elem_id="engine-note")
-                studio.runtime_select = gr.Radio(
-                    [("This computer", "local"), (f"Server ({settings.remote_url})", "remote")],
-                    value=settings.runtime if settings.runtime in ("local", "remote") else "local",
-                    label="Runs on",
-                    elem_id="runtime-select",
-                    visible=bool(settings.remote_url),
-                )
-                studio.task = gr.Dropdown(
-                    choices=task_choices,
-                    value=info.default_task.value if info and info.tasks else None,
-                    label="Task",
-                    elem_id="task-select",
-                )
-                studio.region = gr.Textbox(
-                    "",
-                    label="Region: x1, y1, x2, y2 in page pixels",
-                    placeholder="e.g. 100, 200, 900, 450",
-                    elem_id="region-box",
-                    visible=False,
-                )
-                with gr.Row():
-                    studio.pages = gr.Textbox(label="Pages", placeholder="all, or e.g. 1-3,7", elem_id="page-range")
-                    studio.password = gr.Textbox(
-                        label="PDF password", type="password", placeholder="if encrypted", elem_id="pdf-password"
+        gr.HTML('<h1 class="studio-title">OCR Studio</h1>', elem_id="title", padding=False)
+        with gr.Accordion("New job: documents and engine", open=True, elem_id="inputs") as studio.inputs:
+            gr.Markdown(HELP, elem_id="help")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=260):
+                    studio.files = gr.File(
+                        file_count="multiple",
+                        label="Documents (PDF, PNG, JPEG, TIFF, WebP…) — drop several at once",
+                        elem_id="dropzone",
+                        height=170,
                     )
-                with gr.Row():
-                    studio.run_button = gr.Button(
-                        "Run", variant="primary", elem_id="run-button", interactive=bool(info and info.available)
+                with gr.Column(scale=2, min_width=260):
+                    studio.engine = gr.Dropdown(
+                        choices=studio.engine_choices(), value=engine, label="Engine", elem_id="engine-select"
                     )
-                    cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel-button")
-        studio.status = gr.Markdown("Ready.", elem_id="status")
+                    studio.engine_info = gr.Markdown(studio.engine_note(info), elem_id="engine-note")
+                    studio.runtime_select = gr.Radio(
+                        [("This computer", "local"), (f"Server ({settings.remote_url})", "remote")],
+                        value=settings.runtime if settings.runtime in ("local", "remote") else "local",
+                        label="Runs on",
+                        elem_id="runtime-select",
+                        visible=bool(settings.remote_url),
+                    )
+                    studio.task = gr.Dropdown(
+                        choices=task_choices,
+                        value=info.default_task.value if info and info.tasks else None,
+                        label="Task",
+                        elem_id="task-select",
+                    )
+                    studio.region = gr.Textbox(
+                        "",
+                        label="Region: x1, y1, x2, y2 in page pixels",
+                        placeholder="e.g. 100, 200, 900, 450",
+                        elem_id="region-box",
+                        visible=False,
+                    )
+                    with gr.Row():
+                        studio.pages = gr.Textbox(
+                            label="Pages", placeholder="all, or e.g. 1-3,7", elem_id="page-range", min_width=120
+                        )
+                        studio.password = gr.Textbox(
+                            label="PDF password",
+                            type="password",
+                            placeholder="if encrypted",
+                            elem_id="pdf-password",
+                            min_width=120,
+                        )
+        with gr.Row(elem_id="action-bar", equal_height=True):
+            with gr.Column(scale=1, min_width=200, elem_id="status-column"):
+                studio.status = gr.Markdown("Ready.", elem_id="status")
+            studio.run_button = gr.Button(
+                "Run",
+                variant="primary",
+                elem_id="run-button",
+                interactive=bool(info and info.available),
+                scale=0,
+                min_width=90,
+            )
+            cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel-button", scale=0, min_width=90)
         studio.job_id = gr.State("")
+        studio.seen = gr.State(-1)
+        studio.timer = gr.Timer(POLL_SECONDS, active=False)
 
         with gr.Row(elem_id="navigator", equal_height=True):
-            studio.document = gr.Dropdown(choices=[], label="Document", elem_id="document-select", scale=3)
-            prev_button = gr.Button("◀ Previous", elem_id="prev-page", scale=1, size="sm")
-            studio.page = gr.Dropdown(choices=[], label="Page", elem_id="page-select", scale=1)
-            next_button = gr.Button("Next ▶", elem_id="next-page", scale=1, size="sm")
+            studio.document = gr.Dropdown(
+                choices=[],
+                label="Document",
+                elem_id="document-select",
+                scale=3,
+                min_width=160,
+                show_label=False,
+                container=False,
+            )
+            prev_button = gr.Button("◀ Previous", elem_id="prev-page", scale=0, min_width=96, size="sm")
+            studio.page = gr.Dropdown(
+                choices=[],
+                label="Page",
+                elem_id="page-select",
+                scale=1,
+                min_width=90,
+                show_label=False,
+                container=False,
+            )
+            next_button = gr.Button("Next ▶", elem_id="next-page", scale=0, min_width=96, size="sm")
 
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1):
-                studio.page_image = gr.AnnotatedImage(
-                    label="Page with layout boxes",
-                    elem_id="page-image",
-                    color_map=viewer.CATEGORY_COLORS,
-                    show_legend=False,
-                    height=760,
+        with gr.Row(equal_height=False, elem_id="reader"):
+            with gr.Column(scale=1, min_width=300, elem_id="page-column"):
+                studio.page_view = gr.HTML(
+                    viewer.message_html("Run a job, or reopen one from Recent jobs, to read it here."),
+                    elem_id="page-view",
+                    padding=False,
+                    head=f"<script>{reader_js}</script>",
                 )
-                studio.page_legend = gr.HTML("", elem_id="page-legend")
-                studio.page_note = gr.Markdown("", elem_id="page-note")
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, min_width=300, elem_id="text-column"):
                 with gr.Tabs(elem_id="result-tabs"):
-                    with gr.Tab("Markdown", id="tab-markdown"):
-                        studio.markdown_view = gr.Markdown(
+                    with gr.Tab("Text", id="tab-text"):
+                        studio.text_view = gr.Markdown(
                             "",
-                            elem_id="markdown-view",
+                            elem_id="text-view",
                             latex_delimiters=viewer.LATEX_DELIMITERS,
-                            height=760,
                             buttons=["copy"],
                             container=True,
                             padding=True,
+                            sanitize_html=True,
                         )
-                    with gr.Tab("Raw Markdown", id="tab-raw"):
-                        studio.markdown_raw = gr.Code(
-                            "", language="markdown", elem_id="markdown-raw", lines=30, max_lines=40, wrap_lines=True
+                    with gr.Tab("Markdown", id="tab-raw"):
+                        studio.raw_view = gr.Code(
+                            "", language="markdown", elem_id="markdown-raw", wrap_lines=True, show_label=False
                         )
                     with gr.Tab("JSON", id="tab-json"):
-                        studio.json_view = gr.JSON(elem_id="json-view", open=True, max_height=760)
+                        studio.json_view = gr.Code("", language="json", elem_id="json-view", show_label=False)
 
-        with gr.Row():
-            gr.Markdown("### Downloads")
+        with gr.Row(elem_id="download-bar", equal_height=True):
+            studio.downloads = gr.HTML(studio.downloads_html(None, 0, False), elem_id="downloads", padding=False)
             studio.clean = gr.Checkbox(
-                False, label="Leave page headers and footers out of the downloads", elem_id="clean-exports"
+                False, label="Leave page headers and footers out", elem_id="clean-exports", scale=0, min_width=260
             )
-        with gr.Row(elem_id="download-row"):
-            studio.download_buttons = {
-                fmt: gr.DownloadButton(f"{fmt.upper()}", elem_id=f"download-{fmt}", interactive=False, size="md")
-                for fmt in EXPORT_FORMATS
-            }
-        studio.downloads = gr.File(label="All exports", file_count="multiple", interactive=False, elem_id="downloads")
+        # reader.js writes "document:page" here when a thumbnail is clicked
+        goto = gr.Textbox(visible="hidden", elem_id="goto-page")
 
         # API-only outputs for the `convert` endpoint (gradio_client), hidden from the page.
         api_trigger = gr.Button(visible=False, elem_id="convert-trigger")
@@ -631,25 +714,15 @@ def build_app(settings: Settings) -> gr.Blocks:
         viewer_outputs = [
             studio.document,
             studio.page,
-            studio.page_image,
-            studio.page_note,
-            studio.page_legend,
-            studio.markdown_view,
-            studio.markdown_raw,
+            studio.page_view,
+            studio.text_view,
+            studio.raw_view,
             studio.json_view,
-            *studio.download_buttons.values(),
+            studio.downloads,
         ]
         model_outputs = [studio.models, studio.model_menu, studio.disk_models]
-        result_outputs = [
-            *viewer_outputs,
-            studio.status,
-            studio.job_id,
-            studio.history,
-            studio.downloads,
-            *model_outputs,
-        ]
-
-        # what a conversion request is made of, for the Run button and the /convert API alike
+        follow_outputs = [studio.status, studio.job_id, studio.seen, studio.timer, studio.inputs]
+        poll_outputs = [*viewer_outputs, *follow_outputs, studio.history, *model_outputs]
         request_inputs = [
             studio.files,
             studio.engine,
@@ -659,6 +732,8 @@ def build_app(settings: Settings) -> gr.Blocks:
             studio.region,
             studio.runtime_select,
         ]
+        where = [studio.job_id, studio.document, studio.page]
+
         studio.engine.change(
             studio.engine_changed,
             studio.engine,
@@ -666,21 +741,16 @@ def build_app(settings: Settings) -> gr.Blocks:
             api_visibility="private",
             **free,
         )
-        studio.run_button.click(
-            studio.run,
-            request_inputs,
-            result_outputs,
-            api_name="run",
-            show_progress="minimal",
-            **heavy,
-        )
-        cancel_button.click(studio.cancel, None, studio.status, api_name="cancel", **free)
+        studio.run_button.click(studio.run, request_inputs, poll_outputs, api_name="run", **free)
+        cancel_button.click(studio.cancel, studio.job_id, studio.status, api_name="cancel", **free)
+        studio.timer.tick(studio.poll, [*where, studio.seen], poll_outputs, api_visibility="private", **free)
         api_trigger.click(
             studio.convert,
             request_inputs,
             [api_status, api_markdown, api_files],
             api_name="convert",
-            **heavy,
+            concurrency_limit=1,
+            concurrency_id="ocr-job",
         )
         studio.task.change(
             lambda task: gr.update(visible=task == Task.REGION.value),
@@ -690,58 +760,57 @@ def build_app(settings: Settings) -> gr.Blocks:
             **free,
         )
         studio.document.input(
-            studio.choose_document, [studio.job_id, studio.document], viewer_outputs, api_name="show_document", **free
-        )
-        studio.page.input(
-            studio.navigate,
-            [studio.job_id, studio.document, studio.page],
+            studio.choose_document,
+            [studio.job_id, studio.document, studio.clean],
             viewer_outputs,
-            api_name="show_page",
+            api_name="show_document",
             **free,
         )
+        studio.page.input(studio.navigate, [*where, studio.clean], viewer_outputs, api_name="show_page", **free)
         prev_button.click(
-            lambda j, d, p: studio.navigate(j, d, p, -1),
-            [studio.job_id, studio.document, studio.page],
+            lambda j, d, p, c: studio.navigate(j, d, p, c, -1),
+            [*where, studio.clean],
             viewer_outputs,
             api_visibility="private",
             **free,
         )
         next_button.click(
-            lambda j, d, p: studio.navigate(j, d, p, 1),
-            [studio.job_id, studio.document, studio.page],
+            lambda j, d, p, c: studio.navigate(j, d, p, c, 1),
+            [*where, studio.clean],
             viewer_outputs,
             api_visibility="private",
             **free,
         )
+        goto.change(studio.goto, [studio.job_id, goto, studio.clean], viewer_outputs, api_visibility="private", **free)
         studio.clean.change(
-            studio.set_clean_exports,
-            [studio.clean, studio.job_id, studio.document, studio.page],
-            [*viewer_outputs, studio.downloads],
-            api_name="clean_exports",
+            studio.set_clean,
+            [studio.clean, studio.job_id, studio.document],
+            studio.downloads,
+            api_visibility="private",
             **free,
         )
-        studio.history.input(studio.open_job, studio.history, result_outputs, api_name="open_job", **free)
+        studio.history.input(studio.open_job, studio.history, poll_outputs, api_name="open_job", **free)
         history_refresh.click(
             lambda: gr.update(choices=studio.history_choices()), None, studio.history, api_visibility="private", **free
         )
-        timer = gr.Timer(GPU_REFRESH_SECONDS)
+        gpu_timer = gr.Timer(GPU_REFRESH_SECONDS)
         server_check.click(studio.server_status, studio.runtime_select, studio.server, api_name="server_status", **free)
         studio.runtime_select.change(
             studio.server_status, studio.runtime_select, studio.server, api_visibility="private", **free
         )
         if settings.remote_url:
             app.load(studio.server_status, None, studio.server, api_visibility="private", **free)
-        timer.tick(studio.gpu_markdown, None, studio.gpu, api_visibility="private", **free)
-        timer.tick(studio.loaded_models_text, None, studio.models, api_visibility="private", **free)
+        gpu_timer.tick(studio.gpu_markdown, None, studio.gpu, api_visibility="private", **free)
+        gpu_timer.tick(studio.loaded_models_text, None, studio.models, api_visibility="private", **free)
         unload_button.click(studio.unload_model, studio.model_menu, model_outputs, api_name="unload_model", **free)
         app.load(
             studio.on_load,
             None,
-            [studio.gpu, studio.runtime, studio.history, *model_outputs],
+            [studio.gpu, studio.runtime, studio.history, *model_outputs, *follow_outputs],
             api_visibility="private",
             **free,
         )
 
     app.queue(default_concurrency_limit=1)
-    app.studio = studio  # type: ignore[attr-defined]  # for tests and embedding
+    app.studio = studio  # type: ignore[attr-defined]  # for tests, the server and embedding
     return app

@@ -1,18 +1,113 @@
-"""What the viewer loads besides Gradio's own payloads: page images at display size,
-page thumbnails and export downloads, each from a job in the workspace (see viewer.py).
+"""What the viewer loads besides Gradio's own payloads: page images at display size, page
+thumbnails and export downloads, each from a job in the workspace.
 
-``router(studio)`` returns the FastAPI routes under ``/studio/``; ``server.py`` mounts them
-beside the Gradio app, behind the same Host/token checks."""
+A page image is encoded to WebP once, on first request, and kept beside the page's PNG;
+every later view (this tab, a reopened job, another tab) is a file read with a long-lived
+private cache header, so turning pages costs the browser a cache hit or one small file.
+
+``router(studio)`` returns the routes under ``/studio/``; ``server.py`` mounts them beside
+the Gradio app, behind the same Host/token checks."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, Response
 
-PREFIX = "/studio"
+from ..jobs import Job, JobError
+from .viewer import MEDIA_PREFIX
+
+PREFIX = MEDIA_PREFIX
+VIEW_QUALITY = 80  # WebP quality of the page image: crisp text at a fraction of the PNG's size
+THUMB_WIDTH = 120
+CACHE = "private, max-age=86400"  # URLs carry the page file's mtime, so a redone page gets a new one
+_ENCODING = threading.Lock()  # two tabs asking for the same new page encode it once
+
+
+def view_path(job: Job, document_index: int, page_number: int, kind: str) -> Path:
+    """Where the encoded display image (``page``) or thumbnail (``thumb``) of a page is cached."""
+    png = job.page_image_path(document_index, page_number)
+    return png.with_name(f"{png.stem}.{kind}.webp")
+
+
+def encoded_image(job: Job, document_index: int, page_number: int, kind: str) -> Path:
+    """The cached WebP of a page, made from its PNG on first use."""
+    target = view_path(job, document_index, page_number, kind)
+    source = job.page_image_path(document_index, page_number)
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    from PIL import Image
+
+    with _ENCODING:
+        if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+            return target
+        with Image.open(source) as image:
+            image = image.convert("RGB")
+            if kind == "thumb":
+                image.thumbnail((THUMB_WIDTH, THUMB_WIDTH * 4))
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    image.save(handle, format="WEBP", quality=VIEW_QUALITY, method=2)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+    return target
 
 
 def router(studio: Any) -> APIRouter:
     """The media routes for ``studio`` (an ``app.Studio``)."""
-    return APIRouter(prefix=PREFIX)
+    routes = APIRouter(prefix=PREFIX)
+
+    def job_or_404(job_id: str) -> Job:
+        try:
+            return studio.job(job_id)
+        except JobError:
+            raise HTTPException(status_code=404, detail="No such job.") from None
+
+    def image(kind: str, job_id: str, document: int, page: int) -> FileResponse:
+        job = job_or_404(job_id)
+        if not 0 <= document < len(job.inputs):
+            raise HTTPException(status_code=404, detail="No such document.")
+        if not job.page_image_path(document, page).is_file():
+            raise HTTPException(status_code=404, detail="That page has no image (yet).")
+        try:
+            path = encoded_image(job, document, page, kind)
+        except OSError as exc:
+            raise HTTPException(status_code=500, detail=f"The page image cannot be read: {exc}") from None
+        return FileResponse(path, media_type="image/webp", headers={"Cache-Control": CACHE})
+
+    @routes.get("/page/{job_id}/{document}/{page}")
+    def page_image(job_id: str, document: int, page: int) -> FileResponse:
+        return image("page", job_id, document, page)
+
+    @routes.get("/thumb/{job_id}/{document}/{page}")
+    def page_thumbnail(job_id: str, document: int, page: int) -> FileResponse:
+        return image("thumb", job_id, document, page)
+
+    @routes.get("/download/{job_id}/{target}/{fmt}")
+    def download(job_id: str, target: str, fmt: str, clean: int = 0) -> Response:
+        """A document's export (``target`` = its index) or the whole job's zip (``target`` = job)."""
+        job = job_or_404(job_id)
+        try:
+            files = studio.exports(job, clean=bool(clean))
+        except Exception as exc:  # shown in the browser's download list / tab
+            raise HTTPException(status_code=500, detail=f"The export could not be written: {exc}") from None
+        if target == "job":
+            path = files.get("zip")
+        else:
+            try:
+                path = files.get(int(target), {}).get(fmt)
+            except ValueError:
+                path = None
+        if path is None or not Path(path).is_file():
+            raise HTTPException(status_code=404, detail="Nothing to download for that choice.")
+        return FileResponse(path, filename=Path(path).name, content_disposition_type="attachment")
+
+    return routes

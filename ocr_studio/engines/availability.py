@@ -1,0 +1,134 @@
+"""Whether an engine can really run here, checked before Run rather than discovered after it.
+
+An engine's own ``info()`` says what it needs; this module checks that against the machine:
+a CUDA GPU for the vision models (unless the user asked for the CPU), the model's files
+(cached, a local folder, or a hub that answers), the inference server for the remote
+runtime. Each "no" carries the reason and the fix, for the UI and ``doctor``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .base import EngineInfo
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from .base import Engine
+
+HUB_PROBE_SECONDS = 2.0
+REMEMBER_SECONDS = 60.0  # a hub or server answer is reused this long (the sidebar polls)
+_answers: dict[str, tuple[float, str | None]] = {}
+_lock = threading.Lock()
+
+
+def checked(engine: Engine, settings: Settings) -> EngineInfo:
+    """``engine.info()`` with ``available`` false, and the reason, where it cannot run here."""
+    info = engine.info()
+    if not info.available or not info.needs_gpu:
+        return info
+    if settings.runtime == "remote":
+        problem = _remembered(f"remote:{settings.remote_url}", lambda: _server_problem(settings))
+    else:
+        problem = _gpu_problem(settings) or _model_problem(getattr(engine, "model_id", ""), info)
+    if problem is None:
+        return info
+    return dataclasses.replace(info, available=False, reason=problem)
+
+
+def _gpu_problem(settings: Settings) -> str | None:
+    if settings.device == "cpu":  # asked for explicitly: slow, but the user chose it
+        return None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return None
+    except Exception:  # torch missing or broken: the same advice
+        pass
+    return (
+        "no CUDA GPU here. Vision models need an NVIDIA GPU with a CUDA build of PyTorch "
+        '(`ocr-studio doctor` says what is missing), or an inference server (set `runtime = "remote"` and '
+        '`remote_url`). To try it on the CPU anyway (very slow), set `device = "cpu"`.'
+    )
+
+
+def _model_problem(model_id: str, info: EngineInfo) -> str | None:
+    """None when the model's files are here or can be downloaded."""
+    if not model_id:
+        return None
+    path = Path(model_id).expanduser()
+    if path.is_absolute() or model_id.startswith((".", "~")) or path.is_dir():
+        if (path / "config.json").is_file():
+            return None
+        return f"the model folder {model_id} has no config.json. Point the setting at a downloaded model folder."
+    if _is_cached(model_id):
+        return None
+    problem = _remembered("hub", _hub_problem)
+    if problem is None:
+        return None
+    setting = "dots_model" if info.name == "dots-ocr" else "qwen_model"
+    return (
+        f"{model_id} is not downloaded and {problem} Download it on a connected machine "
+        f"(`huggingface-cli download {model_id}`) or set `{setting}` to a folder that holds it."
+    )
+
+
+def _is_cached(model_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+    except Exception:
+        return False
+
+
+def _hub_problem() -> str | None:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return "the hub is switched off (HF_HUB_OFFLINE is set)."
+    try:
+        import httpx
+        from huggingface_hub import constants
+
+        httpx.head(constants.ENDPOINT, timeout=HUB_PROBE_SECONDS, follow_redirects=False)
+    except Exception:
+        return "the Hugging Face hub cannot be reached from this computer."
+    return None
+
+
+def _server_problem(settings: Settings) -> str | None:
+    if not settings.remote_url:
+        return "no inference server is set: set `remote_url`, or run on this computer."
+    from ..remote import RemoteClient, RemoteError, remote_config
+
+    try:
+        client = RemoteClient(remote_config(settings))
+    except RemoteError as exc:
+        return str(exc)
+    try:
+        health = client.health()
+    finally:
+        client.close()
+    return None if health.ok else f"the inference server {settings.remote_url} is not usable: {health.message}"
+
+
+def _remembered(key: str, check) -> str | None:
+    now = time.monotonic()
+    with _lock:
+        hit = _answers.get(key)
+        if hit is not None and now - hit[0] < REMEMBER_SECONDS:
+            return hit[1]
+    answer = check()
+    with _lock:
+        _answers[key] = (now, answer)
+    return answer
+
+
+def forget() -> None:
+    """Drop remembered answers (a "Check again" button, tests)."""
+    with _lock:
+        _answers.clear()
