@@ -15,7 +15,13 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2VLImageProcessor
 
 from ocr_studio.models.dots_ocr import DotsOCRConfig, DotsOCRForCausalLM
-from ocr_studio.models.dots_ocr.processing import ASSISTANT_END, END_OF_TEXT, IMAGE_PAD, SPECIAL_TOKENS
+from ocr_studio.models.dots_ocr.processing import (
+    ASSISTANT_END,
+    ASSISTANT_START,
+    END_OF_TEXT,
+    IMAGE_PAD,
+    SPECIAL_TOKENS,
+)
 
 TINY_MIN_PIXELS = 28 * 28 * 4
 TINY_MAX_PIXELS = 28 * 28 * 64
@@ -70,7 +76,8 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast) -> DotsOCRConfig:
         tie_word_embeddings=False,
         image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_PAD),
         video_token_id=vocab - 1,
-        eos_token_id=[tokenizer.convert_tokens_to_ids(END_OF_TEXT), tokenizer.convert_tokens_to_ids(ASSISTANT_END)],
+        # as published: config.json also lists <|assistant|>; generation_config.json does not (build_tiny_dots_ocr)
+        eos_token_id=[tokenizer.convert_tokens_to_ids(t) for t in (END_OF_TEXT, ASSISTANT_START, ASSISTANT_END)],
         pad_token_id=tokenizer.convert_tokens_to_ids(END_OF_TEXT),
         vision_config={
             "embed_dim": 32,
@@ -101,7 +108,9 @@ def build_tiny_dots_ocr(path: str | Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = DotsOCRForCausalLM(config).eval()
     model.generation_config = GenerationConfig(
-        eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, do_sample=False
+        eos_token_id=[tokenizer.convert_tokens_to_ids(t) for t in (END_OF_TEXT, ASSISTANT_END)],
+        pad_token_id=config.pad_token_id,
+        do_sample=False,
     )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

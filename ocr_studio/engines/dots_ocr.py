@@ -290,17 +290,16 @@ def _load_dots(folder, key, profile) -> LoadedDots:
 
     from ..models.dots_ocr import DotsOCRForCausalLM, DotsOCRProcessor
     from ..models.generation import FastGenerator
+    from ..models.stop_tokens import read_stop_tokens
 
     processor = DotsOCRProcessor.from_pretrained(folder)
     model = DotsOCRForCausalLM.from_pretrained(
         folder, dtype=getattr(torch, key.dtype), attn_implementation=key.attention
     )
     model = model.to(profile.device).eval()
-    eos = set(processor.eos_token_ids)
-    config_eos = getattr(model.config, "eos_token_id", None)
-    eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
-    eos_ids = tuple(sorted(i for i in eos if isinstance(i, int) and i >= 0))
-    pad = processor.pad_token_id if processor.pad_token_id is not None else eos_ids[0]
+    # generation_config.json's stop tokens, not config.json's (which adds <|assistant|>, 151672)
+    stop = read_stop_tokens(folder, fallback_eos=processor.eos_token_ids, fallback_pad=processor.pad_token_id)
+    eos_ids, pad = stop.eos_token_ids, stop.pad_token_id
     path = "graphs" if profile.device == "cuda" and profile.compiled_decode else "eager"
     # graphs: the decode step (fused, with Triton kernels when the backend is inductor) replayed as a CUDA graph
     generator = FastGenerator(model, path=path, triton=profile.compile_backend == "inductor")

@@ -361,6 +361,7 @@ def _load_qwen(folder, key, profile) -> LoadedQwen:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from ..models.generation import FastGenerator, GenerationConfig
+    from ..models.stop_tokens import read_stop_tokens
 
     processor = AutoProcessor.from_pretrained(folder)
     model = AutoModelForImageTextToText.from_pretrained(
@@ -368,11 +369,12 @@ def _load_qwen(folder, key, profile) -> LoadedQwen:
     )
     model = model.to(profile.device).eval()
     tokenizer = processor.tokenizer
-    eos = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id}
-    config_eos = getattr(model.generation_config, "eos_token_id", None)
-    eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
-    eos_ids = tuple(sorted(i for i in eos if isinstance(i, int) and i >= 0))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    stop = read_stop_tokens(
+        folder,
+        fallback_eos=(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id),
+        fallback_pad=tokenizer.pad_token_id,
+    )
+    eos_ids, pad = stop.eos_token_ids, stop.pad_token_id
     path = "graphs" if profile.device == "cuda" and profile.compiled_decode else "eager"
     # graphs: the decode step (fused, with Triton kernels when the backend is inductor) replayed as a CUDA graph
     generator = FastGenerator(model, path=path, triton=profile.compile_backend == "inductor")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from transformers import PretrainedConfig, Qwen2Config
 
 PUBLISHED_ROPE_THETA = 1_000_000.0
+# config.json's list; generation stops on generation_config.json's [151643, 151673] (models/stop_tokens.py)
 PUBLISHED_EOS_TOKEN_IDS = (151643, 151672, 151673)
 
 
