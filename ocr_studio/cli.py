@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--dpi", type=int, help="page rendering resolution (default from the settings)")
     convert.add_argument("--password", help="password of encrypted PDFs (never stored)")
+    convert.add_argument(
+        "--lang",
+        metavar="LANGS",
+        help='OCR languages of the text-layer engine, e.g. "eng+rus" (default: the installed packs)',
+    )
     convert.add_argument("--clean", action="store_true", help="leave page headers and footers out of md/txt/html/docx")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -135,6 +140,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     }
     overrides["dpi"] = getattr(args, "dpi", None)
     overrides["engine"] = getattr(args, "engine", None)
+    overrides["ocr_languages"] = getattr(args, "lang", None)
     return load_settings(config_path=args.config, overrides=overrides)
 
 
@@ -203,6 +209,9 @@ class Outcome:
     error: str | None = None
     written: list[Path] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)  # failed pages, cache hits...
+    folder: Path = Path()  # where under OUT its results go: its sub-folder in the folder it was found in
+    skipped: bool = False  # found in a folder but neither a PDF nor an image
+    warnings: list[str] = dataclasses.field(default_factory=list)  # a damaged (repaired) file...
 
     @property
     def document(self) -> DocumentResult | None:
@@ -224,16 +233,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UsageError(
             f"The {info.name} engine cannot do {task.value!r}; it can do: {', '.join(t.value for t in info.tasks)}."
         )
+    if args.lang is not None:
+        check_languages(args.lang)
 
-    inputs, missing = collect_inputs([Path(p) for p in args.paths])
+    found, missing, skipped = collect_inputs([Path(p) for p in args.paths])
+    folders = dict(found)
+    inputs = list(folders)
     outcomes = [Outcome(path=path, error=message) for path, message in missing]
+    outcomes += [Outcome(path=path, skipped=True) for path in skipped]
     store = JobStore(settings.workspace)
     bars = ProgressBars(disabled=args.quiet)
     engine_failure: str | None = None
     try:
         for number, path in enumerate(inputs, start=1):
             bars.label = f"[{number}/{len(inputs)}] {path.name}"
-            outcome = Outcome(path=path)
+            outcome = Outcome(path=path, folder=folders[path])
             outcomes.append(outcome)
             if engine_failure is not None:
                 outcome.error = f"not converted: {engine_failure}"
@@ -265,22 +279,41 @@ def parse_formats(text: str) -> list[str]:
     return formats
 
 
-def collect_inputs(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Files to convert (named files always, folders searched recursively by suffix),
-    and the paths that yield nothing, with why."""
-    files: list[Path] = []
+def check_languages(value: str) -> None:
+    """``--lang``: refused up front (exit 2) when written wrong or not installed, naming the packages."""
+    from .engines import tesseract
+
+    try:
+        languages = tesseract.resolve_languages(value)
+    except tesseract.LanguageError as exc:
+        raise UsageError(f"--lang {value}: {exc}") from None
+    problem = tesseract.language_problem(languages)
+    if problem is not None:
+        raise UsageError(f"--lang {value}: {problem}")
+
+
+def collect_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]], list[Path]]:
+    """Files to convert, each with the sub-folder its results go to under OUT (named files
+    always, at the top; folders searched recursively by suffix, keeping their structure); the
+    paths that yield nothing, with why; and the files in folders that are neither PDF nor image."""
+    files: list[tuple[Path, Path]] = []
     problems: list[tuple[Path, str]] = []
+    skipped: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            every = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            found = [p for p in every if p.suffix.lower() in SUPPORTED_SUFFIXES]
             if not found:
                 problems.append((path, f"no {', '.join(SUPPORTED_SUFFIXES)} files in this folder"))
-            files.extend(found)
+            files.extend((p, p.parent.relative_to(path)) for p in found)
+            skipped.extend(p for p in every if p.suffix.lower() not in SUPPORTED_SUFFIXES)
         elif path.exists():
-            files.append(path)
+            files.append((path, Path()))
         else:
             problems.append((path, "does not exist; check the path"))
-    return list(dict.fromkeys(files)), problems
+    unique = list(dict.fromkeys(path for path, _ in files))
+    folders = dict(reversed(files))  # a file named twice keeps its first place
+    return [(path, folders[path]) for path in unique], problems, list(dict.fromkeys(skipped))
 
 
 def record_job(outcome: Outcome) -> None:
@@ -288,12 +321,43 @@ def record_job(outcome: Outcome) -> None:
     assert job is not None
     if doc is not None and doc.error:
         outcome.error = doc.error
+        if "password" in doc.error:  # the UI asks for it; here it is a flag
+            outcome.error += " On the command line, give it with --password (or check the one given)."
     elif job.status == "failed":
         outcome.error = job.message or "the engine failed"
     elif job.status != "done":
         outcome.error = f"{job.status}: {job.message}".strip(": ")
     for number, message in sorted((job.page_errors[0] if job.page_errors else {}).items()):
         outcome.notes.append(f"page {number} failed: {message}")
+    if doc is not None:
+        outcome.warnings += document_warnings(doc)
+
+
+def document_warnings(doc: DocumentResult) -> list[str]:
+    """What every page of a document warns about (a PDF MuPDF had to repair), and which pages
+    came out blank after that repair, once each rather than once a page."""
+    from .documents import BLANK_AFTER_REPAIR
+
+    pages = [p for p in doc.pages if p.width]
+    if not pages:
+        return []
+    shared = [w for w in pages[0].warnings if all(w in p.warnings for p in pages[1:])]
+    blank = [p.page_number for p in pages if BLANK_AFTER_REPAIR.format(number=p.page_number) in p.warnings]
+    if blank:
+        shared.append(f"{_page_list(blank)} came out blank after the repair")
+    return shared
+
+
+def _page_list(numbers: list[int]) -> str:
+    """[2, 5, 6, 7] → "pages 2, 5-7"."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    return f"page{'s' * (len(numbers) > 1)} {text}"
 
 
 def _page_failures(outcome: Outcome) -> int:
@@ -310,19 +374,25 @@ def export_outcomes(
     ready = [o for o in outcomes if o.document is not None and o.document.pages]
     if not ready:
         return
-    stems = document_folder_names([o.document for o in ready])  # type: ignore[misc]
-    docs = []
-    for outcome, stem in zip(ready, stems, strict=True):
-        doc = outcome.document
-        assert doc is not None and outcome.job is not None
-        docs.append(dataclasses.replace(doc, name=stem + Path(doc.name).suffix))
+    # Names come from this run's inputs (a cached job keeps the name of the file it was made for),
+    # unique within each output folder; the zip holds them all, so its names are unique across folders.
+    named = [dataclasses.replace(o.document, name=o.path.name) for o in ready]  # type: ignore[arg-type]
+    stems = document_folder_names(named)
+    by_folder: dict[Path, list[int]] = {}
+    for index, outcome in enumerate(ready):
+        by_folder.setdefault(outcome.folder, []).append(index)
+    file_stems = list(stems)
+    for indexes in by_folder.values():
+        for index, stem in zip(indexes, document_folder_names([named[i] for i in indexes]), strict=True):
+            file_stems[index] = stem
+    docs, file_docs = _renamed(named, stems, ready), _renamed(named, file_stems, ready)
     file_formats = [f for f in formats if f != "zip"]
     try:
-        for outcome, doc in zip(ready, docs, strict=True):
+        for outcome, doc in zip(ready, file_docs, strict=True):
             if file_formats:
                 outcome.written += export_document(
                     doc,
-                    out_dir,
+                    out_dir / outcome.folder,
                     file_formats,
                     page_image=outcome.job.page_image,
                     source_path=outcome.job.input_path(0),  # type: ignore[union-attr]
@@ -347,23 +417,31 @@ def export_outcomes(
             outcome.error = outcome.error or f"could not write the results to {out_dir}: {exc}"
 
 
+def _renamed(docs: list[DocumentResult], stems: list[str], outcomes: list[Outcome]) -> list[DocumentResult]:
+    return [dataclasses.replace(d, name=s + o.path.suffix) for d, s, o in zip(docs, stems, outcomes, strict=True)]
+
+
 def print_summary(outcomes: list[Outcome], out_dir: Path, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
+    skipped = [o for o in outcomes if o.skipped]
+    outcomes = [o for o in outcomes if not o.skipped]
     ok = [o for o in outcomes if o.error is None and not _page_failures(o)]
     print(f"\n{len(ok)} of {len(outcomes)} file(s) converted; results in {out_dir}", file=stream)
     for outcome in outcomes:
         doc = outcome.document
         if outcome.error is None:
             pages = len(doc.pages) if doc is not None else 0
-            names = ", ".join(dict.fromkeys(p.name for p in outcome.written)) or "nothing written"
-            label = "PARTIAL" if _page_failures(outcome) else "OK"
+            names = ", ".join(dict.fromkeys(str(outcome.folder / p.name) for p in outcome.written)) or "nothing written"
+            label = "PARTIAL" if _page_failures(outcome) else "WARNING" if outcome.warnings else "OK"
             print(f"  {label:<7} {outcome.path}  ({pages} page{'s' * (pages != 1)}) -> {names}", file=stream)
         else:
             print(f"  FAILED  {outcome.path}: {outcome.error}", file=stream)
             if outcome.written:
                 print(f"          finished pages written: {', '.join(p.name for p in outcome.written)}", file=stream)
-        for note in outcome.notes:
+        for note in [*outcome.warnings, *outcome.notes]:
             print(f"          {note}", file=stream)
+    for outcome in skipped:
+        print(f"  SKIPPED {outcome.path}: neither a PDF nor an image", file=stream)
 
 
 class ProgressBars:

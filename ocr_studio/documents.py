@@ -65,7 +65,7 @@ _LIMIT_HINT = "raise max_image_megapixels in the settings"
 # A PDF MuPDF had to repair (a truncated download, a broken cross-reference table) opens and may
 # look fine; these say so on every page, and which pages came out blank.
 REPAIRED_PDF = (
-    "{name} is damaged: MuPDF had to repair it, so pages may be missing, incomplete or blank. "
+    "This PDF is damaged: MuPDF had to repair it, so pages may be missing, incomplete or blank. "
     "Download or export it again."
 )
 BLANK_AFTER_REPAIR = "page {number} came out blank after the repair: its content is missing from the file"
@@ -551,7 +551,7 @@ def _open_pdf_locked(path: Path, limits: Limits, password: str | None) -> Docume
         ) from exc
     document = Document(path, "pdf", page_count, limits, pdf=pdf)
     if getattr(pdf, "is_repaired", False):  # MuPDF rebuilt a broken file: pages may be missing or blank
-        document.warnings.append(REPAIRED_PDF.format(name=path.name))
+        document.warnings.append(REPAIRED_PDF)  # no file name: jobs keep their inputs under neutral names
     return document
 
 

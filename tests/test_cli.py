@@ -46,7 +46,7 @@ def test_a_folder_with_a_bad_file_converts_the_good_one_and_reports_both(tmp_pat
     assert "1 of 2 file(s) converted" in summary
     assert "OK" in summary and "good.pdf" in summary
     assert "FAILED" in summary and "broken.pdf" in summary and "not a PDF" in summary
-    assert "notes.docx" not in summary
+    assert "SKIPPED" in summary and "notes.docx: neither a PDF nor an image" in summary  # listed, not failed
     markdown = (out / "good.md").read_text(encoding="utf-8")
     assert page_words(1) in markdown and page_words(2) in markdown
     assert sorted(p.name for p in out.iterdir()) == ["good.md"]
