@@ -470,11 +470,18 @@ def searchable_pdf(
         source = _Source(Path(source_path) if source_path is not None else None)
         out = pymupdf.open()
     try:
+        with MUPDF_LOCK:
+            copied = _copy_source_pages(out, source, doc.pages)
         font: int | None = None
         shown = False  # pages with no image at all show their text in real (subset) fonts
-        for result in doc.pages:
+        for position, result in enumerate(doc.pages):
             with MUPDF_LOCK:  # page by page: the UI may render pages in between
-                page, text = _add_page(out, source, result, page_image, document_index, quality, dpi)
+                if position in copied:
+                    page = out[position]
+                    own = has_text_layer(source.pdf[copied[position]], result)  # type: ignore[index]
+                    text = "own" if own else "layer"
+                else:
+                    page, text = _add_page(out, position, source, result, page_image, document_index, quality, dpi)
                 if text == "layer":
                     font = font if font is not None else add_font(out)
                     add_text_layer(out, page, result, font)
@@ -502,8 +509,23 @@ def _try(step: Callable[[], object]) -> None:
         log.warning("Searchable PDF: %s skipped: %s", getattr(step, "__name__", "a step"), exc)
 
 
+def _copy_source_pages(out: pymupdf.Document, source: _Source, results: list[PageResult]) -> dict[int, int]:
+    """Copy the source PDF's pages that ``results`` need into ``out`` in one go (page by page,
+    every page would get its own copy of the fonts and images they share). Returns, for each
+    position in ``results`` that was copied, its page's index in the narrowed source."""
+    if source.pdf is None:
+        return {}
+    wanted = {i: r.page_number - 1 for i, r in enumerate(results) if 1 <= r.page_number <= source.pdf.page_count}
+    if not wanted:
+        return {}
+    source.pdf.select(list(wanted.values()))  # our own handle: the file is untouched
+    out.insert_pdf(source.pdf)
+    return {position: index for index, position in enumerate(wanted)}
+
+
 def _add_page(
     out: pymupdf.Document,
+    position: int,
     source: _Source,
     result: PageResult,
     page_image: PageImageSource | None,
@@ -511,19 +533,16 @@ def _add_page(
     quality: int,
     dpi: int,
 ) -> tuple[pymupdf.Page, str]:
-    """Append ``result``'s page to ``out``. Returns it and what its text needs: "layer" (an
-    invisible text layer), "own" (the page has its own text layer) or "shown" (no image:
-    the text was written visibly)."""
+    """Add ``result``'s page to ``out`` at ``position`` from an image. Returns it and what its
+    text needs: "layer" (an invisible text layer) or "shown" (no image: the text was written
+    visibly)."""
     number = result.page_number
-    if source.pdf is not None and 1 <= number <= source.pdf.page_count:
-        out.insert_pdf(source.pdf, from_page=number - 1, to_page=number - 1)
-        page = out[out.page_count - 1]
-        return page, "own" if has_text_layer(source.pdf[number - 1], result) else "layer"
+    at = position if position < out.page_count else -1
     if source.kind == "image":
         try:
             data, (width, height), own_dpi = image_file_page(source.path, number, quality)  # type: ignore[arg-type]
             xdpi, ydpi = own_dpi or (dpi, dpi)
-            page = out.new_page(width=width * 72 / xdpi, height=height * 72 / ydpi)
+            page = out.new_page(at, width=width * 72 / xdpi, height=height * 72 / ydpi)
             page.insert_image(page.rect, stream=data)
             return page, "layer"
         except Exception as exc:
@@ -531,7 +550,7 @@ def _add_page(
     image = _page_image(page_image, document_index, number)
     width = result.width if result.width > 0 else (image.width if image is not None else 612 * dpi // 72)
     height = result.height if result.height > 0 else (image.height if image is not None else 792 * dpi // 72)
-    page = out.new_page(width=width * 72 / dpi, height=height * 72 / dpi)
+    page = out.new_page(at, width=width * 72 / dpi, height=height * 72 / dpi)
     if image is not None:
         page.insert_image(page.rect, stream=_image_bytes(image, quality))
         return page, "layer"
