@@ -15,6 +15,7 @@ with a running header and footer. For each page it prints:
 
 To measure another checkout's engine (e.g. git HEAD's, for a before/after figure), put it
 first on the path: ``PYTHONPATH=/tmp/head python benchmarks/bench_text_layer.py``.
+``--reader pymupdf4llm`` reads the same pages with PyMuPDF 2.0's pymupdf4llm + layout model.
 """
 
 from __future__ import annotations
@@ -152,6 +153,24 @@ CASES = [
     Case("scan, 2 columns, EN", lambda d: pages.column_scan(d / "en2.png", pages.EN_PARAGRAPHS, columns=2)),
     Case("scan, 2 columns, RU (default languages)", lambda d: pages.column_scan(d / "ru2.png", pages.RU_PARAGRAPHS)),
     Case("scan, 2 columns, RU (rus)", lambda d: pages.column_scan(d / "ru2.png", pages.RU_PARAGRAPHS), "rus"),
+    Case(
+        "scan, 3 columns, title, page number, 9 pt, narrow gutters, EN",
+        lambda d: pages.column_scan(
+            d / "en3.png",
+            pages.EN_PARAGRAPHS,
+            columns=3,
+            size=9,
+            width=612,
+            height=480,
+            gutter=16,
+            title="Sequencer Basics",
+            footer="12",
+        ),
+    ),
+    Case(
+        "scan, 2 columns, EN and RU on one page (default languages)",
+        lambda d: pages.column_scan(d / "mixed.png", pages.EN_PARAGRAPHS[:2] + pages.RU_PARAGRAPHS[:2]),
+    ),
     Case("PDF, 2 columns written row by row", lambda d: pages.two_column_pdf(d / "cols.pdf")),
     Case("PDF, ruled table", lambda d: pages.table_pdf(d / "ruled.pdf", ruled=True)),
     Case("PDF, unruled table", lambda d: pages.table_pdf(d / "unruled.pdf", ruled=False)),
@@ -159,9 +178,53 @@ CASES = [
 ]
 
 
-def run_case(case: Case, folder: Path) -> dict[str, object]:
+class Pymupdf4llmEngine:
+    """For comparison only: PyMuPDF 2.0's own reader (``pymupdf4llm.to_json`` with its layout
+    model, its OCR through Tesseract) turned into our Blocks, to weigh it against ours."""
+
+    CATEGORIES = {"page-header": "Page-header", "page-footer": "Page-footer", "section-header": "Section-header"}
+
+    def __init__(self, languages: str | None):
+        self.languages = languages or "eng"
+
+    def recognize(self, pages_: list, request: RecognizeRequest) -> list[PageResult]:
+        import contextlib
+        import html
+        import io
+
+        import pymupdf4llm
+
+        from ocr_studio.results import Block
+
+        results = []
+        for page in pages_:
+            pdf_page = page.pdf_page()
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints its progress and advice
+                data = json.loads(
+                    pymupdf4llm.to_json(pdf_page.parent, pages=[pdf_page.number], ocr_language=self.languages)
+                )
+            blocks = []
+            for box in data["pages"][0]["boxes"]:
+                category = self.CATEGORIES.get(box["boxclass"], box["boxclass"].capitalize())
+                if box.get("table"):
+                    rows = box["table"]["extract"]
+                    cells = ("".join(f"<td>{html.escape(c or '')}</td>" for c in row) for row in rows)
+                    text = "<table>" + "".join(f"<tr>{r}</tr>" for r in cells) + "</table>"
+                    category = "Table"
+                else:
+                    lines = box.get("textlines") or []
+                    text = "\n".join(" ".join(s["text"] for s in line["spans"]) for line in lines)
+                blocks.append(Block((box["x0"], box["y0"], box["x1"], box["y1"]), category, text))
+            results.append(PageResult(page.number, 1, 1, blocks))
+        return results
+
+
+def run_case(case: Case, folder: Path, *, reader: str = "text-layer") -> dict[str, object]:
     page = case.make(folder)
-    engine = get_engine("text-layer", make_settings(case.languages))
+    if reader == "pymupdf4llm":
+        engine = Pymupdf4llmEngine(case.languages)
+    else:
+        engine = get_engine("text-layer", make_settings(case.languages))
     start = time.perf_counter()
     with open_document(page.path, limits=Limits(dpi=200)) as document:
         results = engine.recognize(list(document.pages()), RecognizeRequest(task=Task.LAYOUT_TEXT))
@@ -179,6 +242,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     parser.add_argument("--only", help="run only the cases whose name contains this text")
+    parser.add_argument(
+        "--reader", choices=("text-layer", "pymupdf4llm"), default="text-layer", help="what reads the pages"
+    )
     args = parser.parse_args()
     import ocr_studio
 
@@ -188,7 +254,7 @@ def main() -> None:
         for case in CASES:
             if args.only and args.only.lower() not in case.name.lower():
                 continue
-            row = run_case(case, Path(tmp))
+            row = run_case(case, Path(tmp), reader=args.reader)
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False), flush=True)
     print("\n| page | CER | table cells | header/footer | s/page |\n|---|---|---|---|---|")

@@ -82,23 +82,38 @@ def column_scan(
     size: float = 10,
     width: float = 500,
     height: float = 420,
+    gutter: float = 36,
+    title: str = "",
+    footer: str = "",
     dpi: int = 200,
     seed: int = 1,
 ) -> GeneratedPage:
-    """A scan of ``paragraphs`` flowed into ``columns`` columns of equal length (top to bottom, left
-    column first), separated by a wide gutter so a careful reader can tell them apart."""
+    """A scan of ``paragraphs`` flowed into ``columns`` columns of about equal length (top to
+    bottom, left column first), under an optional ``title`` across the columns and over an
+    optional ``footer`` centred at the bottom (a page number, say: furniture, not text)."""
     per_column = -(-len(paragraphs) // columns)
     chunks = [paragraphs[i : i + per_column] for i in range(0, len(paragraphs), per_column)]
-    margin, gutter = 30, 36
+    margin = 30
+    top = margin + (2.4 * size + 12 if title else 0)
     column_width = (width - 2 * margin - gutter * (columns - 1)) / columns
     doc = pymupdf.open()
     page = doc.new_page(width=width, height=height)
+    if title:
+        page.insert_text(
+            (margin, margin + 2 * size), title, fontsize=2 * size, fontname="dejavu-bold", fontfile=str(FONT_BOLD)
+        )
     for index, chunk in enumerate(chunks):
         x0 = margin + index * (column_width + gutter)
-        _fit_text(page, pymupdf.Rect(x0, margin, x0 + column_width, height - margin), chunk, size)
+        _fit_text(page, pymupdf.Rect(x0, top, x0 + column_width, height - margin - 10), chunk, size)
+    if footer:
+        length = pymupdf.get_text_length(footer, fontsize=size * 0.8)
+        page.insert_text(
+            ((width - length) / 2, height - 14), footer, fontsize=size * 0.8, fontname="dejavu", fontfile=str(FONT)
+        )
     _scanned(doc, path, dpi, seed)
     doc.close()
-    return GeneratedPage(path=path, text="\n\n".join(paragraphs))
+    text = "\n\n".join([title, *paragraphs] if title else paragraphs)
+    return GeneratedPage(path=path, text=text, footers=[footer] if footer else [])
 
 
 TABLE_ROWS = [
