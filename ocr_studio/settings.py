@@ -69,6 +69,7 @@ class Settings:
     max_new_tokens: int = 4096
     max_pixels: int = 0  # 0 = the engine's own default pixel budget
     batch_size: int = 0  # 0 = chosen from free VRAM
+    loop_retry: bool = True  # a page whose answer loops is read once more with a repetition penalty
     # exports: JPEG quality of the searchable PDF's page images (0 keeps them lossless)
     pdf_jpeg_quality: int = 75
     # remote runtime: "local" runs vision models here; "remote" sends their work to an
