@@ -1,6 +1,6 @@
 """Tables on born-digital PDF pages, as Table pieces holding an HTML table.
 
-PyMuPDF's table finder does the finding: ruled tables from the page's lines (cheap), and,
+PyMuPDF's table finder does the finding: ruled tables from the page's lines (where it draws any), and,
 only where the page's text sits in aligned columns, unruled tables through its layout model
 (PyMuPDF 2.0: a few tenths of a second a page, so not paid on pages of prose). Cell text is
 rebuilt from the page's words rather than taken from the finder, which splits "1,204" into
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # like an unruled table and is worth the layout model's look.
 _TABULAR_CELLS = 3
 _TABULAR_ROWS = 3
+# Fewer lines and rectangles than this cannot rule a table of two rows and two columns.
+_RULES = 4
 
 
 def looks_tabular(pieces: Sequence[Piece]) -> bool:
@@ -37,6 +39,17 @@ def looks_tabular(pieces: Sequence[Piece]) -> bool:
     return sum(1 for row in rows if len(row) >= _TABULAR_CELLS) >= _TABULAR_ROWS
 
 
+def _has_rules(pdf_page: pymupdf.Page) -> bool:
+    """Whether the page draws enough lines or rectangles to rule a table: the line finder costs
+    a tenth of a second or more on real pages, and most pages draw none."""
+    drawn = 0
+    for path in pdf_page.get_cdrawings():
+        drawn += sum(1 for item in path.get("items", ()) if item[0] in ("l", "re", "qu"))
+        if drawn >= _RULES:
+            return True
+    return False
+
+
 def _find(pdf_page: pymupdf.Page, *, layout: bool) -> list[Any]:
     try:
         return list(pdf_page.find_tables(use_layout=layout).tables)
@@ -47,7 +60,7 @@ def _find(pdf_page: pymupdf.Page, *, layout: bool) -> list[Any]:
 def find_tables(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, pieces: Sequence[Piece]) -> list[Piece]:
     """The page's tables as Table pieces (bbox in page pixels, text an HTML table)."""
     try:
-        found = _find(pdf_page, layout=False)
+        found = _find(pdf_page, layout=False) if _has_rules(pdf_page) else []
         if not found and looks_tabular(pieces):
             found = _find(pdf_page, layout=True)
         if not found:
