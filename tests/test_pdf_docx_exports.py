@@ -22,9 +22,10 @@ from ocr_studio.cli import main
 from ocr_studio.engines import get_engine
 from ocr_studio.exporters import DOCUMENT_FORMATS, export_document, export_job_zip
 from ocr_studio.html_table import parse_table
+from ocr_studio.invisible_text import block_lines, plain_lines
 from ocr_studio.jobs import JobSpec, JobStore, run_job
 from ocr_studio.results import Block, DocumentResult, PageResult
-from ocr_studio.searchable_pdf import block_lines, plain_lines, searchable_pdf
+from ocr_studio.searchable_pdf import searchable_pdf
 from ocr_studio.settings import Settings
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
