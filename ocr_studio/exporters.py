@@ -13,13 +13,16 @@ passes it (``source_path``), else from the page images; Word comes from ``word.p
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
 import os
 import re
 import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -206,15 +209,7 @@ def _document_files(
     files: dict[str, bytes] = {}
     for fmt in chosen:
         if fmt == "pdf":
-            from .searchable_pdf import DEFAULT_JPEG_QUALITY, searchable_pdf
-
-            files[f"{stem}.pdf"] = searchable_pdf(
-                doc,
-                source_path=source_path,
-                page_image=page_image,
-                document_index=document_index,
-                jpeg_quality=DEFAULT_JPEG_QUALITY if jpeg_quality is None else jpeg_quality,
-            )
+            files[f"{stem}.pdf"] = _searchable_pdf(doc, source_path, page_image, document_index, jpeg_quality)
         elif fmt == "docx":
             from .word import word_document
 
@@ -225,6 +220,47 @@ def _document_files(
     if crops is not None and any(f in ("md", "html") for f in chosen):
         files.update(crops.files)
     return files
+
+
+_PDF_CACHE: OrderedDict[tuple, bytes] = OrderedDict()
+_PDF_CACHE_SIZE = 4
+_PDF_CACHE_LOCK = threading.Lock()
+
+
+def _searchable_pdf(
+    doc: DocumentResult,
+    source_path: Path | None,
+    page_image: PageImageSource | None,
+    document_index: int,
+    jpeg_quality: int | None,
+) -> bytes:
+    """The searchable PDF, built once for a document's state: the UI writes each document's
+    files and then the job's zip, and a PDF of many scanned pages takes seconds to build."""
+    from .searchable_pdf import DEFAULT_JPEG_QUALITY, searchable_pdf
+
+    quality = DEFAULT_JPEG_QUALITY if jpeg_quality is None else jpeg_quality
+    try:
+        stat = Path(source_path).stat() if source_path is not None else None
+    except OSError:
+        stat = None
+    if stat is None:  # built from page images: nothing identifies them safely, so no reuse
+        return searchable_pdf(
+            doc, source_path=source_path, page_image=page_image, document_index=document_index, jpeg_quality=quality
+        )
+    origin = (str(source_path), stat.st_size, stat.st_mtime_ns)
+    key = (hashlib.sha256(doc.json().encode("utf-8")).hexdigest(), origin, document_index, quality)
+    with _PDF_CACHE_LOCK:
+        if key in _PDF_CACHE:
+            _PDF_CACHE.move_to_end(key)
+            return _PDF_CACHE[key]
+    data = searchable_pdf(
+        doc, source_path=source_path, page_image=page_image, document_index=document_index, jpeg_quality=quality
+    )
+    with _PDF_CACHE_LOCK:
+        _PDF_CACHE[key] = data
+        while len(_PDF_CACHE) > _PDF_CACHE_SIZE:
+            _PDF_CACHE.popitem(last=False)
+    return data
 
 
 def export_document(
