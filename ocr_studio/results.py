@@ -305,7 +305,8 @@ def _markdown_chunk_html(chunk: str) -> str:
     chunk = chunk.strip()
     if not chunk:
         return ""
-    if "<table" in chunk.lower():
+    lowered = chunk.lower()
+    if lowered.startswith("<table") and lowered.endswith("</table>"):  # a model's table, and nothing else
         return sanitize_table_html(chunk)
     if chunk.startswith("$$") and chunk.endswith("$$") and len(chunk) >= 4:
         return f'<div class="formula">{escape(chunk)}</div>'

@@ -86,7 +86,8 @@ def test_a_bad_file_among_good_ones_is_reported_and_the_good_one_converted(clien
     status, markdown, _files = client.predict(
         [handle_file(str(bad)), handle_file(str(good))], "text-layer", "text", "", "", api_name="/convert"
     )
-    assert "broken.pdf" in status and "Error" in status, status
+    assert status.startswith("Partly done: 1 page from 2 documents"), status
+    assert "broken.pdf: " in status and "damaged" in status, status  # the failure and its reason
     assert KNOWN_TEXT in markdown
 
 
@@ -105,20 +106,21 @@ def test_an_unavailable_engine_is_listed_with_its_reason_but_not_runnable(
     studio = build_app(Settings(workspace=tmp_path / "ws")).studio  # type: ignore[attr-defined]
     assert ("missing-engine (unavailable)", "missing-engine") in studio.engine_choices()
     changed = studio.engine_changed("missing-engine")
-    assert "not available" in changed[studio.engine_info] and "not_installed_here" in changed[studio.engine_info]
+    assert "unavailable" in changed[studio.engine_info] and "not_installed_here" in changed[studio.engine_info]
     assert changed[studio.run_button]["interactive"] is False
     assert studio.engine_changed("text-layer")[studio.run_button]["interactive"] is True
 
     pdf = make_pdf(tmp_path / "x.pdf", [KNOWN_TEXT])
     status, markdown, files = studio.convert([str(pdf)], "missing-engine", "text", "", "")
-    assert "not available" in status and "not_installed_here" in status
+    assert status.startswith("Failed") and "unavailable" in status and "not_installed_here" in status
     assert markdown == "" and files == []
 
 
 def test_a_bad_page_range_is_explained(client: Client, tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "short.pdf", [KNOWN_TEXT])
     status, markdown, _ = client.predict([handle_file(str(pdf))], "text-layer", "text", "5-9", "", api_name="/convert")
-    assert "short.pdf" in status and "Error" in status, status
+    assert status.startswith("Failed: 0 pages"), status  # never "Done: 0 pages"
+    assert "short.pdf" in status and "out of range" in status, status
     assert KNOWN_TEXT not in markdown
 
 
@@ -247,30 +249,33 @@ def test_a_typed_region_reads_only_the_text_inside_it(client: Client, tmp_path: 
 
 def test_cancel_keeps_the_finished_pages(tmp_path: Path) -> None:
     """Cancel during a run stops after the current page; what is done stays on disk and on screen."""
+    import time
+
     from ocr_studio.jobs import JobStore
 
     studio = build_app(Settings(workspace=tmp_path / "ws")).studio  # type: ignore[attr-defined]
-    pdf = tmp_path / "five.pdf"
+    pdf = tmp_path / "long.pdf"
     document = pymupdf.open()
-    for number in range(1, 6):
+    for number in range(1, 41):
         document.new_page().insert_text((72, 90), f"Page number {number} of the report", fontsize=14)
     document.save(pdf)
     document.close()
 
-    class Request:
-        session_hash = "cancel-test"
-
-    updates = studio.run([str(pdf)], "text-layer", "text", "", "", "", "local", Request())
-    for update in updates:
-        status = update.get(studio.status, "")
-        if "page 1 of 5" in str(status):
-            assert studio.cancel(Request()) == "Cancelling after the current page…"
-    final = update
-    job = JobStore(tmp_path / "ws").load(final[studio.job_id])
+    started = studio.run([str(pdf)], "text-layer", "text", "", "", "", "local")
+    job_id = started[studio.job_id]
+    run = studio.background.get(job_id)
+    deadline = time.monotonic() + 120
+    while run.pages_done < 1 and run.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert studio.cancel(job_id).startswith("■ Cancelling")
+    studio.background.wait(job_id, timeout=120)
+    final = studio.poll(job_id, None, None, -1)
+    job = JobStore(tmp_path / "ws").load(job_id)
     assert job.status == "cancelled"
     done = [p.page_number for d in job.documents for p in d.pages]
-    assert done and done == list(range(1, len(done) + 1)) and len(done) < 5
-    assert "Page number 1" in final[studio.markdown_view]
+    assert done and done == list(range(1, len(done) + 1)) and len(done) < 40
+    assert final[studio.status].startswith("**■ Cancelled:**"), final[studio.status]
+    assert "Page number 1" in final[studio.text_view]
 
 
 def test_downloads_can_leave_page_headers_and_footers_out(tmp_path: Path) -> None:
@@ -278,25 +283,26 @@ def test_downloads_can_leave_page_headers_and_footers_out(tmp_path: Path) -> Non
     import json
 
     studio = build_app(Settings(workspace=tmp_path / "ws")).studio  # type: ignore[attr-defined]
-    pdf = make_pdf(tmp_path / "annual.pdf", ["ACME Corp — Annual report", KNOWN_TEXT])
+    pdf = make_pdf(tmp_path / "annual.pdf", [KNOWN_TEXT])
     status, markdown, _ = studio.convert([str(pdf)], "text-layer", "text", "", "")
     assert "Done" in status
     job = studio.store.history(limit=1)[0]
-    # Mark the first line as a running header, as a layout engine (dots.ocr) would.
+    # Add a running header, as a layout engine (dots.ocr) finds one.
     page_json = next(job.dir.rglob("page-0001.json"))
     data = json.loads(page_json.read_text(encoding="utf-8"))
-    data["blocks"][0]["category"] = "Page-header"
+    header = {"bbox": [72, 20, 400, 40], "category": "Page-header", "text": "ACME Corp — Annual report"}
+    data["blocks"].insert(0, header)
     page_json.write_text(json.dumps(data), encoding="utf-8")
     job = studio.store.load(job.id)
-    studio._jobs.clear()
+    job.updated += 1  # what a finished run does: the downloads are written again
 
     def downloaded_markdown(clean: bool) -> str:
-        result = studio.set_clean_exports(clean, job.id, 0, 1)
-        path = result[studio.download_buttons["md"]]["value"]
-        return Path(path).read_text(encoding="utf-8")
+        links = studio.set_clean(clean, job.id, 0)
+        assert f"clean={int(clean)}" in links and "This document" in links and "Whole job" in links
+        return studio.exports(job, clean=clean)[0]["md"].read_text(encoding="utf-8")
 
     assert "ACME Corp" in downloaded_markdown(False)
     clean = downloaded_markdown(True)
     assert "ACME Corp" not in clean and KNOWN_TEXT in clean
-    assert "ACME Corp" in studio.show_page(studio._job(job.id), 0, 1)[studio.markdown_view]  # the view keeps it
+    assert "ACME Corp" in studio.show_page(job, 0, 1)[studio.text_view]  # the view keeps it
     assert "ACME Corp" in downloaded_markdown(False)

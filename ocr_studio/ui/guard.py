@@ -39,6 +39,8 @@ NEEDS_LINK = "This studio opens only with the access link it printed when it sta
 # Raster images are the only files the browser may show inline; everything else downloads.
 INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/avif")
 FILE_ROUTES = ("/gradio_api/file=", "/file=", "/studio/")
+# Public and data-free; browsers fetch the manifest and its icons without cookies.
+OPEN_ROUTES = ("/manifest.json", "/pwa_icon", "/favicon.ico", "/robots.txt")
 # Gradio's front end needs inline scripts and styles; everything else stays on this origin:
 # no remote images, scripts, fonts or connections, and forms post only here.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -139,12 +141,13 @@ class Guard:
         if origin is not None and origin.lower() != f"http://{host.lower()}":
             await self._refuse(scope, send, 403, "Requests from other web pages are refused.")
             return
+        path = str(scope.get("path", ""))
         supplied, from_query = self._supplied_token(scope, headers)
-        if self.token is not None and not (supplied and hmac.compare_digest(supplied, self.token)):
+        valid = bool(supplied) and self.token is not None and hmac.compare_digest(supplied.encode(), self.token.encode())
+        if self.token is not None and not valid and not path.startswith(OPEN_ROUTES):
             await self._unauthorised(scope, send, bool(supplied))
             return
-        set_cookie = self.token is not None and from_query
-        path = str(scope.get("path", ""))
+        set_cookie = valid and from_query
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
@@ -177,8 +180,11 @@ class Guard:
         if path.startswith(FILE_ROUTES):
             content_type = next((v for n, v in kept if n.lower() == b"content-type"), b"").decode("latin-1")
             if content_type.split(";")[0].strip().lower() not in INLINE_TYPES:
+                disposition = next((v for n, v in kept if n.lower() == b"content-disposition"), b"")
+                if not disposition.lower().startswith(b"attachment"):  # keep an attachment's file name
+                    disposition = b"attachment"
                 kept = [(n, v) for n, v in kept if n.lower() not in (b"content-type", b"content-disposition")]
-                kept += [(b"content-type", b"application/octet-stream"), (b"content-disposition", b"attachment")]
+                kept += [(b"content-type", b"application/octet-stream"), (b"content-disposition", disposition)]
         kept += SECURITY_HEADERS
         if set_cookie and self.token is not None:
             cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"

@@ -124,7 +124,18 @@ def job_label(job: Job) -> str:
         files += f" +{len(names) - 1}"
     when = time.strftime("%m-%d %H:%M", time.localtime(job.created))
     task = getattr(job.spec.task, "value", job.spec.task)
-    return f"{when} · {files} · {job.spec.engine}/{task} · {job.status}"
+    return f"{when} · {files} · {job.spec.engine}/{task} · {history_status(job)}"
+
+
+def history_status(job: Job) -> str:
+    """done, partial, failed, cancelled, running… from the job file alone (pages unread)."""
+    failed_documents = sum(1 for d in job.documents if d.error)
+    failed_pages = sum(len(errors) for errors in job.page_errors)
+    if job.status == "done":
+        if job.documents and failed_documents == len(job.documents):
+            return "failed"
+        return "partial" if failed_documents or failed_pages else "done"
+    return job.status
 
 
 def history_choices(jobs: Iterable[Job]) -> list[tuple[str, str]]:

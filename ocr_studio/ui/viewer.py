@@ -328,7 +328,8 @@ def job_summary(job: Job, seconds: float | None = None) -> str:
 
 def _md_text(text: str) -> str:
     """Plain text shown inside Markdown: escaped so a file name or reason cannot add markup."""
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", text)
+    # not ( ) or $: "\\(" and "$" are LaTeX delimiters in the text pane
+    return re.sub(r"([\\`*_{}\[\]<>#|~])", r"\\\1", text)
 
 
 def _plural(count: int, noun: str) -> str:
