@@ -210,6 +210,42 @@ def reading_order(items: Sequence[Piece], line_height: float | None = None) -> l
     return ordered + reading_order(rest, line_height)
 
 
+def _edge_row(items: Sequence[Piece], height: float, line_height: float, *, top: bool) -> list[Piece]:
+    """The row of text at the very top (or bottom) of the page, when it lies in the furniture band
+    and a blank line or more keeps it apart from the rest: a running header or a page number."""
+    text = [p for p in items if p.kind == "Text"]
+    if len(text) < 2:
+        return []
+    ordered = sorted(text, key=lambda p: p.bbox[1] if top else -p.bbox[3])
+    row, low, high = [ordered[0]], ordered[0].bbox[1], ordered[0].bbox[3]
+    for piece in ordered[1:]:
+        if min(high, piece.bbox[3]) - max(low, piece.bbox[1]) < 0.5 * min(piece.height, high - low):
+            break
+        row.append(piece)
+        low, high = min(low, piece.bbox[1]), max(high, piece.bbox[3])
+    rest = [p for p in items if all(p is not r for r in row)]
+    if not rest:
+        return []
+    if top:
+        gap = min(p.bbox[1] for p in rest) - high
+        inside = high <= FURNITURE_BAND * height
+    else:
+        gap = low - max(p.bbox[3] for p in rest)
+        inside = low >= (1 - FURNITURE_BAND) * height
+    return row if inside and gap >= 1.5 * line_height else []
+
+
+def page_order(items: Sequence[Piece], page_height: float) -> list[Piece]:
+    """``reading_order`` for a whole page: a header row at its very top comes first and a footer
+    row at its very bottom last, whatever column they sit over (a page number in a corner)."""
+    line_height = _text_height(items)
+    head = _edge_row(items, page_height, line_height, top=True)
+    rest = [p for p in items if all(p is not h for h in head)]
+    foot = _edge_row(rest, page_height, line_height, top=False)
+    body = [p for p in rest if all(p is not f for f in foot)]
+    return _rows(head) + reading_order(body, line_height) + _rows(foot)
+
+
 # --- paragraphs and categories ---------------------------------------------------------------
 
 

@@ -129,7 +129,7 @@ class TextLayerEngine(Engine):
             facts = PageFacts(width, height)
         if region is not None:
             pieces = [p for p in pieces if _inside(p.bbox, region)]
-        return page_layout.blocks(page_layout.reading_order(pieces), facts)
+        return page_layout.blocks(page_layout.page_order(pieces, height), facts)
 
     def _ocr_pieces(self, page: Page, result: PageResult) -> list[Piece]:
         if self.language_error:
