@@ -579,8 +579,13 @@ def build_app(settings: Settings) -> gr.Blocks:
                 unload_button = gr.Button("Unload", size="sm", elem_id="unload-model", scale=1)
             studio.disk_models = gr.Markdown("", elem_id="disk-models")
             gr.Markdown("### Recent jobs")
-            studio.history = gr.Dropdown(
-                choices=[], label="Reopen a job", elem_id="history", interactive=True, value=None
+            studio.history = gr.Dropdown(  # custom values: API scripts open a job by its id
+                choices=[],
+                label="Reopen a job",
+                elem_id="history",
+                interactive=True,
+                value=None,
+                allow_custom_value=True,
             )
             history_refresh = gr.Button("Refresh list", size="sm", elem_id="history-refresh")
             gr.Markdown(f"<small>Workspace: `{settings.workspace}` · v{__version__}</small>")
@@ -644,7 +649,8 @@ def build_app(settings: Settings) -> gr.Blocks:
                 min_width=90,
             )
             cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel-button", scale=0, min_width=90)
-        studio.job_id = gr.State("")
+        # the job on screen; a hidden textbox rather than State so the API's show_page can name a job
+        studio.job_id = gr.Textbox("", visible="hidden", elem_id="job-id")
         studio.seen = gr.State(-1)
         studio.timer = gr.Timer(POLL_SECONDS, active=False)
 
@@ -653,6 +659,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                 choices=[],
                 label="Document",
                 elem_id="document-select",
+                allow_custom_value=True,
                 scale=3,
                 min_width=160,
                 show_label=False,
@@ -663,6 +670,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                 choices=[],
                 label="Page",
                 elem_id="page-select",
+                allow_custom_value=True,
                 scale=1,
                 min_width=90,
                 show_label=False,
