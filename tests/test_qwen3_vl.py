@@ -283,10 +283,10 @@ def test_the_sidebar_lists_the_loaded_model_after_a_run_and_unloads_it(tmp_path,
     path = tmp_path / "page.png"
     Image.new("RGB", (200, 120), "white").save(path)
 
-    class Request:
-        session_hash = "sidebar-test"
-
-    *_, final = studio.run([str(path)], "qwen3-vl", "text", "", "", "", "local", Request())
+    started = studio.run([str(path)], "qwen3-vl", "text", "", "", "", "local")
+    studio.background.wait(started[studio.job_id], timeout=300)
+    final = studio.poll(started[studio.job_id], None, None, -1)  # the tab's last tick after the run
+    assert "Done" in final[studio.status], final[studio.status]
     assert str(tiny_qwen3_vl) in final[studio.models]
     choices = final[studio.model_menu]["choices"]
     assert len(choices) == 1 and str(tiny_qwen3_vl) in choices[0][1]
