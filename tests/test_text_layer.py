@@ -346,6 +346,12 @@ def test_a_russian_scan_is_read_with_rus(tmp_path: Path) -> None:
 def test_languages_default_to_the_installed_supported_packs_and_key_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tesseract, "installed_languages", lambda: ["deu", "eng", "jpn", "rus"])
     assert tesseract.default_languages() == "eng+rus+deu"  # supported ones, English first; jpn is not offered
+    assert tesseract.language_choices() == [
+        ("English (eng)", "eng"),
+        ("Russian (rus)", "rus"),
+        ("German (deu)", "deu"),
+        ("jpn (jpn)", "jpn"),  # installed, so it can be chosen, but not read by default
+    ]
     engines = [TextLayerEngine(Settings(ocr_languages=value)) for value in ("", "auto", "rus", "eng + rus", "eng,rus")]
     assert [e.language for e in engines] == ["eng+rus+deu", "eng+rus+deu", "rus", "eng+rus", "eng+rus"]
     keys = [e.settings_key() for e in engines]

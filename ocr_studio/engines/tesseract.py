@@ -120,6 +120,15 @@ def installed_languages() -> list[str]:
     return sorted(p.name.removesuffix(".traineddata") for p in folder.glob("*.traineddata") if p.stem != "osd")
 
 
+def language_choices() -> list[tuple[str, str]]:
+    """(label, code) for a language picker: the supported languages that are installed, then any
+    other installed pack, e.g. [("English (eng)", "eng"), ("Russian (rus)", "rus")]."""
+    installed = installed_languages()
+    codes = [code for code in SUPPORTED_LANGUAGES if code in installed]
+    codes += [code for code in installed if code not in SUPPORTED_LANGUAGES]
+    return [(f"{SUPPORTED_LANGUAGES.get(code, code)} ({code})", code) for code in codes]
+
+
 def default_languages() -> str:
     """What "auto" reads: the installed packs among the supported ones (English first), else English."""
     installed = set(installed_languages())
