@@ -29,12 +29,14 @@ _lock = threading.Lock()
 def checked(engine: Engine, settings: Settings) -> EngineInfo:
     """``engine.info()`` with ``available`` false, and the reason, where it cannot run here."""
     info = engine.info()
-    if not info.available or not info.needs_gpu:
+    if not info.available:
         return info
-    if settings.runtime == "remote":
+    if settings.runtime == "remote" and hasattr(engine, "local"):  # a RemoteEngine: the server does the work
         problem = _remembered(f"remote:{settings.remote_url}", lambda: _server_problem(settings))
-    else:
+    elif info.needs_gpu:
         problem = _gpu_problem(settings) or _model_problem(getattr(engine, "model_id", ""), info)
+    else:
+        return info
     if problem is None:
         return info
     return dataclasses.replace(info, available=False, reason=problem)
