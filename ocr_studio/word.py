@@ -15,6 +15,7 @@ what it does not understand. The LaTeX is exact and Word's equation editor accep
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ from .results import PAGE_FURNITURE, Block, DocumentResult, PageResult
 if TYPE_CHECKING:
     from docx.document import Document as WordDocument
     from docx.section import Section
+
+log = logging.getLogger(__name__)
 
 # (page, block index) -> the PNG of that picture block, or None
 PictureSource = Callable[[PageResult, int], "bytes | None"]
@@ -189,7 +192,38 @@ def _add_list_item(word: WordDocument, line: str) -> None:
     level = min(3, 1 + len(indent.replace("\t", "    ")) // 2)
     kind = "List Number" if marker[0].isdigit() else "List Bullet"
     style = kind if level == 1 else f"{kind} {level}"
-    _add_runs(word.add_paragraph(style=style), _LIST_ITEM.sub("", line, count=1).strip())
+    paragraph = word.add_paragraph(style=style)
+    if kind == "List Number":
+        _number_from_one(word, paragraph)
+    _add_runs(paragraph, _LIST_ITEM.sub("", line, count=1).strip())
+
+
+def _number_from_one(word: WordDocument, paragraph: object) -> None:
+    """Every numbered list starts at 1: Word's "List Number" style numbers all its paragraphs
+    as one list, so a list that does not follow another item of its style gets its own
+    numbering instance (restarting at 1); the items after it share that instance."""
+    from docx.oxml.ns import qn
+
+    p = paragraph._p  # type: ignore[attr-defined]
+    previous = p.getprevious()
+    try:
+        if previous is not None and previous.tag == qn("w:p") and previous.style == p.style:
+            numbering = previous.pPr.numPr if previous.pPr is not None else None
+            if numbering is None or numbering.numId is None:
+                return  # continuing a list that uses the style's own numbering
+            num_id = numbering.numId.val
+        else:
+            definitions = word.part.numbering_part.numbering_definitions._numbering
+            style_num = paragraph.style.element.pPr.numPr.numId.val  # type: ignore[attr-defined]
+            abstract = definitions.num_having_numId(style_num).abstractNumId.val
+            num = definitions.add_num(abstract)
+            num.add_lvlOverride(ilvl=0).add_startOverride(1)
+            num_id = num.numId
+        numbering = p.get_or_add_pPr().get_or_add_numPr()
+        numbering.get_or_add_ilvl().val = 0
+        numbering.get_or_add_numId().val = num_id
+    except (AttributeError, KeyError) as exc:  # a template without list numbering: one running list
+        log.debug("Word: numbered list not restarted: %s", exc)
 
 
 def _add_runs(paragraph: object, text: str) -> None:

@@ -27,6 +27,7 @@ from ocr_studio.jobs import JobSpec, JobStore, run_job
 from ocr_studio.results import Block, DocumentResult, PageResult
 from ocr_studio.searchable_pdf import searchable_pdf
 from ocr_studio.settings import Settings
+from ocr_studio.word import word_document
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 SCAN_LINES = [
@@ -488,3 +489,13 @@ def test_pages_of_a_pdf_are_copied_once_with_their_shared_resources(tmp_path: Pa
     some = DocumentResult("long.pdf", [PageResult(n, 1700, 2200) for n in (3, 7)])
     with pymupdf.open(stream=searchable_pdf(some, source_path=source)) as out:
         assert [page.get_text().strip() for page in out] == ["Page 3 of the manual", "Page 7 of the manual"]
+
+
+def test_each_numbered_list_in_word_starts_at_one() -> None:
+    """Word numbers every "List Number" paragraph as one list unless told otherwise."""
+    blocks = [Block(None, "Text", "1. a\n2. b"), Block(None, "Text", "Between."), Block(None, "Text", "1. c\n2. d")]
+    word = read_docx(word_document(DocumentResult("l.pdf", [PageResult(1, 100, 100, blocks=blocks)])))
+    numbered = [(p.text, p._p.pPr.numPr.numId.val) for p in word.paragraphs if p.style.name == "List Number"]
+    assert [text for text, _ in numbered] == ["a", "b", "c", "d"]
+    ids = [num for _, num in numbered]
+    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
