@@ -3,7 +3,9 @@
 
 Starts ``python -m ocr_studio serve`` on a free local port (7860 if it is free),
 waits until the page answers, opens the browser, and keeps running until you
-press Ctrl+C or close the window. Uses only the standard library, so it can
+press Ctrl+C or close the window. The browser gets the studio's per-launch access
+token in the URL it opens (see SECURITY.md); it is handed to the server through
+its environment, never on a command line other users could read. Uses only the standard library, so it can
 explain what is missing when the package is not installed.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +26,7 @@ import webbrowser
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+TOKEN_ENVIRONMENT = "OCR_STUDIO_LAUNCH_TOKEN"  # read (and removed) by ocr_studio.ui.server
 DEFAULT_PORT = 7860
 INSTALL_HINT = (
     "OCR Studio is not installed for this Python ({python}).\n"
@@ -63,11 +67,11 @@ def choose_port(host: str, preferred: int) -> int:
         return int(sock.getsockname()[1])
 
 
-def browser_url(host: str, port: int) -> str:
+def browser_url(host: str, port: int, token: str = "") -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}/"
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
 def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> bool:
@@ -128,14 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     port = choose_port(args.host, args.port)
-    url = browser_url(args.host, port)
+    token = secrets.token_urlsafe(32)
+    url = browser_url(args.host, port, token)
     command = [sys.executable, "-m", "ocr_studio", "serve", "--host", args.host, "--port", str(port), "--no-browser"]
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), environment.get("PYTHONPATH")]))
     environment.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    environment[TOKEN_ENVIRONMENT] = token
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.stdout is None else 0  # pythonw: no console pops up
 
-    say(f"Starting OCR Studio on {url} …")
+    say(f"Starting OCR Studio on {browser_url(args.host, port)} …")
     stop_on_signals()
     process = subprocess.Popen(command, cwd=HERE, env=environment, creationflags=flags)
     try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .documents import SUPPORTED_SUFFIXES, DocumentError
 from .engines import engine_names
 from .engines.base import EngineError, Task
-from .jobs import JobError
+from .jobs import JobError, WorkspaceError
 from .settings import Settings, SettingsError, default_config_path, load_settings
 
 if TYPE_CHECKING:
@@ -253,10 +253,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 outcome.error = f"not converted: {engine_failure}"
                 continue
             spec = JobSpec(files=[path], engine=info.name, task=task, pages=args.pages, password=args.password)
-            job = store.create(spec, engine, settings)
-            if job.status == "done":
-                outcome.notes.append("cached result (converted before with the same settings)")
-            outcome.job = run_job(job, engine, settings, progress=bars)
+            try:
+                job = store.create(spec, engine, settings)
+                if job.status == "done":
+                    outcome.notes.append("cached result (converted before with the same settings)")
+                outcome.job = run_job(job, engine, settings, progress=bars)
+            except WorkspaceError as exc:  # read-only or full: one line for this file, the batch goes on
+                bars.close()
+                outcome.error = str(exc)
+                continue
             bars.close()
             record_job(outcome)
             if outcome.job.status == "failed":

@@ -286,7 +286,10 @@ class JobStore:
                 state = _read_state(job_dir)
                 found.append((float(state.get("created", 0)), job_dir, state, ""))
             except (JobError, TypeError, ValueError) as exc:
-                found.append((_mtime(job_dir), job_dir, None, str(exc)))
+                raw = _raw_state(job_dir)
+                created = raw.get("created") if isinstance(raw, dict) else None
+                created = float(created) if isinstance(created, int | float) else _mtime(job_dir)
+                found.append((created, job_dir, None, str(exc)))
         found.sort(key=lambda item: (item[0], item[1].name), reverse=True)
         jobs = []
         for created, job_dir, state, problem in found[:limit]:
@@ -295,7 +298,8 @@ class JobStore:
                     raise JobError(problem)
                 jobs.append(_job_from_state(job_dir, state, pages=pages))
             except Exception as exc:  # one bad field never hides the other jobs
-                jobs.append(_damaged_job(job_dir, state, created, str(exc) or type(exc).__name__))
+                raw = state if state is not None else _raw_state(job_dir)
+                jobs.append(_damaged_job(job_dir, raw, created, str(exc) or type(exc).__name__))
         return jobs
 
 
@@ -662,7 +666,33 @@ def _read_state(job_dir: Path) -> dict[str, Any]:
         raise JobError(f"The job file {path} cannot be read: {exc}") from exc
     if not isinstance(state, dict) or "inputs" not in state or "documents" not in state:
         raise JobError(f"The job file {path} is not an OCR Studio job.")
+    problem = _state_problem(state)
+    if problem:
+        raise JobError(f"The job file {path} is damaged: {problem}.")
     return state
+
+
+def _state_problem(state: dict[str, Any]) -> str:
+    """What is wrong with the shape of a job file ("" when nothing), so that one bad field
+    makes that job "damaged" instead of breaking whatever reads it."""
+    inputs, documents, spec = state.get("inputs"), state.get("documents"), state.get("spec")
+    if not isinstance(inputs, list) or not isinstance(documents, list) or len(inputs) != len(documents):
+        return "its inputs and documents do not match"
+    if not isinstance(spec, dict) or not isinstance(spec.get("files", []), list):
+        return "its request is missing"
+    if not isinstance(state.get("created", 0), int | float) or not isinstance(state.get("status", ""), str):
+        return "its status or time is not what it should be"
+    for number, (item, doc) in enumerate(zip(inputs, documents, strict=True), start=1):
+        if not isinstance(item, dict) or not all(isinstance(item.get(key), str) for key in ("name", "folder")):
+            return f"input {number} has no name or folder"
+        if not isinstance(doc, dict):
+            return f"document {number} is not a record"
+        pages = doc.get("pages")
+        if pages is not None and not (isinstance(pages, list) and all(isinstance(n, int) for n in pages)):
+            return f"the pages of document {number} are not page numbers"
+        if not isinstance(doc.get("failed_pages") or {}, dict):
+            return f"the failed pages of document {number} are not a record"
+    return ""
 
 
 def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True) -> Job:
@@ -784,6 +814,14 @@ def _missing_pages(job_dir: Path, state: dict[str, Any]) -> list[str]:
         folder = job_dir / str(item["folder"])
         missing += [f"page {n} of {item['name']}" for n in doc.get("pages") or [] if not _page_done(folder, n)]
     return missing
+
+
+def _raw_state(job_dir: Path) -> Any:
+    """A job file as parsed JSON, whatever its shape; None when it is not JSON at all."""
+    try:
+        return json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _mtime(path: Path) -> float:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 POLL_SECONDS = 0.05  # how often a wait looks at the cancel flag
+STARTUP_SECONDS = 120.0  # a fresh worker's imports; not part of any page's budget
 _FRAME = struct.Struct("!Q")  # the length of each pickled message
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,6 +161,25 @@ class PageWorker:
         reply = self._page_request(("recognize", number, engine, task.value, region), number, on_text=on_text)
         return Rendered(image=_image(reply[1]), warnings=list(reply[2]), result=PageResult.from_dict(reply[3]))
 
+    def call(self, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """``module:function(*args, **kwargs)`` run in the worker, within ``timeout`` seconds (default
+        the page budget), for other code that must read an input file with MuPDF (an export that
+        copies the original pages, say). Arguments and result travel pickled. PageFailed when it
+        is over time or kills the worker; its own exceptions come back as PageFailed too."""
+        if self._process is None or self._process.poll() is not None:
+            self.kill()
+            self._start()
+        budget, self.budget = self.budget, float(timeout or self.budget)
+        try:
+            reply = self._ask(
+                ("call", target, args, kwargs),
+                slow=f"{target} took longer than {self.budget:.0f} s",
+                died=f"{target} failed",
+            )
+        finally:
+            self.budget = budget
+        return reply[1]
+
     # ----- the process ----------------------------------------------------------------------
 
     def close(self) -> None:
@@ -214,8 +234,14 @@ class PageWorker:
 
         threading.Thread(target=read, name="ocr-studio-page-worker-reader", daemon=True).start()
         memory = int(getattr(self.settings, "worker_memory_mb", 0) or 0)
-        channel.send(("settings", self.settings, memory))
         self._process, self._channel, self._inbox = process, channel, inbox
+        budget, self.budget = self.budget, STARTUP_SECONDS
+        try:
+            self._ask(("settings", self.settings, memory), slow="the page worker did not start", died="start")
+        except PageFailed as exc:
+            raise PageFailed(f"the page worker could not start ({exc}).") from None
+        finally:
+            self.budget = budget
 
     def _ensure_document(self, slow: str) -> int:
         """A running worker with the current document open; its page count."""
@@ -296,6 +322,12 @@ class PageWorker:
                 raise PageFailed(f"{died}: {message[1]}")
 
 
+def run_isolated(settings: Settings, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    """``module:function(*args, **kwargs)`` in a fresh worker (see ``PageWorker.call``)."""
+    with PageWorker(settings) as worker:
+        return worker.call(target, *args, timeout=timeout, **kwargs)
+
+
 def _image(data: tuple[str, tuple[int, int], bytes]) -> Image.Image:
     from PIL import Image
 
@@ -332,6 +364,11 @@ def main() -> None:
     except EOFError:
         return
     _, settings, memory_mb = first
+    import pymupdf  # noqa: F401  (loaded before the first page's clock starts)
+
+    from .documents import open_document  # noqa: F401
+
+    conn.send(("ok", "ready"))
     _serve(conn, settings, memory_mb)
 
 
@@ -368,6 +405,12 @@ def _serve(conn: Channel, settings: Settings, memory_mb: int) -> None:
                 image = page.image
                 conn.send(("ok", (image.mode, image.size, image.tobytes()), page.warnings))
                 page.release()
+            elif kind == "call":
+                import importlib
+
+                _, target, args, kwargs = request
+                module, _, function = target.partition(":")
+                conn.send(("ok", getattr(importlib.import_module(module), function)(*args, **kwargs)))
             elif kind == "recognize":
                 _, number, engine_name, task, region = request
                 page = _page(document, number)
