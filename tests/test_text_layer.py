@@ -252,6 +252,23 @@ def test_a_two_column_scan_is_read_column_by_column(
             assert block.bbox[0] <= x1 < x2 <= block.bbox[2] and block.bbox[1] <= y1 < y2 <= block.bbox[3]
 
 
+@needs_tesseract
+def test_a_scanned_pdf_page_with_a_stamp_of_text_is_ocrd_whole(tmp_path: Path) -> None:
+    """A scanner app's PDF: the page is a picture, with "Scanned with …" as real text over it.
+    The few words of text must not hide the page's own: it is OCR'd like any scan."""
+    scan = make_image_of_text(tmp_path / "scan.png", OCR_LINES)
+    doc = pymupdf.open()
+    pdf_page = doc.new_page(width=420, height=160)
+    pdf_page.insert_image(pdf_page.rect, filename=str(scan))
+    pdf_page.insert_text((300, 150), "Scanned with PocketScan", fontsize=6)
+    doc.save(tmp_path / "scanned.pdf")
+    _, [result] = recognize(tmp_path / "scanned.pdf", settings=Settings(ocr_languages="eng"))
+    found = "\n".join(b.text for b in result.blocks)
+    assert character_error_rate(found.replace("Scanned with PocketScan", ""), " ".join(OCR_LINES)) < 0.05, found
+    assert all(b.words for b in result.blocks if b.text)  # OCR'd: word boxes for a searchable PDF
+    assert not any(b.category == "Picture" for b in result.blocks)
+
+
 def test_a_pdf_writing_two_columns_row_by_row_is_read_column_by_column(tmp_path: Path) -> None:
     page = generated_pages.two_column_pdf(tmp_path / "columns.pdf")
     _, results = recognize(page.path)

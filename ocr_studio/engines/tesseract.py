@@ -42,6 +42,8 @@ SUPPORTED_LANGUAGES: dict[str, str] = {
     "pol": "Polish",
 }
 OCR_TIMEOUT_S = 300.0
+# Words of punctuation only, read with less confidence than this, are specks of the scan.
+_NOISE_CONFIDENCE = 50.0
 NO_TESSERACT = (
     "No text layer on this page and Tesseract is not installed — pick a vision model "
     "(dots.ocr or Qwen3-VL) or install Tesseract (Debian/Ubuntu: sudo apt install tesseract-ocr; "
@@ -225,7 +227,10 @@ def parse_tsv(tsv: str) -> list[OcrWord]:
                 continue
             left, top, width, height = (float(row[k]) for k in ("left", "top", "width", "height"))
             line = (int(row["block_num"]), int(row["par_num"]), int(row["line_num"]))
-            words.append(OcrWord((left, top, left + width, top + height), text, line, float(row.get("conf") or -1)))
+            confidence = float(row.get("conf") or -1)
+            if confidence < _NOISE_CONFIDENCE and not any(ch.isalnum() for ch in text):
+                continue  # specks and rules read as "|", "—", "."
+            words.append(OcrWord((left, top, left + width, top + height), text, line, confidence))
         except (KeyError, TypeError, ValueError):
             continue
     return words

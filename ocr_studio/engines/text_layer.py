@@ -40,6 +40,10 @@ _MIN_PICTURE_PIXELS = 24
 # Other pages looked at for the same header or footer text: this many before and after.
 _NEIGHBOURS = 2
 _BOLD_FLAG = 16
+# A page that is one image over this share of it, with fewer characters of text than this
+# laid over it, is a scan with a stamp: it is OCR'd, not read as a text page.
+_SCAN_SHARE = 0.6
+_STAMP_CHARS = 200
 
 
 def requested_languages(settings: Settings) -> str:
@@ -117,6 +121,8 @@ class TextLayerEngine(Engine):
             pdf_page = page.pdf_page()
             to_pixels = _pixel_matrix(pdf_page, width, height)
             pieces = _pdf_pieces(pdf_page.get_text("dict", flags=_text_flags()), to_pixels)
+            if pieces and _scan_with_a_stamp(pdf_page, to_pixels, (width, height), pieces):
+                pieces = []  # a scanner's or stamp's few words over a scanned page: OCR reads them all
             if pieces:
                 tables = pdf_tables.find_tables(pdf_page, to_pixels, pieces)
                 pieces = [p for p in pieces if not any(_contains(t.bbox, p) for t in tables)] + tables
@@ -225,6 +231,24 @@ def _pictures(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, page_size: tupl
             continue
         pictures.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), kind="Picture"))
     return pictures
+
+
+def _scan_with_a_stamp(
+    pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, page_size: tuple[int, int], pieces: Sequence[Piece]
+) -> bool:
+    """A scanned page whose only text is a few words laid over it ("Scanned with …", a date
+    stamp, a Bates number): the page is an image covering most of it, and its text is short."""
+    import pymupdf
+
+    if sum(len(p.text) for p in pieces) >= _STAMP_CHARS:
+        return False
+    page_rect = pymupdf.Rect(0, 0, *page_size)
+    try:
+        infos = pdf_page.get_image_info()
+    except Exception:
+        return False
+    covered = max(((pymupdf.Rect(i["bbox"]) * to_pixels) & page_rect).get_area() for i in infos) if infos else 0.0
+    return covered >= _SCAN_SHARE * page_rect.get_area()
 
 
 def _furniture_nearby(pdf_page: pymupdf.Page) -> frozenset[str]:
