@@ -95,7 +95,7 @@ def test_a_second_run_uses_the_cached_result(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "docx"], "Unknown output format"),
+        (["--format", "odt"], "Unknown output format"),
         (["--engine", "no-such-engine"], "invalid choice"),
         (["--task", "layout"], "cannot do 'layout'"),
     ],
