@@ -499,3 +499,26 @@ def test_each_numbered_list_in_word_starts_at_one() -> None:
     assert [text for text, _ in numbered] == ["a", "b", "c", "d"]
     ids = [num for _, num in numbered]
     assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
+
+
+def test_tiff_pages_and_turned_jpegs_become_upright_pages_of_their_size(tmp_path: Path) -> None:
+    frames = [Image.new("L", (600, 400), 255), Image.new("L", (400, 600), 200)]
+    tiff = tmp_path / "two.tif"
+    frames[0].save(tiff, save_all=True, append_images=frames[1:], dpi=(100, 100))
+    doc = DocumentResult(
+        "two.tif",
+        [PageResult(n, *frames[n - 1].size, blocks=[Block((10, 10, 200, 60), "Text", f"frame {n}")]) for n in (1, 2)],
+    )
+    with pymupdf.open(stream=searchable_pdf(doc, source_path=tiff)) as pdf:
+        assert [(round(p.rect.width), round(p.rect.height)) for p in pdf] == [(432, 288), (288, 432)]
+        assert [p.get_text().strip() for p in pdf] == ["frame 1", "frame 2"]
+    turned = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned by 90°: 600 × 400 stored, 400 × 600 shown
+    Image.new("RGB", (600, 400), "white").save(turned, exif=exif, dpi=(100, 100))
+    shown = DocumentResult(
+        "turned.jpg", [PageResult(1, 400, 600, blocks=[Block((10, 10, 200, 60), "Text", "upright")])]
+    )
+    with pymupdf.open(stream=searchable_pdf(shown, source_path=turned)) as pdf:
+        assert (round(pdf[0].rect.width), round(pdf[0].rect.height)) == (288, 432)
+        assert highlights(pdf.tobytes(), "upright", shown.pages[0])
