@@ -421,11 +421,13 @@ def _serve(conn: Channel, settings: Settings, memory_mb: int) -> None:
                 page.release()
             else:
                 conn.send(("error", f"unknown request {kind!r}"))
-        except DocumentError as exc:
-            conn.send(("document-error", str(exc), exc.needs_password))
         except MemoryError:
-            limit = f" (worker_memory_mb = {memory_mb})" if memory_mb else ""
-            conn.send(("error", f"it needs more memory than the page worker may use{limit}"))
+            conn.send(("error", _out_of_memory(memory_mb)))
+        except DocumentError as exc:
+            if isinstance(exc.__cause__, MemoryError):  # MuPDF's allocation failed under the limit
+                conn.send(("error", _out_of_memory(memory_mb)))
+            else:
+                conn.send(("document-error", str(exc), exc.needs_password))
         except Exception as exc:
             from .engines.base import EngineError
 
@@ -433,6 +435,11 @@ def _serve(conn: Channel, settings: Settings, memory_mb: int) -> None:
                 conn.send(("engine-error", str(exc)))
             else:
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _out_of_memory(memory_mb: int) -> str:
+    limit = f" ({memory_mb} MB: worker_memory_mb in the settings)" if memory_mb else ""
+    return f"it needs more memory than the page worker may use{limit}; the other pages go on"
 
 
 def _page(document: Any, number: int) -> Page:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -268,6 +269,23 @@ def test_a_nested_xobject_bomb_fails_alone_within_its_budget(tmp_path: Path) -> 
     [page] = hostile.pages
     assert page.blocks == [] and "page 1 took longer than 2 s to render" in page.warnings[0]
     assert job.page_errors[0] == {1: page.warnings[0]}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
+def test_a_page_over_the_memory_limit_fails_alone(tmp_path: Path) -> None:
+    """A 3000×3000 pt page at 200 DPI needs ~0.8 GB to render and hand over; the worker may use 1 GB
+    in all (about half of it is Python and MuPDF themselves), so that page fails and says why."""
+    settings = make_settings(tmp_path / "ws", worker_memory_mb=1024, dpi=200)
+    engine = get_engine("text-layer", settings)
+    source = make_pdf(tmp_path / "poster.pdf", 3, big_pages=[2])
+    job = run_job(
+        JobStore(settings.workspace).create(JobSpec([source], "text-layer", Task.TEXT), engine, settings),
+        engine,
+        settings,
+    )
+    assert job.status == "done"
+    assert [p.text() for p in job.documents[0].pages] == [page_words(1), "", page_words(3)]
+    assert "more memory than the page worker may use" in job.page_errors[0][2]
 
 
 def test_cancel_kills_the_worker_at_once(tmp_path: Path) -> None:
