@@ -1,4 +1,4 @@
-"""A table as a grid of cells, read from the HTML a model writes for it.
+"""A table as a grid of cells, read from the HTML (or Markdown pipe table) a model writes.
 
 The searchable PDF needs a table's cell text row by row; Word needs the grid with each
 cell's row and column span to merge real table cells. Both read it from here, so
@@ -116,3 +116,27 @@ def parse_table(markup: str) -> Table:
 
 def looks_like_table(text: str) -> bool:
     return re.search(r"<table\b", text, re.I) is not None
+
+
+_PIPE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def looks_like_markdown_table(text: str) -> bool:
+    """A Markdown pipe table (what Qwen3-VL's Markdown task writes): a header row, a rule
+    row of dashes, then rows, every line holding a pipe."""
+    lines = [line for line in text.strip().split("\n") if line.strip()]
+    return len(lines) >= 2 and all("|" in line for line in lines) and _PIPE_RULE.match(lines[1]) is not None
+
+
+def parse_markdown_table(text: str) -> Table:
+    """The grid of a Markdown pipe table; the first row is the header."""
+    lines = [line.strip() for line in text.strip().split("\n") if line.strip()]
+    table = Table()
+    rows = [lines[0], *lines[2:]]
+    for r, line in enumerate(rows):
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        for c, cell in enumerate(cells):
+            table.cells.append(Cell(cell.replace("\\|", "|"), r, c, header=r == 0))
+        table.columns = max(table.columns, len(cells))
+    table.rows = len(rows)
+    return table

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import glyphless_font
-from .html_table import looks_like_table, parse_table
+from .html_table import looks_like_markdown_table, looks_like_table, parse_markdown_table, parse_table
 from .results import Block, PageResult
 
 if TYPE_CHECKING:
@@ -60,9 +60,12 @@ def plain_lines(block: Block) -> list[str]:
         text = text.strip("$").strip()
         return [line.strip() for line in text.split("\n") if line.strip()]
     lines: list[str] = []
-    for chunk in re.split(r"(<table\b.*?</table>)", text, flags=re.I | re.S):
-        if looks_like_table(chunk):
-            lines += [" ".join(t for t in row if t).replace("\n", " ") for row in parse_table(chunk).row_texts()]
+    for chunk in re.split(r"(<table\b.*?</table>)|\n\s*\n", text, flags=re.I | re.S):
+        if not chunk or not chunk.strip():
+            continue
+        if looks_like_table(chunk) or looks_like_markdown_table(chunk):
+            table = parse_table(chunk) if looks_like_table(chunk) else parse_markdown_table(chunk)
+            lines += [" ".join(t for t in row if t).replace("\n", " ") for row in table.row_texts()]
             continue
         for line in chunk.split("\n"):
             line = _MD_HEADING.sub("", line)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .html_table import looks_like_table, parse_table
+from .html_table import Table, looks_like_markdown_table, looks_like_table, parse_markdown_table, parse_table
 from .results import PAGE_FURNITURE, Block, DocumentResult, PageResult
 
 if TYPE_CHECKING:
@@ -162,6 +162,9 @@ def _add_markdown_chunk(word: WordDocument, chunk: str, *, footnote: bool = Fals
     if looks_like_table(chunk):
         _add_table(word, chunk)
         return
+    if looks_like_markdown_table(chunk):
+        _add_grid(word, parse_markdown_table(chunk))
+        return
     if chunk.startswith("$$") and chunk.endswith("$$") and len(chunk) >= 4:
         word.add_paragraph(_latex(chunk), style=EQUATION_STYLE)
         return
@@ -244,8 +247,11 @@ def _add_runs(paragraph: object, text: str) -> None:
 
 
 def _add_table(word: WordDocument, markup: str) -> None:
-    """A real Word table: each HTML cell in its grid slot, spanning cells merged."""
-    table = parse_table(markup)
+    _add_grid(word, parse_table(markup))
+
+
+def _add_grid(word: WordDocument, table: Table) -> None:
+    """A real Word table: each cell in its grid slot, spanning cells merged."""
     if not table.rows or not table.columns:
         return
     if table.columns > _MAX_COLUMNS:  # more than Word allows: the rows as text

@@ -522,3 +522,18 @@ def test_tiff_pages_and_turned_jpegs_become_upright_pages_of_their_size(tmp_path
     with pymupdf.open(stream=searchable_pdf(shown, source_path=turned)) as pdf:
         assert (round(pdf[0].rect.width), round(pdf[0].rect.height)) == (288, 432)
         assert highlights(pdf.tobytes(), "upright", shown.pages[0])
+
+
+def test_markdown_pipe_tables_become_word_tables_and_rows_of_text_in_the_pdf() -> None:
+    """Qwen3-VL's Markdown task writes pipe tables, not HTML."""
+    markdown = "Intro.\n\n| Name | Score |\n|---|:---:|\n| A \\| B | 1 |\n| C | 2 |\n\nAfter."
+    page = PageResult(1, 1000, 600, blocks=[Block((50, 50, 950, 550), "Text", markdown)])
+    word = read_docx(word_document(DocumentResult("m.png", [page])))
+    [table] = word.tables
+    assert [[c.text for c in row.cells] for row in table.rows] == [["Name", "Score"], ["A | B", "1"], ["C", "2"]]
+    assert [p.text for p in word.paragraphs if p.text] == ["Intro.", "After."]
+    assert plain_lines(page.blocks[0]) == ["Intro.", "Name Score", "A | B 1", "C 2", "After."]
+    data = searchable_pdf(
+        DocumentResult("m.png", [page]), page_image=lambda d, n: Image.new("RGB", (1000, 600), "white")
+    )
+    assert "---" not in pdf_text(data) and "Name Score" in pdf_text(data)
