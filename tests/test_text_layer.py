@@ -16,6 +16,7 @@ from ocr_studio.documents import Limits, open_document
 from ocr_studio.engines import get_engine, page_layout, tesseract
 from ocr_studio.engines import text_layer as text_layer_module
 from ocr_studio.engines.base import RecognizeRequest, Task
+from ocr_studio.engines.page_layout import PageFacts
 from ocr_studio.engines.text_layer import NO_TESSERACT, TextLayerEngine
 from ocr_studio.exporters import export_document
 from ocr_studio.results import DocumentResult, PageResult
@@ -345,6 +346,31 @@ def test_titles_lists_captions_and_footnotes_are_told_apart(tmp_path: Path) -> N
         "Footnote",
     ]
     assert result.markdown().startswith("# Field Guide\n\n## Before you start\n\n")
+
+
+def test_a_bullet_tesseract_reads_as_a_letter_makes_a_list_item() -> None:
+    """Tesseract reads a list's "•" as "e", "o" or "©" (as on libtasn1.pdf rendered as a scan):
+    a lone small mark set apart from its line's first word is a bullet."""
+    # Boxes as Tesseract gives them: hugging the letters (x-height 12, capitals 18, descenders 24).
+    words = [
+        ((100, 100, 400, 124), "Here is the list of types:", (1, 1, 1)),
+        ((127, 152, 139, 164), "e", (1, 2, 1)),  # x-height, a bullet's width away from its word
+        ((162, 146, 280, 164), "INTEGER;", (1, 2, 1)),
+        ((127, 197, 139, 209), "e", (1, 2, 2)),
+        ((162, 191, 330, 209), "ENUMERATED;", (1, 2, 2)),
+        ((100, 248, 112, 260), "e", (1, 3, 1)),  # a letter in running text, a space away: left alone
+        ((120, 242, 135, 260), "is", (1, 3, 1)),
+        ((143, 242, 230, 260), "Euler's", (1, 3, 1)),
+        ((238, 242, 330, 260), "number.", (1, 3, 1)),
+    ]
+    blocks = page_layout.blocks(page_layout.page_order(page_layout.ocr_pieces(words), 1000), PageFacts(800, 1000))
+    assert [(b.category, b.text) for b in blocks] == [
+        ("Text", "Here is the list of types:"),
+        ("List-item", "• INTEGER;"),
+        ("List-item", "• ENUMERATED;"),
+        ("Text", "e is Euler's number."),
+    ]
+    assert blocks[1].words[0][1] == "•"
 
 
 @needs_tesseract

@@ -85,7 +85,8 @@ def split_line(words: Sequence[tuple[BBox, str]], *, size: float = 0.0, bold: bo
     words = sorted(words, key=lambda w: w[0][0])
     if not words:
         return []
-    height = statistics.median(w[0][3] - w[0][1] for w in words) or 1.0
+    # The line's full height: one word's box may be x-height only ("a", "one"), another a bullet.
+    height = (max(w[0][3] for w in words) - min(w[0][1] for w in words)) or 1.0
     groups: list[list[tuple[BBox, str]]] = [[words[0]]]
     for word in words[1:]:
         if word[0][0] - groups[-1][-1][0][2] > SPLIT_GAP * height:
@@ -126,8 +127,25 @@ def ocr_pieces(words: Iterable[tuple[BBox, str, tuple[int, ...]]], *, letter_box
     for line_words in lines.values():
         for piece in split_line(line_words):
             piece.size = (text_size(piece.words) if letter_boxes else 0.0) or piece.height
-            pieces.append(piece)
+            pieces.append(_with_bullet(piece))
     return pieces
+
+
+_BULLET_LOOKALIKES = frozenset("eoc«©°*•·■▪●")
+
+
+def _with_bullet(piece: Piece) -> Piece:
+    """Tesseract reads a list's bullet as "e", "o" or "©": a lone small mark set apart from the
+    line's first word by more than a space is a bullet, written "•" so the line is a list item."""
+    if len(piece.words) < 2:
+        return piece
+    (box, mark), (following, _) = piece.words[0], piece.words[1]
+    small = box[3] - box[1] <= 0.7 * piece.height
+    apart = following[0] - box[2] >= 0.6 * piece.height
+    if mark in _BULLET_LOOKALIKES and small and apart:
+        piece.words = ((box, "•"), *piece.words[1:])
+        piece.text = "• " + piece.text.split(" ", 1)[1]
+    return piece
 
 
 # --- reading order ---------------------------------------------------------------------------
