@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"OCR Studio did not start ({reason}). The messages above say why.")
             stop(process)
             return 1
-        say(f"\nOCR Studio is running at {url}")
+        say(f"\nOCR Studio is running at {browser_url(args.host, port)}")
+        say(f"Open it with this link (it carries this launch's access token):\n  {url}")
         say("Keep this window open while you use it. To stop: press Ctrl+C here, or close this window.\n")
         if not args.no_browser:
             webbrowser.open(url)

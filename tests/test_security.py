@@ -160,6 +160,43 @@ def test_without_the_token_nothing_but_a_page_that_explains(studio, done_job) ->
     assert request(studio, "GET", "/config", headers={"Cookie": f"{name}={value}"}).status_code == 200
 
 
+def test_the_launcher_turns_the_token_on_and_opens_the_link_that_carries_it(tmp_path: Path) -> None:
+    """What a double-click starts: the plain address explains and refuses, the printed link works."""
+    import signal
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OCR_STUDIO_")}
+    environment.update(OCR_STUDIO_CONFIG=str(tmp_path / "absent.toml"), OCR_STUDIO_WORKSPACE=str(tmp_path / "ws"))
+    process = subprocess.Popen(
+        [sys.executable, str(repo / "launch.py"), "--no-browser", "--port", "0", "--timeout", "120"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        link = None
+        deadline = time.monotonic() + 150
+        while link is None and time.monotonic() < deadline:
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            if "?token=" in line and "Ctrl+C" not in line:
+                link = line.strip()
+        assert link, "the launcher never printed its link"
+        base = link.split("?", 1)[0]
+        assert httpx.get(base + "config", timeout=10).status_code == 401
+        assert "access link" in httpx.get(base, timeout=10).text
+        opened = httpx.get(link, timeout=10)
+        assert opened.status_code == 200 and "set-cookie" in opened.headers
+        cookies = {opened.headers["set-cookie"].split(";")[0].split("=")[0]: link.split("token=")[1]}
+        assert httpx.get(base + "config", cookies=cookies, timeout=10).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
 def test_every_answer_forbids_framing_sniffing_and_remote_content(studio, done_job) -> None:
     for path in ("/", "/config", f"/gradio_api/file={done_job['exports'][0]}"):
         answer = request(studio, "GET", path, headers=studio.headers)
