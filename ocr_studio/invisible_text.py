@@ -15,6 +15,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING
 
 from . import glyphless_font
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 FONT_RESOURCE = "OcrStudioText"
 _EM = glyphless_font.UNITS_PER_EM
-_ADVANCE = glyphless_font.ADVANCE / _EM  # every glyph's advance, in ems
 _DESCENT = -glyphless_font.DESCENT / _EM  # below the baseline, in ems
 _LINE_SPACING = 1.2  # line height / font size, for guessing how a block's text wraps
 _MAX_STRETCH = 2.5  # widest stretch (Tz 250 %) of a text whose real width is not known
@@ -76,17 +76,72 @@ def plain_lines(block: Block) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
-def _cells(text: str) -> int:
-    """Width of ``text`` in half-em cells: CJK and other wide characters count two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+@cache
+def _advances() -> dict[int, int]:
+    """Each character's advance (font units) where it is not the font's default half em: a
+    typical printed width (Helvetica's, for Latin, Greek and Cyrillic; a full em for CJK and
+    other wide characters), so that text placed across a line lands near the printed letters."""
+    import pymupdf
+
+    helvetica = pymupdf.Font("helv")
+    table: dict[int, int] = {}
+    for first, last in ((0x20, 0x24F), (0x370, 0x4FF), (0x2000, 0x206F), (0x20A0, 0x20BF)):
+        for code in range(first, last + 1):
+            if helvetica.has_glyph(code):
+                table[code] = round(1000 * helvetica.glyph_advance(code))
+    for code in range(0x1100, 0xFFEF):
+        if code not in table and unicodedata.east_asian_width(chr(code)) in "WF":
+            table[code] = 1000
+    return {code: width for code, width in table.items() if width != glyphless_font.ADVANCE}
 
 
-def _wrap(line: str, width: int) -> list[str]:
-    """Greedy word wrap at ``width`` cells; unspaced text (CJK) breaks anywhere."""
+def _advance(code: int) -> int:
+    return _advances().get(code, glyphless_font.ADVANCE)
+
+
+def _em_width(text: str) -> float:
+    """How wide ``text`` is in ems, at the text layer's character widths."""
+    return sum(_advance(ord(ch)) for ch in text if ord(ch) <= 0xFFFF) / _EM
+
+
+def _width_array() -> str:
+    """The advances as a CID font's /W array: a run of three or more equal widths as
+    ``first last width``, other consecutive codes as ``first [width width ...]``."""
+    table = _advances()
+    codes = sorted(table)
+    parts: list[str] = []
+    listed: list[int] = []  # consecutive codes waiting to be written in list form
+
+    def flush() -> None:
+        if listed:
+            parts.append(f"{listed[0]}[{' '.join(str(table[c]) for c in listed)}]")
+            listed.clear()
+
+    start = 0
+    while start < len(codes):
+        end = start  # the run of consecutive codes of one width
+        while (
+            end + 1 < len(codes) and codes[end + 1] == codes[end] + 1 and table[codes[end + 1]] == table[codes[start]]
+        ):
+            end += 1
+        if end - start >= 2:
+            flush()
+            parts.append(f"{codes[start]} {codes[end]} {table[codes[start]]}")
+        else:
+            if listed and codes[start] != listed[-1] + 1:
+                flush()
+            listed.extend(codes[start : end + 1])
+        start = end + 1
+    flush()
+    return "[" + " ".join(parts) + "]"
+
+
+def _wrap(line: str, width: float) -> list[str]:
+    """Greedy word wrap at ``width`` ems; unspaced text (CJK) breaks anywhere."""
     out: list[str] = []
     current = ""
     for word in re.findall(r"\S+\s*", line) if " " in line else list(line):
-        if current and _cells(current + word.rstrip()) > width:
+        if current and _em_width(current + word.rstrip()) > width:
             out.append(current.rstrip())
             current = ""
         current += word
@@ -114,23 +169,23 @@ def block_lines(block: Block, page: PageResult) -> list[Line]:
     lines = plain_lines(block)
     if not lines:
         return []
-    total = sum(_cells(line) for line in lines)
-    # Wrap at the line length where the font size that fills the width equals the one that
-    # fills the height (glyphs half an em wide, lines 1.2 em apart): L² = 2.4·cells·W/H.
-    guess = math.sqrt(2 * _LINE_SPACING * total * width / height)
-    longest = max(_cells(line) for line in lines)
-    longest_word = max((_cells(w) for line in lines for w in line.split()), default=1)
-    target = max(1, longest_word, min(longest, round(guess)))
+    total = sum(_em_width(line) for line in lines)
+    # Wrap at the line length L (in ems) where the font size that fills the width equals the
+    # one that fills the height (lines 1.2 em apart): W / L = H·L / (1.2·total).
+    guess = math.sqrt(_LINE_SPACING * total * width / height)
+    longest = max(_em_width(line) for line in lines)
+    longest_word = max((_em_width(w) for line in lines for w in line.split()), default=0.5)
+    target = max(longest_word, min(longest, guess))
     wrapped = [piece for line in lines for piece in _wrap(line, target)]
-    widest = max(_cells(piece) for piece in wrapped) or 1
+    widest = max(_em_width(piece) for piece in wrapped) or 0.5
     band = height / len(wrapped)
     # A short text in a wide box is not stretched past _MAX_STRETCH: viewers that find words
     # by letter spacing would split it.
-    span = min(width, widest * _ADVANCE * band * _MAX_STRETCH)
+    span = min(width, widest * band * _MAX_STRETCH)
     result = []
     for index, piece in enumerate(wrapped):
         top = y1 + index * band
-        right = x1 + span * _cells(piece) / widest
+        right = x1 + span * _em_width(piece) / widest
         result.append(Line((x1, top, right, top + band), [(x1, right, piece)]))
     return result
 
@@ -151,7 +206,7 @@ def _table_lines(markup: str, box: tuple[float, float, float, float]) -> list[Li
             continue
         top = y1 + cell.row * row_height
         left = x1 + cell.column * column_width
-        right = left + min(cell.colspan * column_width, _cells(text) * _ADVANCE * row_height * _MAX_STRETCH)
+        right = left + min(cell.colspan * column_width, _em_width(text) * row_height * _MAX_STRETCH)
         if not lines or lines[-1].box[1] != top:
             lines.append(Line((left, top, right, top + row_height), []))
         line = lines[-1]
@@ -193,15 +248,15 @@ def _num(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
-def _encode(text: str) -> tuple[str, int]:
+def _encode(text: str) -> tuple[str, float]:
     """``text`` as the font's 2-byte codes (one per character; characters beyond the BMP become
-    U+FFFD, control characters are dropped), in hex, and how many glyphs that is."""
+    U+FFFD, control characters are dropped), in hex, and its width in ems."""
     codes = [
         ord(ch) if ord(ch) <= 0xFFFF and unicodedata.category(ch) != "Cs" else 0xFFFD
         for ch in text
         if unicodedata.category(ch) != "Cc"
     ]
-    return "".join(f"{code:04X}" for code in codes), len(codes)
+    return "".join(f"{code:04X}" for code in codes), sum(_advance(code) for code in codes) / _EM
 
 
 def text_layer_stream(lines: list[Line], to_pdf: pymupdf.Matrix, scale: tuple[float, float]) -> bytes:
@@ -224,17 +279,17 @@ def text_layer_stream(lines: list[Line], to_pdf: pymupdf.Matrix, scale: tuple[fl
         out.append(f"/{FONT_RESOURCE} {_num(size)} Tf")
         pieces = sorted(line.pieces, key=lambda p: p[0])
         for index, (px1, px2, text) in enumerate(pieces):
-            hexcodes, count = _encode(text)
+            hexcodes, ems = _encode(text)
             left, right = px1 * sx, px2 * sx
-            if not count or right <= left:
+            if ems <= 0 or right <= left:
                 continue
             at = pymupdf.Point(left, baseline) * to_pdf
             matrix = (ex.x, ex.y, ey.x, ey.y, at.x, at.y)
             out.append(" ".join(_num(v) for v in matrix) + " Tm")
-            out.append(f"{_num(100 * (right - left) / (count * _ADVANCE * size))} Tz <{hexcodes}> Tj")
+            out.append(f"{_num(100 * (right - left) / (ems * size))} Tz <{hexcodes}> Tj")
             if index + 1 < len(pieces):  # a space that spans the gap to the next piece
                 gap = max(pieces[index + 1][0] * sx - right, 0.01 * size)
-                out.append(f"{_num(100 * gap / (_ADVANCE * size))} Tz <0020> Tj")
+                out.append(f"{_num(100 * gap / (_advance(0x20) / _EM * size))} Tz <0020> Tj")
     out.append("ET")
     return ("\n".join(out) + "\n").encode("ascii")
 
@@ -288,7 +343,8 @@ def add_font(doc: pymupdf.Document) -> int:
     doc.update_object(
         cid_font,
         f"<</Type/Font/Subtype/CIDFontType2/BaseFont/{name}/CIDSystemInfo<</Registry(Adobe)/Ordering(Identity)"
-        f"/Supplement 0>>/FontDescriptor {descriptor} 0 R/DW {glyphless_font.ADVANCE}/CIDToGIDMap {cid_to_gid} 0 R>>",
+        f"/Supplement 0>>/FontDescriptor {descriptor} 0 R/DW {glyphless_font.ADVANCE}/W {_width_array()}"
+        f"/CIDToGIDMap {cid_to_gid} 0 R>>",
     )
     type0 = doc.get_new_xref()
     doc.update_object(
