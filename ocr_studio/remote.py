@@ -87,6 +87,7 @@ class RemoteClient:
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._http = httpx.Client(timeout=httpx.Timeout(config.timeout, connect=10.0), headers=headers)
         self._model: str | None = config.model or None  # None: not looked up yet
+        self._penalty_field = "repetition_penalty"  # until the server refuses it (see penalty_fields)
         self._model_lock = threading.Lock()
 
     def close(self) -> None:
@@ -184,6 +185,15 @@ class RemoteClient:
                 self._model = listed[0] if response.status_code == 200 and len(listed) == 1 else ""
             return self._model
 
+    def penalty_fields(self, repetition_penalty: float) -> dict[str, float]:
+        """The request fields that ask this server for a repetition penalty (transformers'
+        meaning: a seen token's logit divided by it). vLLM and SGLang take ``repetition_penalty``;
+        a server that refuses that field (``transformers serve``) is asked through
+        ``frequency_penalty``, which it maps to ``repetition_penalty = 1 + frequency_penalty``."""
+        if self._penalty_field == "frequency_penalty":
+            return {"frequency_penalty": round(repetition_penalty - 1.0, 6)}
+        return {"repetition_penalty": repetition_penalty}
+
     def complete(
         self,
         image: Image.Image,
@@ -191,9 +201,33 @@ class RemoteClient:
         *,
         max_tokens: int,
         on_text: Callable[[str], None] | None = None,
+        repetition_penalty: float | None = None,
     ) -> Completion:
         """One page: send image + prompt, return the model's text. Retries connection
-        errors and 5xx with exponential backoff; raises RemoteError when out of tries."""
+        errors and 5xx with exponential backoff; raises RemoteError when out of tries.
+        ``repetition_penalty`` (a loop retry) is sent in the fields this server accepts."""
+        if repetition_penalty is None or repetition_penalty == 1.0:
+            return self._complete(image, prompt, max_tokens=max_tokens, on_text=on_text, extra={})
+        try:
+            extra = self.penalty_fields(repetition_penalty)
+            return self._complete(image, prompt, max_tokens=max_tokens, on_text=on_text, extra=extra)
+        except RemoteError as exc:
+            if self._penalty_field != "repetition_penalty" or "repetition_penalty" not in str(exc):
+                raise
+            log.info("The server refused repetition_penalty; asking through frequency_penalty instead.")
+            self._penalty_field = "frequency_penalty"
+            extra = self.penalty_fields(repetition_penalty)
+            return self._complete(image, prompt, max_tokens=max_tokens, on_text=on_text, extra=extra)
+
+    def _complete(
+        self,
+        image: Image.Image,
+        prompt: str,
+        *,
+        max_tokens: int,
+        on_text: Callable[[str], None] | None,
+        extra: dict[str, Any],
+    ) -> Completion:
         body: dict[str, Any] = {
             "messages": [
                 {
@@ -207,6 +241,7 @@ class RemoteClient:
             "max_tokens": int(max_tokens),
             "temperature": 0.0,
             "stream": on_text is not None,
+            **extra,
         }
         model = self.model_name()
         if model:  # without one, the server uses the model it was started with

@@ -85,13 +85,19 @@ def test_layout_output_that_is_not_json_is_kept_as_text(tmp_path, tiny_qwen3_vl)
 
 
 def test_runaway_repetition_marks_the_page_truncated(tmp_path):
+    """With the loop retry off (test_loop_retry.py covers it on), a loop is cut and the page marked."""
     from tests.tiny_models import build_tiny_qwen3_vl
 
     folder = build_tiny_qwen3_vl(tmp_path / "looping", repeat_forever=True)
     engine = get_engine(
         "qwen3-vl",
         _settings(tmp_path, folder).__class__(
-            workspace=tmp_path / "ws", qwen_model=str(folder), device="cpu", max_new_tokens=600, max_pixels=256 * 256
+            workspace=tmp_path / "ws",
+            qwen_model=str(folder),
+            device="cpu",
+            max_new_tokens=600,
+            max_pixels=256 * 256,
+            loop_retry=False,
         ),
     )
     (result,) = engine.recognize(_pages(tmp_path)[:1], RecognizeRequest(task=Task.TEXT))

@@ -189,6 +189,7 @@ class DotsOcrEngine(VisionEngine):
                 max_new_tokens=self.max_new_tokens,
                 eos_token_ids=loaded.eos_token_ids,
                 pad_token_id=loaded.pad_token_id,
+                loop_retry=self.loop_penalty,
             )
             streamed_row = 0 if stream is not None and 0 not in results else None
             on_tokens = token_streamer(
@@ -207,6 +208,7 @@ class DotsOcrEngine(VisionEngine):
                 if row == streamed_row and stream is not None:
                     stream(raw)  # the final text, so the stream always ends on what is kept
                 page = prepared[row]
+                warnings = self._with_retry_note(generated.warnings, generated.loop_retries[row])
                 results[index] = self._page_result(
                     page.page.number,
                     page.page_size,
@@ -214,7 +216,7 @@ class DotsOcrEngine(VisionEngine):
                     raw,
                     generated.stop_reasons[row],
                     request,
-                    generated.warnings,
+                    warnings,
                     seconds,
                 )
         return [results[index] for index in range(len(pages))]
@@ -273,10 +275,14 @@ class DotsOcrEngine(VisionEngine):
             raise EngineError(str(exc)) from exc
         return PreparedPage(page.number, page_size, resized, REMOTE_IMAGE_PLACEHOLDER + prompt, context=size)
 
-    def parse(self, prepared, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult:
-        """The server's answer for one prepared page, read as the local path reads it."""
-        stop_reason = "max_tokens" if hit_limit else "eos"
-        return self._page_result(prepared.page_number, prepared.page_size, prepared.context, text, stop_reason, request)
+    def parse(
+        self, prepared, text: str, *, stop_reason: str, request: RecognizeRequest, warnings: Sequence[str] = ()
+    ) -> PageResult:
+        """The server's answer for one prepared page, read as the local path reads it
+        (``stop_reason``: "eos", "max_tokens" or "repetition", as the local generator says)."""
+        return self._page_result(
+            prepared.page_number, prepared.page_size, prepared.context, text, stop_reason, request, warnings
+        )
 
 
 class _PageError(Exception):

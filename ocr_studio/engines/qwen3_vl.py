@@ -249,11 +249,12 @@ class Qwen3VLEngine(VisionEngine):
         resized = image.resize(size) if size != image.size else image
         return PreparedPage(page.number, image.size, resized, PROMPTS[request.task], context=request.task)
 
-    def parse(self, prepared, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult:
-        """The model's answer for one prepared page, parsed as the local path parses it."""
-        return self._page_result(
-            prepared.page_number, prepared.page_size, text, "max_tokens" if hit_limit else "eos", request
-        )
+    def parse(
+        self, prepared, text: str, *, stop_reason: str, request: RecognizeRequest, warnings: Sequence[str] = ()
+    ) -> PageResult:
+        """The model's answer for one prepared page, parsed as the local path parses it
+        (``stop_reason``: "eos", "max_tokens" or "repetition", as the local generator says)."""
+        return self._page_result(prepared.page_number, prepared.page_size, text, stop_reason, request, warnings)
 
     def _page_result(
         self,
@@ -306,6 +307,7 @@ class Qwen3VLEngine(VisionEngine):
             max_new_tokens=self.max_new_tokens,
             eos_token_ids=loaded.eos_token_ids,
             pad_token_id=loaded.pad_token_id,
+            loop_retry=self.loop_penalty,
         )
         tokenizer = loaded.processor.tokenizer
         on_tokens = token_streamer(lambda tokens: tokenizer.decode(tokens, skip_special_tokens=True), stream)
@@ -316,9 +318,10 @@ class Qwen3VLEngine(VisionEngine):
             raw = tokenizer.decode(result.tokens[row], skip_special_tokens=True)
             if row == 0 and stream is not None:
                 stream(raw)  # the final text, so the stream always ends on what is kept
+            warnings = self._with_retry_note(result.warnings, result.loop_retries[row])
             results.append(
                 self._page_result(
-                    page.number, page.image.size, raw, result.stop_reasons[row], request, result.warnings, seconds
+                    page.number, page.image.size, raw, result.stop_reasons[row], request, warnings, seconds
                 )
             )
         return results

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..models.repetition import TEXT_GUARD
 from ..remote import RemoteClient, RemoteError, remote_config
 from ..results import PageResult
 from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
+from .vision import loop_retry_warning
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from ..documents import Page
+    from ..models.repetition import LoopPenalty
     from ..settings import Settings
 
 
@@ -41,10 +44,15 @@ class PromptedEngine(Protocol):
 
     def prepare(self, page: Page, request: RecognizeRequest) -> PreparedPage: ...
 
-    def parse(self, prepared: PreparedPage, text: str, *, hit_limit: bool, request: RecognizeRequest) -> PageResult: ...
+    def parse(
+        self, prepared: PreparedPage, text: str, *, stop_reason: str, request: RecognizeRequest, warnings: Sequence[str]
+    ) -> PageResult: ...
 
     @property
     def max_new_tokens(self) -> int: ...
+
+    @property
+    def loop_penalty(self) -> LoopPenalty | None: ...
 
     def settings_key(self) -> dict[str, object]: ...
 
@@ -105,17 +113,39 @@ class RemoteEngine(Engine):
                 task=request.task.value,
                 warnings=[f"This page cannot be sent to the model: {exc}"],
             )
+        on_text = request.on_text if stream else None
+        text, reason = self._read(prepared, on_text)
+        warnings: list[str] = []
+        penalty = self.local.loop_penalty
+        if reason == "repetition" and penalty is not None and penalty.repetition_penalty != 1.0:
+            # the loop retry, as the local engines do it; a server offers the repetition penalty only
+            again, again_reason = self._read(prepared, on_text, penalty.repetition_penalty)
+            if len(again) >= len(text):
+                text, reason = again, again_reason
+                outcome = "retry_looped" if again_reason == "repetition" else "recovered"
+            else:
+                outcome = "first_kept"
+            warnings.append(loop_retry_warning(outcome, f"{penalty.repetition_penalty:g}"))
+        result = self.local.parse(prepared, text, stop_reason=reason, request=request, warnings=warnings)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _read(
+        self, prepared: PreparedPage, on_text: Callable[[str], None] | None, repetition_penalty: float | None = None
+    ) -> tuple[str, str]:
+        """The server's answer and why it ended, as the local generator says it ("eos",
+        "max_tokens", "repetition"); a looping answer is cut after the first copy of its loop."""
         completion = self.client.complete(
             prepared.image,
             prepared.prompt,
             max_tokens=self.local.max_new_tokens,
-            on_text=request.on_text if stream else None,
+            on_text=on_text,
+            repetition_penalty=repetition_penalty,
         )
-        result = self.local.parse(
-            prepared, completion.text, hit_limit=completion.finish_reason == "length", request=request
-        )
-        result.seconds = time.perf_counter() - started
-        return result
+        cut = TEXT_GUARD.cut(completion.text)
+        if cut is not None:
+            return cut, "repetition"
+        return completion.text, "max_tokens" if completion.finish_reason == "length" else "eos"
 
     def recognize(self, pages: Sequence[Page], request: RecognizeRequest) -> list[PageResult]:
         return list(self.recognize_stream(pages, request))

@@ -50,6 +50,20 @@ class VisionEngine(Engine):
         """The generation budget per page (dots.ocr raises the generic default)."""
         return int(self.settings.max_new_tokens)
 
+    @property
+    def loop_penalty(self) -> Any:
+        """What a looping page is read again with (``models.repetition.LoopPenalty``), or None
+        when the loop_retry setting is off."""
+        from ..models.repetition import LOOP_RETRY
+
+        return LOOP_RETRY if getattr(self.settings, "loop_retry", True) else None
+
+    def _with_retry_note(self, warnings: Sequence[str], outcome: str) -> list[str]:
+        """A page's generation warnings plus what the loop retry did for it (``outcome`` from
+        ``GenerationResult.loop_retries``)."""
+        note = loop_retry_warning(outcome, self.loop_penalty.describe()) if outcome else None
+        return [*warnings, note] if note else list(warnings)
+
     @abstractmethod
     def _load_model(self, folder: Any, key: ModelKey, profile: RuntimeProfile) -> Any:
         """Model, processor and fast generator for a checkpoint folder (kept by the manager)."""
@@ -207,6 +221,21 @@ def stop_warning(reason: str, max_new_tokens: int) -> str | None:
             f"The answer reached the limit of {max_new_tokens} new tokens and may be incomplete "
             "(raise max_new_tokens in the settings to read more)."
         )
+    return None
+
+
+def loop_retry_warning(outcome: str, penalty: str) -> str | None:
+    """What the loop retry did for a page (``GenerationResult.loop_retries``: "recovered",
+    "retry_looped", "first_kept" or ""), in the user's words; ``penalty`` says what it ran with."""
+    how = f"read again with a repetition penalty ({penalty})"
+    if outcome == "recovered":
+        return (
+            f"The model started repeating itself; the page was {how}, which ended the loop, and that reading was kept."
+        )
+    if outcome == "retry_looped":
+        return f"The page was {how} after a loop; it looped again, so the reading that went further was kept."
+    if outcome == "first_kept":
+        return f"The page was {how} after a loop, but that reading went less far, so the first one was kept."
     return None
 
 

@@ -26,45 +26,45 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 log = logging.getLogger(__name__)
 
+
+def _sibling(name: str):
+    """A module of this package, also where the package's other imports are missing (benchmarks load
+    this file by path on the GPU machine)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"ocr_studio.models.{name}")
+    except ImportError:
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        key = f"ocr_studio_{name}"
+        module = sys.modules.get(key)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[key] = module
+            spec.loader.exec_module(module)
+        return module
+
+
+_repetition = _sibling("repetition")
+RepetitionGuard = _repetition.RepetitionGuard
+LoopPenalty = _repetition.LoopPenalty
+
 PATHS = ("graphs", "eager", "generate")
+RETRY_OUTCOMES = ("recovered", "retry_looped", "first_kept")
 # what get_rope_index reads, where the model's version takes it (mm_token_type_ids: transformers 5.x)
 ROPE_INDEX_INPUTS = ("input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
-
-
-@dataclass(frozen=True)
-class RepetitionGuard:
-    """Runaway repetition: the tail of the output is one block of ``period`` tokens
-    repeated. Fires when the repeated tail spans at least ``min_span`` tokens and
-    the block occurs at least ``min_repeats`` times (dotted leaders, a few equal table
-    rows stay below that)."""
-
-    max_period: int = 256
-    min_span: int = 192
-    min_repeats: int = 6
-
-    def check(self, tokens: Sequence[int]) -> int | None:
-        """The index where the repeated tail starts, or None. Keeping ``tokens[:index + period]``
-        keeps one copy of the repeated block."""
-        n = len(tokens)
-        if n < self.min_span:
-            return None
-        for period in range(1, min(self.max_period, n // self.min_repeats) + 1):
-            run = 0
-            i = n - 1
-            while i - period >= 0 and tokens[i] == tokens[i - period]:
-                run += 1
-                i -= 1
-            if run >= self.min_span - period and (run + period) // period >= self.min_repeats:
-                return n - run - period
-        return None
 
 
 @dataclass
@@ -75,6 +75,8 @@ class GenerationConfig:
     suppress_token_ids: tuple[int, ...] = ()  # never generated (benchmarks force lengths by suppressing EOS)
     check_every: int = 16  # host looks at the tokens (EOS, repetition, streaming) every k steps
     repetition: RepetitionGuard | None = field(default_factory=RepetitionGuard)
+    penalty: LoopPenalty | None = None  # applied to every step (what a retry runs with)
+    loop_retry: LoopPenalty | None = None  # rows the guard stopped are read again with this penalty
 
 
 @dataclass
@@ -87,6 +89,9 @@ class GenerationResult:
     decode_seconds: float = 0.0
     steps: int = 0  # decode steps run (batch-wide)
     fused: bool = False  # the decode step was decode_kernels.FusedDecoder
+    # per row: "" (no retry), or how the loop retry went: "recovered" (the retry did not loop and was
+    # kept), "retry_looped" (it looped too but read further, kept), "first_kept" (it read less far)
+    loop_retries: list[str] = field(default_factory=list)
 
 
 # on_tokens(row, tokens_so_far) is called every check_every steps for each running row
@@ -153,7 +158,46 @@ class FastGenerator:
         on_tokens: TokenCallback | None = None,
     ) -> GenerationResult:
         """Greedy continuation of a left-padded batch (``input_ids``, ``attention_mask`` and
-        the model's vision inputs). Falls back to a slower path where a faster one fails."""
+        the model's vision inputs). Falls back to a slower path where a faster one fails.
+        With ``config.loop_retry``, rows the repetition guard stopped are read once more with
+        that penalty, and the reading that goes further is kept (``loop_retries`` says which)."""
+        result = self._generate_once(inputs, config, on_tokens)
+        result.loop_retries = [""] * len(result.tokens)
+        looped = [row for row, reason in enumerate(result.stop_reasons) if reason == "repetition"]
+        if config.loop_retry is None or not looped:
+            return result
+        retry_config = replace(config, penalty=config.loop_retry, loop_retry=None)
+        sub_inputs, sub_rows = select_rows(inputs, looped)
+
+        def forward(sub_row: int, tokens: list[int]) -> None:
+            row = sub_rows[sub_row]
+            if on_tokens is not None and row in looped:
+                on_tokens(row, tokens)
+
+        log.info("Rows %s looped; reading them again with %s", looped, config.loop_retry.describe())
+        retry = self._generate_once(sub_inputs, retry_config, forward if on_tokens is not None else None)
+        for sub_row, row in enumerate(sub_rows):
+            if row not in looped:
+                continue  # a row that came along only because the inputs could not be split
+            first, second = result.tokens[row], retry.tokens[sub_row]
+            again = retry.stop_reasons[sub_row]
+            if len(second) >= len(first):
+                result.tokens[row], result.stop_reasons[row] = second, again
+                result.loop_retries[row] = "retry_looped" if again == "repetition" else "recovered"
+            else:
+                result.loop_retries[row] = "first_kept"
+        result.warnings += [w for w in retry.warnings if w not in result.warnings]
+        result.decode_seconds += retry.prefill_seconds + retry.decode_seconds
+        result.steps += retry.steps
+        return result
+
+    def _generate_once(
+        self,
+        inputs: dict[str, torch.Tensor],
+        config: GenerationConfig,
+        on_tokens: TokenCallback | None = None,
+    ) -> GenerationResult:
+        """One reading of the batch, on the fastest path that works."""
         warnings: list[str] = []
         if self.disabled_reason:
             warnings.append(self.disabled_reason)
@@ -225,6 +269,11 @@ class FastGenerator:
         }
         if config.suppress_token_ids:
             kwargs["suppress_tokens"] = list(config.suppress_token_ids)
+        if config.penalty is not None:
+            from transformers import LogitsProcessorList
+
+            processor = _repetition.PenaltyProcessor(config.penalty, inputs["input_ids"].shape[1])
+            kwargs["logits_processor"] = LogitsProcessorList([processor])
         sequences = self.model.generate(**_on_device(inputs, self.device), **kwargs)
         new = sequences[:, inputs["input_ids"].shape[1] :].tolist()
         tokens, reasons = [], []
@@ -348,7 +397,10 @@ class _DecodeState:
         self.eos = torch.zeros(0, dtype=torch.long, device=device)
         self.suppress = torch.zeros(0, dtype=torch.long, device=device)
         self.pad = 0
-        self.stop_tokens: tuple = ((), (), 0)  # the values eos / suppress / pad were built from
+        self.stop_tokens: tuple = ((), (), 0, None)  # the values eos / suppress / pad / penalty were built from
+        self.penalty: LoopPenalty | None = None  # applied inside the step (a loop retry)
+        self.history = torch.zeros(batch, cache_len, dtype=torch.long, device=device)  # tokens so far (penalty)
+        self.count = torch.zeros(1, dtype=torch.long, device=device)  # how many of them
         self.mrope = False
         self.next_token = torch.zeros(batch, dtype=torch.long, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -357,6 +409,7 @@ class _DecodeState:
         self.cache.reset()
         self.mask.fill_(self.masked)
         self.stopped.zero_()
+        self.count.zero_()
 
     def prefill(self, inputs: dict[str, torch.Tensor], config: GenerationConfig) -> torch.Tensor:
         """Full forward with the vision inputs; fills the cache and returns the first new token per row."""
@@ -377,18 +430,28 @@ class _DecodeState:
         # while their values are unchanged (a new tensor would leave the graph reading freed
         # memory), and drop the graph when they change.
         eos_ids, suppress_ids = tuple(config.eos_token_ids), tuple(config.suppress_token_ids)
-        if (eos_ids, suppress_ids, config.pad_token_id) != self.stop_tokens:
+        if (eos_ids, suppress_ids, config.pad_token_id, config.penalty) != self.stop_tokens:
             self.graph = None
             self.eos = torch.tensor(eos_ids, dtype=torch.long, device=self.device)
             self.suppress = torch.tensor(suppress_ids, dtype=torch.long, device=self.device)
             self.pad = config.pad_token_id
-            self.stop_tokens = (eos_ids, suppress_ids, config.pad_token_id)
+            self.penalty = config.penalty
+            self.stop_tokens = (eos_ids, suppress_ids, config.pad_token_id, config.penalty)
         first = self._pick(logits)
         self.stopped |= torch.isin(first, self.eos)
         self.token.copy_(first.view(-1, 1))
+        self._remember(first)
         return first
 
+    def _remember(self, chosen: torch.Tensor) -> None:
+        """Append the chosen tokens to the history the penalty reads (only when there is one)."""
+        if self.penalty is not None:
+            self.history.scatter_(1, self.count.view(1, 1).expand(self.batch, 1), chosen.view(-1, 1))
+            self.count.add_(1)
+
     def _pick(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.penalty is not None:
+            logits = _repetition.penalize(logits, self.history, self.count, self.penalty)
         if self.suppress.numel():
             logits = logits.index_fill(1, self.suppress, torch.finfo(logits.dtype).min)
         return torch.argmax(logits, dim=-1)
@@ -417,6 +480,7 @@ class _DecodeState:
         self.stopped |= torch.isin(chosen, self.eos)
         self.next_token.copy_(chosen)
         self.token.copy_(chosen.view(-1, 1))
+        self._remember(chosen)
         self.position.add_(1)
         self.write_at.add_(1)
 
@@ -432,7 +496,7 @@ class _DecodeState:
     def _capture(self) -> None:
         """Capture one step as a CUDA graph. Warm-up runs on a side stream first (as torch
         requires); the step's side effects are saved and restored around it."""
-        saved = [t.clone() for t in (self.mask, self.token, self.position, self.write_at, self.stopped)]
+        saved = [t.clone() for t in self._step_buffers()]
         lengths = [layer.cumulative_length.clone() for layer in self.cache.layers]
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -448,10 +512,12 @@ class _DecodeState:
         self._restore(saved, lengths)
         self.graph = graph
 
+    def _step_buffers(self) -> tuple[torch.Tensor, ...]:
+        """What a step changes besides the cache (saved and restored around the capture's warm-up)."""
+        return (self.mask, self.token, self.position, self.write_at, self.stopped, self.history, self.count)
+
     def _restore(self, saved: list[torch.Tensor], lengths: list[torch.Tensor]) -> None:
-        for target, value in zip(
-            (self.mask, self.token, self.position, self.write_at, self.stopped), saved, strict=True
-        ):
+        for target, value in zip(self._step_buffers(), saved, strict=True):
             target.copy_(value)
         for layer, value in zip(self.cache.layers, lengths, strict=True):
             layer.cumulative_length.copy_(value)
@@ -461,23 +527,8 @@ class _DecodeState:
 
 
 def decode_kernels():
-    """The fused-step module, also where the package's other imports are missing (benchmarks load
-    this file by path on the GPU machine)."""
-    try:
-        from ocr_studio.models import decode_kernels as module
-    except ImportError:
-        import importlib.util
-        import sys
-        from pathlib import Path
-
-        name = "ocr_studio_decode_kernels"
-        module = sys.modules.get(name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("decode_kernels.py"))
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-    return module
+    """The fused-step module (see ``_sibling``)."""
+    return _sibling("decode_kernels")
 
 
 def next_mrope_positions(base: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -503,6 +554,48 @@ def _cut_at_eos(tokens: list[int], eos: tuple[int, ...]) -> tuple[list[int], str
         if token in eos:
             return tokens[:index], "eos"
     return tokens, "max_tokens"
+
+
+def select_rows(inputs: dict[str, Any], rows: list[int]) -> tuple[dict[str, Any], list[int]]:
+    """The inputs of some rows of a batch (one image per row: ``pixel_values`` holds each image's
+    patches in row order, ``image_grid_thw`` its grid), with padding columns no kept row needs
+    dropped; and the rows they are. Where the inputs cannot be split, all of them and all rows."""
+    input_ids = inputs["input_ids"]
+    batch, length = input_ids.shape
+    everything = (inputs, list(range(batch)))
+    if len(rows) == batch:
+        return everything
+    grid = inputs.get("image_grid_thw")
+    pixels = inputs.get("pixel_values")
+    spans = None
+    if grid is not None and pixels is not None:
+        sizes = grid.prod(dim=-1).tolist()
+        if len(sizes) != batch or sum(sizes) != pixels.shape[0]:
+            return everything
+        starts = [sum(sizes[:row]) for row in range(batch)]
+        spans = [(starts[row], starts[row] + sizes[row]) for row in rows]
+    mask = inputs.get("attention_mask")
+    keep_from = 0
+    if mask is not None:
+        used = mask[rows].bool().any(dim=0).nonzero()
+        keep_from = int(used[0]) if used.numel() else 0
+    index = torch.tensor(rows, device=input_ids.device)
+    chosen: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if name == "pixel_values" and spans is not None:
+            chosen[name] = torch.cat([value[a:b] for a, b in spans])
+        elif name == "image_grid_thw" and spans is not None:
+            chosen[name] = value[index.to(value.device)]
+        elif isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == batch:
+            picked = value[index.to(value.device)]
+            if picked.dim() >= 2 and picked.shape[1] == length:
+                picked = picked[:, keep_from:]
+            chosen[name] = picked
+        elif isinstance(value, torch.Tensor):
+            return everything  # a batch-wide tensor of unknown layout: do not guess
+        else:
+            chosen[name] = value
+    return chosen, list(rows)
 
 
 def _on_device(inputs: dict[str, Any], device) -> dict[str, Any]:
