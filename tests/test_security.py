@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -182,8 +183,8 @@ def test_the_launcher_turns_the_token_on_and_opens_the_link_that_carries_it(tmp_
             line = process.stdout.readline()  # type: ignore[union-attr]
             if not line:
                 break
-            if "?token=" in line and "Ctrl+C" not in line:
-                link = line.strip()
+            found = re.search(r"http://127\.0\.0\.1:\d+/\?token=[\w-]+", line)
+            link = found.group(0) if found else None
         assert link, "the launcher never printed its link"
         base = link.split("?", 1)[0]
         assert httpx.get(base + "config", timeout=10).status_code == 401

@@ -143,7 +143,7 @@ class Guard:
             return
         path = str(scope.get("path", ""))
         supplied, from_query = self._supplied_token(scope, headers)
-        valid = bool(supplied) and self.token is not None and hmac.compare_digest(supplied.encode(), self.token.encode())
+        valid = self.token is not None and hmac.compare_digest(supplied.encode(), self.token.encode())
         if self.token is not None and not valid and not path.startswith(OPEN_ROUTES):
             await self._unauthorised(scope, send, bool(supplied))
             return

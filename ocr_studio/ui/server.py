@@ -137,8 +137,17 @@ class RunningServer:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        """Stop serving. Streams still open (a client's heartbeat) are cut after a second, quietly."""
+        import logging
+
+        errors = logging.getLogger("uvicorn.error")
+        level = errors.level
+        errors.setLevel(logging.CRITICAL)  # "Exception in ASGI application" for each cut stream
+        try:
+            self.server.should_exit = True
+            self.thread.join(timeout=10)
+        finally:
+            errors.setLevel(level)
         try:
             self.blocks.close(verbose=False)
         except Exception:  # the server is down either way
@@ -167,7 +176,7 @@ def start(
         lifespan="on",
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the caller owns Ctrl+C
@@ -189,8 +198,16 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
             f"Warning: serving on {host}: anyone who can reach this address and has the token can use the "
             "studio and read its results. Use 127.0.0.1 to keep it private."
         )
+    from ..ports import busy_message, free_port
+
+    wanted = port or settings.port
+    port = free_port(host, wanted)  # a busy port is said plainly, and the next free one used
+    if port != wanted:
+        print(busy_message(wanted, port), flush=True)
+    launched = bool(os.environ.get(TOKEN_ENVIRONMENT))  # launch.py announces the address itself, once
     running = start(settings, host=host, port=port)
-    print(f"OCR Studio is running at {running.url}  (Ctrl+C stops it)", flush=True)
+    if not launched:
+        print(f"OCR Studio is running at {running.url}  (Ctrl+C stops it)", flush=True)
     if running.token is None:
         print("The access token is off (require_token = false): any program on this computer can use the studio.")
     if open_browser:
