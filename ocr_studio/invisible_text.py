@@ -20,16 +20,22 @@ from typing import TYPE_CHECKING
 
 from . import glyphless_font
 from .html_table import looks_like_markdown_table, looks_like_table, parse_markdown_table, parse_table
+from .printed_lines import Band, printed_lines
 from .results import Block, PageResult
 
 if TYPE_CHECKING:
     import pymupdf
+    from PIL import Image
 
 FONT_RESOURCE = "OcrStudioText"
 _EM = glyphless_font.UNITS_PER_EM
 _DESCENT = -glyphless_font.DESCENT / _EM  # below the baseline, in ems
 _LINE_SPACING = 1.2  # line height / font size, for guessing how a block's text wraps
 _MAX_STRETCH = 2.5  # widest stretch (Tz 250 %) of a text whose real width is not known
+# Blocks of running text, whose printed lines the page image can show (not tables, formulas)
+_PROSE = frozenset(
+    {"Text", "Title", "Section-header", "List-item", "Caption", "Footnote", "Page-header", "Page-footer"}
+)
 
 
 @dataclass
@@ -150,10 +156,11 @@ def _wrap(line: str, width: float) -> list[str]:
     return out
 
 
-def block_lines(block: Block, page: PageResult) -> list[Line]:
+def block_lines(block: Block, page: PageResult, image: Image.Image | None = None) -> list[Line]:
     """Where each line of the block's text goes, in page-result pixels: per word when the
-    block has word boxes, else its text wrapped to fill its box (or the page, when the
-    block has no box) in lines of equal height."""
+    block has word boxes; else on the printed lines that ``image`` (the page) shows in the
+    block's box; else its text wrapped to fill its box (or the page, when the block has no
+    box) in lines of equal height."""
     if block.category == "Picture":
         return []
     if block.words:
@@ -169,6 +176,10 @@ def block_lines(block: Block, page: PageResult) -> list[Line]:
     lines = plain_lines(block)
     if not lines:
         return []
+    if image is not None and block.bbox is not None and block.category in _PROSE:
+        fitted = _on_printed_lines(lines, _printed_bands(image, (x1, y1, x2, y2), page))
+        if fitted:
+            return fitted
     total = sum(_em_width(line) for line in lines)
     # Wrap at the line length L (in ems) where the font size that fills the width equals the
     # one that fills the height (lines 1.2 em apart): W / L = H·L / (1.2·total).
@@ -294,8 +305,52 @@ def text_layer_stream(lines: list[Line], to_pdf: pymupdf.Matrix, scale: tuple[fl
     return ("\n".join(out) + "\n").encode("ascii")
 
 
-def page_lines(page: PageResult) -> list[Line]:
-    return [line for block in page.blocks for line in block_lines(block, page)]
+def _printed_bands(image: Image.Image, box: tuple[float, float, float, float], page: PageResult) -> list[Band]:
+    """The printed lines in ``box``, in page-result pixels (the image may be another size)."""
+    sx = image.width / page.width if page.width > 0 else 1.0
+    sy = image.height / page.height if page.height > 0 else 1.0
+    found = printed_lines(image, (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+    return [(a / sx, b / sy, c / sx, d / sy) for a, b, c, d in found]
+
+
+def _on_printed_lines(lines: list[str], bands: list[Band]) -> list[Line]:
+    """The text spread over the printed lines: its own lines one to a band when they are as
+    many, else its words split so each band holds the share of the text that its printed
+    width holds. Empty when it cannot fit (no bands, more bands than words)."""
+    if not bands:
+        return []
+    if len(lines) == len(bands):
+        return [Line(band, [(band[0], band[2], line)]) for band, line in zip(bands, lines, strict=True)]
+    text = " ".join(lines)
+    tokens = re.findall(r"\S+\s*", text) if " " in text else list(text)
+    if len(tokens) < len(bands):
+        return []
+    weights = [_em_width(token) for token in tokens]
+    widths = [band[2] - band[0] for band in bands]
+    total_weight, total_width = sum(weights) or 1.0, sum(widths) or 1.0
+    result: list[Line] = []
+    start, done, printed = 0, 0.0, 0.0
+    for index, band in enumerate(bands):
+        if index == len(bands) - 1:
+            end = len(tokens)
+        else:
+            printed += widths[index] / total_width
+            end, cumulative = start + 1, done + weights[start] / total_weight
+            last_possible = len(tokens) - (len(bands) - index - 1)  # leave a token for each later band
+            while end < last_possible and abs(cumulative + weights[end] / total_weight - printed) < abs(
+                cumulative - printed
+            ):
+                cumulative += weights[end] / total_weight
+                end += 1
+            done = cumulative
+        piece = "".join(tokens[start:end]).strip()
+        start = end
+        result.append(Line(band, [(band[0], band[2], piece)]))
+    return result
+
+
+def page_lines(page: PageResult, image: Image.Image | None = None) -> list[Line]:
+    return [line for block in page.blocks for line in block_lines(block, page, image)]
 
 
 # --- the font, once per output document ----------------------------------------------------
@@ -387,10 +442,13 @@ def _unrotated_to_pdf(page: pymupdf.Page) -> pymupdf.Matrix:
         page.set_rotation(rotation)
 
 
-def add_text_layer(doc: pymupdf.Document, page: pymupdf.Page, result: PageResult, font: int) -> None:
+def add_text_layer(
+    doc: pymupdf.Document, page: pymupdf.Page, result: PageResult, font: int, image: Image.Image | None = None
+) -> None:
     """Lay ``result``'s text invisibly over ``page``, after its own content (which is wrapped
-    in q/Q first so that whatever state it leaves cannot move the text)."""
-    lines = page_lines(result)
+    in q/Q first so that whatever state it leaves cannot move the text). ``image``, the page
+    as the engine saw it, shows where the printed lines of each block are."""
+    lines = page_lines(result, image)
     if not lines or result.width <= 0 or result.height <= 0:
         return
     rect = page.rect

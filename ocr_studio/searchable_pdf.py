@@ -155,7 +155,8 @@ def searchable_pdf(
                     page, text = _add_page(out, position, source, result, page_image, document_index, quality, dpi)
                 if text == "layer":
                     font = font if font is not None else add_font(out)
-                    add_text_layer(out, page, result, font)
+                    image = _seen_image(page_image, document_index, source, result.page_number)
+                    add_text_layer(out, page, result, font, image)
                 shown = shown or text == "shown"
         with MUPDF_LOCK:
             if out.page_count == 0:
@@ -239,6 +240,23 @@ def _page_image(source: PageImageSource | None, document_index: int, number: int
         return None
     if image is not None and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
+    return image
+
+
+def _seen_image(
+    page_image: PageImageSource | None, document_index: int, source: _Source, number: int
+) -> Image.Image | None:
+    """The page as the engine saw it (where the printed lines are): the job's page image,
+    else the decoded image file."""
+    image = _page_image(page_image, document_index, number)
+    if image is None and source.kind == "image" and source.path is not None:
+        from .documents import open_document
+
+        try:
+            with open_document(source.path) as document:
+                image = document.page(number).image
+        except Exception as exc:
+            log.debug("Searchable PDF: page %d not decoded for its lines: %s", number, exc)
     return image
 
 

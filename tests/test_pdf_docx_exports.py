@@ -24,6 +24,7 @@ from ocr_studio.exporters import DOCUMENT_FORMATS, export_document, export_job_z
 from ocr_studio.html_table import parse_table
 from ocr_studio.invisible_text import block_lines, plain_lines
 from ocr_studio.jobs import JobSpec, JobStore, run_job
+from ocr_studio.printed_lines import printed_lines
 from ocr_studio.results import Block, DocumentResult, PageResult
 from ocr_studio.searchable_pdf import searchable_pdf
 from ocr_studio.settings import Settings
@@ -537,3 +538,31 @@ def test_markdown_pipe_tables_become_word_tables_and_rows_of_text_in_the_pdf() -
         DocumentResult("m.png", [page]), page_image=lambda d, n: Image.new("RGB", (1000, 600), "white")
     )
     assert "---" not in pdf_text(data) and "Name Score" in pdf_text(data)
+
+
+def test_a_vision_block_follows_the_printed_lines_the_page_image_shows(tmp_path: Path) -> None:
+    """A paragraph's box and text (what dots.ocr gives): its words land on the printed line
+    that shows them, within a few pixels of where they are printed."""
+    printed = ["The first printed line of this paragraph", "and the second one, a bit shorter", "end."]
+    font = ImageFont.truetype(FONT, 40)
+    image = Image.new("L", (1400, 400), 255)
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(printed):
+        draw.text((60, 50 + 90 * number), line, font=font, fill=0)
+    source = tmp_path / "para.png"
+    image.save(source, dpi=(200, 200))
+    left, top, right, bottom = ImageDraw.Draw(image).textbbox((60, 50), printed[0], font=font)
+    box = (float(left), float(top), float(right), 50 + 90 * 2 + 50.0)
+    page = PageResult(1, 1400, 400, blocks=[Block(box, "Text", " ".join(printed))])
+    assert [round(b[1] / 90) for b in printed_lines(image, box)] == [1, 2, 3]
+    data = searchable_pdf(DocumentResult("para.png", [page]), source_path=source)
+    for word, line in (("second", 1), ("shorter", 1), ("paragraph", 0), ("end", 2)):
+        [found] = highlights(data, word, page)
+        x = 60 + font.getlength(printed[line][: printed[line].index(word)])
+        assert abs(found.x0 - x) < 12, (word, found, x)
+        assert 50 + 90 * line - 10 < found.y0 < found.y1 < 50 + 90 * line + 60, (word, found)
+
+
+def test_no_printed_lines_in_a_blank_or_flat_crop() -> None:
+    assert printed_lines(Image.new("L", (300, 200), 255), (0, 0, 300, 200)) == []
+    assert printed_lines(Image.new("L", (300, 200), 128), (10, 10, 290, 190)) == []
