@@ -20,8 +20,9 @@ import pytest
 from gradio_client import Client, handle_file
 
 from ocr_studio.engines import get_engine
-from ocr_studio.engines.base import Task
+from ocr_studio.engines.base import Engine, EngineInfo, RecognizeRequest, Task
 from ocr_studio.jobs import JobSpec, JobStore, run_job
+from ocr_studio.results import PageResult
 from tests.test_jobs import make_pdf, make_settings, page_words
 from tests.test_ui_client import start_server
 
@@ -307,6 +308,34 @@ def test_a_nested_xobject_bomb_fails_alone_within_its_budget(tmp_path: Path) -> 
     [page] = hostile.pages
     assert page.blocks == [] and "page 1 took longer than 2 s to render" in page.warnings[0]
     assert job.page_errors[0] == {1: page.warnings[0]}
+
+
+class FakeVisionEngine(Engine):
+    """Stands for a GPU engine: it runs in the studio's process on the images the worker rendered."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, tuple[int, int]]] = []
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(name="fake-vision", label="Fake vision", tasks=(Task.TEXT,), needs_gpu=True)
+
+    def recognize(self, pages, request: RecognizeRequest) -> list[PageResult]:
+        results = []
+        for page in pages:
+            self.seen.append((page.number, page.image.size))
+            width, height = page.size
+            results.append(PageResult(page_number=page.number, width=width, height=height, raw_text="seen"))
+        return results
+
+
+def test_a_gpu_engine_gets_rendered_images_and_a_hostile_page_fails_before_it(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "ws", page_timeout=2)
+    engine = FakeVisionEngine()
+    spec = JobSpec([bomb_pdf(tmp_path / "laughs.pdf"), make_pdf(tmp_path / "good.pdf", 2)], "fake-vision", Task.TEXT)
+    job = run_job(JobStore(settings.workspace).create(spec, engine, settings), engine, settings)
+    assert job.status == "done"
+    assert engine.seen == [(1, (595, 842)), (2, (595, 842))]  # the good document's pages, rendered at 72 DPI
+    assert "page 1 took longer than 2 s to render" in job.page_errors[0][1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
