@@ -223,7 +223,8 @@ def _document_files(
 
 
 _PDF_CACHE: OrderedDict[tuple, bytes] = OrderedDict()
-_PDF_CACHE_SIZE = 4
+_PDF_CACHE_SIZE = 2  # the UI asks for a document's files, then the zip: the last two are enough
+_PDF_CACHE_MAX_BYTES = 128 * 1024 * 1024  # a bigger PDF is rebuilt rather than kept in memory
 _PDF_CACHE_LOCK = threading.Lock()
 
 
@@ -256,10 +257,11 @@ def _searchable_pdf(
     data = searchable_pdf(
         doc, source_path=source_path, page_image=page_image, document_index=document_index, jpeg_quality=quality
     )
-    with _PDF_CACHE_LOCK:
-        _PDF_CACHE[key] = data
-        while len(_PDF_CACHE) > _PDF_CACHE_SIZE:
-            _PDF_CACHE.popitem(last=False)
+    if len(data) <= _PDF_CACHE_MAX_BYTES:
+        with _PDF_CACHE_LOCK:
+            _PDF_CACHE[key] = data
+            while len(_PDF_CACHE) > _PDF_CACHE_SIZE:
+                _PDF_CACHE.popitem(last=False)
     return data
 
 
