@@ -1,70 +1,56 @@
 #!/usr/bin/env python3
 """Start OCR Studio and open it in the browser: what the double-click launchers run.
 
-Starts ``python -m ocr_studio serve`` on a free local port (7860 if it is free),
-waits until the page answers, opens the browser, and keeps running until you
-press Ctrl+C or close the window. The browser gets the studio's per-launch access
-token in the URL it opens (see SECURITY.md); it is handed to the server through
-its environment, never on a command line other users could read. Uses only the standard library, so it can
-explain what is missing when the package is not installed.
+Works from a fresh clone with only Python 3.11+: on the first run it makes ``.venv`` beside
+this file and installs the studio into it, with the PyTorch build that fits this machine (a
+CUDA build new enough for the NVIDIA GPU, from PyTorch's own index; CPU-only without one, or
+with ``--cpu``); later runs start in seconds (see ocr_studio/bootstrap.py). Then it starts
+``python -m ocr_studio serve`` on a free local port (7860, else the next free one), waits until
+the page answers, opens the browser, and keeps running until you press Ctrl+C, close the window
+or press Stop in the small window of ``--window`` (what ``ocr-studio.pyw`` shows). The browser
+gets the studio's per-launch access token in the URL it opens (see SECURITY.md); it is handed to
+the server through its environment, never on a command line other users could read.
+
+Uses only the standard library: it runs before anything is installed.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
 TOKEN_ENVIRONMENT = "OCR_STUDIO_LAUNCH_TOKEN"  # read (and removed) by ocr_studio.ui.server
 DEFAULT_PORT = 7860
-INSTALL_HINT = (
-    "OCR Studio is not installed for this Python ({python}).\n"
-    "Install it once from the project folder:\n\n"
-    '    cd "{folder}"\n'
-    "    {python} -m pip install -e .\n"
+MISPLACED = (
+    "launch.py must stay in the OCR Studio folder, beside the ocr_studio folder and pyproject.toml "
+    "(it installs the studio from there). Found nothing beside {folder}.\n"
+    "Get the whole folder (git clone, or unpack the download), then run:\n\n"
+    "    python3 launch.py\n\n"
+    "Or install the package yourself with pip install -e . from that folder."
 )
+
+Say = "Callable[[str], None]"
 
 
 def say(message: str) -> None:
     """Print when there is a console (pythonw has none)."""
     if sys.stdout is not None:
         print(message, flush=True)
-
-
-def missing_packages() -> list[str]:
-    """Which of the packages the server needs cannot be imported here."""
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))  # a source checkout runs without installing the package itself
-    return [name for name in ("ocr_studio", "gradio", "pymupdf") if importlib.util.find_spec(name) is None]
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def choose_port(host: str, preferred: int) -> int:
-    """``preferred`` when it is free, else any free port the system hands out."""
-    if preferred and port_is_free(host, preferred):
-        return preferred
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def browser_url(host: str, port: int, token: str = "") -> str:
@@ -74,10 +60,10 @@ def browser_url(host: str, port: int, token: str = "") -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> bool:
-    """True once ``url`` answers; False if the server exits or ``timeout`` seconds pass."""
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float, stopped: threading.Event) -> bool:
+    """True once ``url`` answers; False if the server exits, ``timeout`` seconds pass or Stop is pressed."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopped.is_set():
         if process.poll() is not None:
             return False
         try:
@@ -113,55 +99,134 @@ def stop_on_signals() -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Start OCR Studio and open it in your browser.")
+    parser = argparse.ArgumentParser(
+        description="Start OCR Studio and open it in your browser. The first run installs it into .venv here."
+    )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to try first (default: 7860)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="light install: CPU-only PyTorch, no CUDA libraries (the text-layer engine needs no GPU)",
+    )
+    parser.add_argument("--window", action="store_true", help="show a small window with a Stop button (no console)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the server to start")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    missing = missing_packages()
-    if missing:
-        say(f"Missing: {', '.join(missing)}.")
-        say(INSTALL_HINT.format(python=Path(sys.executable).name, folder=HERE))
-        return 2
+def gpu_check(python: str) -> subprocess.Popen | None:
+    """Where an NVIDIA GPU is present, ask the studio's Python (in parallel with the server's start)
+    whether its PyTorch can use it; its answer names the fix."""
+    from ocr_studio.torch_builds import detect_nvidia
 
-    port = choose_port(args.host, args.port)
-    token = secrets.token_urlsafe(32)
-    url = browser_url(args.host, port, token)
-    command = [sys.executable, "-m", "ocr_studio", "serve", "--host", args.host, "--port", str(port), "--no-browser"]
+    if detect_nvidia() is None:
+        return None
+    try:
+        return subprocess.Popen(
+            [python, "-m", "ocr_studio.gpu_check"],
+            cwd=HERE,
+            env=_server_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.stdout is None else 0,
+        )
+    except OSError:
+        return None
+
+
+def _server_environment() -> dict[str, str]:
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), environment.get("PYTHONPATH")]))
     environment.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    return environment
+
+
+def run(
+    args: argparse.Namespace,
+    report: Say,
+    stopped: threading.Event,
+    on_ready: Callable[[str], None] = lambda url: None,
+) -> int:
+    """Bootstrap, start the server, announce it once, and keep it until it exits or ``stopped`` is set."""
+    from ocr_studio import bootstrap, ports
+
+    try:
+        python = bootstrap.prepare(HERE, report, cpu_only=args.cpu, piped=sys.stdout is None or args.window)
+    except bootstrap.BootstrapError as exc:
+        report(f"\n{exc}")
+        return 1
+    if stopped.is_set():
+        return 0
+    check = gpu_check(python)
+
+    port = ports.free_port(args.host, args.port)
+    if port != args.port:
+        report(ports.busy_message(args.port, port))
+    token = secrets.token_urlsafe(32)
+    url = browser_url(args.host, port, token)
+    command = [python, "-m", "ocr_studio", "serve", "--host", args.host, "--port", str(port), "--no-browser"]
+    environment = _server_environment()
     environment[TOKEN_ENVIRONMENT] = token
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.stdout is None else 0  # pythonw: no console pops up
 
-    say(f"Starting OCR Studio on {browser_url(args.host, port)} …")
-    stop_on_signals()
+    report("Starting OCR Studio …")
     process = subprocess.Popen(command, cwd=HERE, env=environment, creationflags=flags)
     try:
-        if not wait_until_up(url, process, args.timeout):
+        if not wait_until_up(url, process, args.timeout, stopped):
+            if stopped.is_set():
+                return 0
             code = process.poll()
             reason = f"it exited with code {code}" if code is not None else f"no answer after {args.timeout:.0f} s"
-            say(f"OCR Studio did not start ({reason}). The messages above say why.")
-            stop(process)
+            report(f"OCR Studio did not start ({reason}). The messages above say why.")
             return 1
-        say(f"\nOCR Studio is running at {browser_url(args.host, port)}")
-        say(f"Open it with this link (it carries this launch's access token):\n  {url}")
-        say("Keep this window open while you use it. To stop: press Ctrl+C here, or close this window.\n")
+        if check is not None:
+            try:
+                problem = check.communicate(timeout=30)[0].strip()
+            except subprocess.TimeoutExpired:
+                check.kill()
+                problem = ""
+            if problem:
+                report(f"\n{problem}")
+        report(f"\nOCR Studio is running at {url}")
+        report("Keep this window open while you use it. To stop: press Ctrl+C here, or close this window.\n")
+        on_ready(url)
         if not args.no_browser:
             webbrowser.open(url)
-        return process.wait()
+        while process.poll() is None and not stopped.wait(0.5):
+            pass
+        return 0 if stopped.is_set() else (process.returncode or 0)
     except KeyboardInterrupt:
-        say("\nStopping OCR Studio …")
+        report("\nStopping OCR Studio …")
         return 0
     finally:
         stop(process)
+        if check is not None and check.poll() is None:
+            check.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if sys.version_info < (3, 11):  # noqa: UP036  (this file must still speak on an older Python)
+        say(f"OCR Studio needs Python 3.11 or newer; this is {sys.version.split()[0]} ({sys.executable}).")
+        return 2
+    if not (HERE / "ocr_studio" / "bootstrap.py").is_file() or not (HERE / "pyproject.toml").is_file():
+        say(MISPLACED.format(folder=HERE))
+        return 2
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))  # the bootstrap lives in the package, importable before installing it
+    if args.window:
+        try:
+            from ocr_studio.launcher_window import run_in_window
+        except ImportError:  # no tkinter: run as before, stoppable from the task manager only
+            pass
+        else:
+            return run_in_window(lambda report, stopped, on_ready: run(args, report, stopped, on_ready))
+    stop_on_signals()
+    return run(args, say, threading.Event())
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""OCR Studio for Windows without a console window: double-click to start it and open
-the browser. It keeps running in the background; use "OCR Studio.bat" instead if you
-want a window that shows where it runs and stops it when closed."""
+"""OCR Studio for Windows without a console: double-click to start it and open the browser.
+
+A small window shows what the launcher does (the first run installs the studio into .venv,
+which takes a few minutes) and has a Stop button; closing the window stops the studio too."""
 
 import runpy
 import sys
 from pathlib import Path
 
 LAUNCHER = Path(__file__).resolve().parent.parent / "launch.py"
-sys.argv = [str(LAUNCHER), *sys.argv[1:]]
+sys.argv = [str(LAUNCHER), "--window", *sys.argv[1:]]
 runpy.run_path(str(LAUNCHER), run_name="__main__")

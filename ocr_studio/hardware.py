@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import sys
 import threading
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 import platformdirs
 
 from .settings import APP_NAME, Settings, SettingsError
+from .torch_builds import GpuProblem, NvidiaGpu, TorchFacts, arch_supported, detect_nvidia, diagnose
 
 NO_GPU_SENTENCE = "running on the CPU (the text-layer engine works; vision models need an NVIDIA GPU)"
 PROFILE_FIELDS = ("device", "dtype", "attention", "tf32", "compile", "compile_backend")
@@ -54,6 +56,7 @@ class GpuInfo:
     flash_attn: bool = False  # the flash_attn package is installed
     triton: bool = False  # triton is importable and can compile for this GPU (inductor works)
     arch_supported: bool = True  # this torch build ships kernels for the GPU's architecture
+    fix: str = ""  # the exact command that makes the GPU usable, where something is wrong (torch_builds.py)
 
     @property
     def sm(self) -> str:
@@ -117,6 +120,8 @@ def _probe_uncached() -> GpuInfo:
             return GpuInfo(available=False, reason=_no_cuda_reason(torch))
         props = torch.cuda.get_device_properties(0)
         capability = (int(props.major), int(props.minor))
+        supported = _arch_in_build(capability, list(torch.cuda.get_arch_list()))
+        problem = None if supported else gpu_problem(torch)
         return GpuInfo(
             available=True,
             name=str(props.name),
@@ -124,13 +129,18 @@ def _probe_uncached() -> GpuInfo:
             total_memory_bytes=int(props.total_memory),
             flash_attn=flash_attn_installed(),
             triton=_triton_works(),
-            arch_supported=_arch_in_build(capability, list(torch.cuda.get_arch_list())),
+            arch_supported=supported,
+            reason=problem.what if problem else "",
+            fix=problem.fix if problem else "",
         )
     except Exception as exc:
         return GpuInfo(available=False, reason=f"CUDA could not be initialised ({exc}) — {NO_GPU_SENTENCE}")
 
 
 def _no_cuda_reason(torch_module: object) -> str:
+    problem = gpu_problem(torch_module)
+    if problem is not None:
+        return f"{problem.what} Until then: {NO_GPU_SENTENCE}. Fix: {problem.fix}"
     cuda_build = getattr(getattr(torch_module, "version", None), "cuda", None)
     if not cuda_build:
         return f"This PyTorch build has no CUDA support — {NO_GPU_SENTENCE}"
@@ -141,6 +151,77 @@ def _no_cuda_reason(torch_module: object) -> str:
             f"the NVIDIA driver may be too old — update it. Until then: {NO_GPU_SENTENCE}"
         )
     return f"No CUDA GPU detected — {NO_GPU_SENTENCE}"
+
+
+# ----------------------------------------------------------------------------- GPU truth
+
+
+def torch_facts(torch_module: object) -> TorchFacts:
+    """What an installed (or simulated) torch says about its build, never raising."""
+    cuda = getattr(torch_module, "cuda", None)
+    try:
+        available = bool(cuda.is_available())  # type: ignore[union-attr]
+    except Exception:
+        available = False
+    try:
+        arch_list = tuple(cuda.get_arch_list()) if available else ()  # type: ignore[union-attr]
+    except Exception:
+        arch_list = ()
+    return TorchFacts(
+        version=str(getattr(torch_module, "__version__", "?")),
+        cuda=getattr(getattr(torch_module, "version", None), "cuda", None) or None,
+        cuda_available=available,
+        arch_list=arch_list,
+    )
+
+
+def nvidia_gpu() -> NvidiaGpu | None:
+    """The first NVIDIA GPU as its driver describes it (NVML, else nvidia-smi), torch not asked."""
+    nvml = _nvml()
+    if nvml is not None:
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(0)  # type: ignore[attr-defined]
+            name = _text(nvml.nvmlDeviceGetName(handle))  # type: ignore[attr-defined]
+            try:
+                capability = tuple(int(x) for x in nvml.nvmlDeviceGetCudaComputeCapability(handle))  # type: ignore[attr-defined]
+            except Exception:
+                capability = None
+            driver = _text(nvml.nvmlSystemGetDriverVersion())  # type: ignore[attr-defined]
+            try:
+                cuda = int(nvml.nvmlSystemGetCudaDriverVersion())  # type: ignore[attr-defined]
+                cuda_driver = (cuda // 1000, (cuda % 1000) // 10)
+            except Exception:
+                cuda_driver = None
+            return NvidiaGpu(name=name, capability=capability, driver=driver, cuda_driver=cuda_driver)  # type: ignore[arg-type]
+        except Exception:
+            pass
+    return detect_nvidia()
+
+
+_problem_lock = threading.Lock()
+_problem: dict[str, GpuProblem | None] = {}
+
+
+def gpu_problem(torch_module: object | None = None, nvidia: NvidiaGpu | None | bool = True) -> GpuProblem | None:
+    """Why the NVIDIA GPU cannot be used by this torch, with the exact fix; None when it can (or
+    there is none). With no arguments: the real torch and GPU, looked at once per process.
+    Tests pass a simulated torch and ``nvidia`` (an NvidiaGpu, or None for no GPU)."""
+    cached = torch_module is None and nvidia is True
+    if cached:
+        with _problem_lock:
+            if "value" in _problem:
+                return _problem["value"]
+    if torch_module is None:
+        try:
+            import torch as torch_module
+        except Exception:
+            return None
+    gpu = nvidia_gpu() if nvidia is True else nvidia
+    problem = diagnose(torch_facts(torch_module), gpu or None, platform.system(), sys.executable)  # type: ignore[arg-type]
+    if cached:
+        with _problem_lock:
+            _problem["value"] = problem
+    return problem
 
 
 def flash_attn_installed() -> bool:
@@ -164,19 +245,7 @@ def _triton_works() -> bool:
 def _arch_in_build(capability: tuple[int, int], arch_list: list[str]) -> bool:
     """True when the torch build has binary kernels for this GPU (same major, minor not above)
     or PTX it can JIT-compile (compute_XY at or below the GPU)."""
-    if not arch_list:
-        return True  # unknown: do not warn
-    major, minor = capability
-    for arch in arch_list:
-        kind, _, digits = arch.partition("_")
-        if not digits.isdigit():
-            continue
-        arch_major, arch_minor = int(digits[:-1]), int(digits[-1])
-        if kind == "sm" and arch_major == major and arch_minor <= minor:
-            return True
-        if kind == "compute" and (arch_major, arch_minor) <= capability:
-            return True
-    return False
+    return arch_supported(capability, arch_list)
 
 
 # ----------------------------------------------------------------------------- choose
@@ -275,7 +344,8 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
     bf16_ok = capability >= (8, 0)
     fp16_ok = capability >= (7, 0)
     if not gpu.arch_supported:
-        notes.append(f"This PyTorch build has no kernels for {gpu.sm}; install a PyTorch build that supports this GPU.")
+        fix = f": {gpu.fix}" if gpu.fix else "."
+        notes.append(f"This PyTorch build has no kernels for {gpu.sm}; install a PyTorch build for this GPU{fix}")
 
     # dtype
     auto_dtype = "bfloat16" if bf16_ok else "float16" if fp16_ok else "float32"
@@ -475,9 +545,13 @@ def telemetry() -> dict[str, object]:
         gpu = probe()
         if not gpu.available:
             return {"available": False, "reason": gpu.reason or f"No CUDA GPU detected — {NO_GPU_SENTENCE}"}
+        # (the reason names the fix where an NVIDIA GPU is present but unusable: see gpu_problem)
         import torch
 
         data: dict[str, object] = {"available": True, "name": gpu.name, "sm": gpu.sm}
+        if not gpu.arch_supported:  # torch sees the GPU but every kernel launch would fail
+            data["problem"] = gpu.reason or f"This PyTorch build has no kernels for {gpu.sm}."
+            data["fix"] = gpu.fix
         if gpu.capability:
             data["capability"] = f"{gpu.capability[0]}.{gpu.capability[1]}"
         data["memory_total_bytes"] = gpu.total_memory_bytes
@@ -564,6 +638,10 @@ def doctor_report(settings: Settings) -> list[tuple[str, str]]:
         rows.append(("Triton works (inductor)", "yes" if gpu.triton else "no"))
     else:
         rows.append(("bf16 supported", "no (no CUDA GPU)"))
+    problem = gpu_problem()
+    if problem is not None:
+        rows.append(("GPU problem", problem.what))
+        rows.append(("Fix", problem.fix))
     rows.append(("NVML", nvml_status()))
     nvml = _nvml()
     if nvml is not None:
@@ -592,6 +670,7 @@ def _reset_for_tests() -> None:
     global _probed, _applied_tf32, _cache_env_set, apply_count
     with _probe_lock, _apply_lock:
         _probed = None
+        _problem.clear()
         _applied_tf32 = None
         _cache_env_set = False
         apply_count = 0
@@ -604,6 +683,7 @@ __all__ = [
     "compile_cache_dir",
     "doctor_report",
     "flash_attn_installed",
+    "gpu_problem",
     "probe",
     "runtime_profile",
     "telemetry",

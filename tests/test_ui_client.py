@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,8 +183,9 @@ def _non_loopback_address() -> str | None:
 
 
 def test_launcher_starts_the_server_on_a_free_port_and_stops_it(tmp_path: Path) -> None:
-    """What a double-click runs: launch.py picks another port when the first is taken, waits until
-    the page answers, says where it runs, and takes the server down with it."""
+    """What a double-click runs (here with a Python that has the studio: used as it is, no .venv):
+    launch.py says plainly that the port is taken, uses the next free one, waits until the page
+    answers, says once where it runs (with the per-launch token), and takes the server down with it."""
     repo = Path(__file__).resolve().parents[1]
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))
@@ -199,6 +201,7 @@ def test_launcher_starts_the_server_on_a_free_port_and_stops_it(tmp_path: Path) 
             stderr=subprocess.STDOUT,
             text=True,
         )
+        lines: list[str] = []
         try:
             url = None
             deadline = time.monotonic() + 150
@@ -206,28 +209,36 @@ def test_launcher_starts_the_server_on_a_free_port_and_stops_it(tmp_path: Path) 
                 line = process.stdout.readline()  # type: ignore[union-attr]
                 if not line:
                     break
-                if "OCR Studio is running at http://127.0.0.1:" in line and "Ctrl+C" not in line:
-                    url = line.rsplit(" ", 1)[1].strip()
-            assert url, "the launcher never said where the studio runs"
-            assert f":{taken}/" not in url
+                lines.append(line)
+                if "OCR Studio is running at http://127.0.0.1:" in line:
+                    url = line.split(" at ", 1)[1].split()[0]
+            assert url, "the launcher never said where the studio runs:\n" + "".join(lines)
+            port = urllib.parse.urlsplit(url).port
+            assert port != taken and "token=" in url
+            assert f"Port {taken} is in use by another program" in "".join(lines)
+            assert f"using port {port} instead" in "".join(lines)
+            assert "first run" not in "".join(lines) and "Installing" not in "".join(lines)  # used as it is
             with urllib.request.urlopen(url, timeout=10) as response:
                 assert response.status == 200
+            time.sleep(1)  # anything the server would print after it answers
         finally:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-    port = int(url.rstrip("/").rsplit(":", 1)[1])
+            rest, _ = process.communicate(timeout=30)
+    said = "".join(lines) + rest
+    assert said.count("is running at") == 1, said
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(2)
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the server outlived its launcher"
 
 
-def test_launcher_explains_how_to_install_when_the_package_is_missing(tmp_path: Path) -> None:
+def test_launcher_says_it_must_stay_in_the_project_folder(tmp_path: Path) -> None:
+    """A launch.py copied away from the project cannot install the studio: it says where it belongs."""
     repo = Path(__file__).resolve().parents[1]
     copy = tmp_path / "launch.py"  # a launcher with no package beside it, run by an isolated Python
     copy.write_text((repo / "launch.py").read_text(encoding="utf-8"), encoding="utf-8")
     result = subprocess.run([sys.executable, "-I", "-S", str(copy), "--no-browser"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert "pip install -e ." in result.stdout and "ocr_studio" in result.stdout
+    assert "must stay in the OCR Studio folder" in result.stdout and "python3 launch.py" in result.stdout
 
 
 def test_a_typed_region_reads_only_the_text_inside_it(client: Client, tmp_path: Path) -> None:

@@ -40,8 +40,12 @@ def gpu_status_markdown(telemetry: Mapping[str, Any]) -> str:
     """What the GPU is doing, or plainly why there is none."""
     if not telemetry.get("available"):
         reason = str(telemetry.get("reason") or "no NVIDIA GPU was found").rstrip(".")
-        return f"**No CUDA GPU.** {reason}."
+        reason, _, fix = reason.partition(" Fix: ")  # an NVIDIA GPU torch cannot use: the command that fixes it
+        return f"**No CUDA GPU.** {reason.rstrip('.')}." + (f"  \n⚠️ Fix it with:\n```\n{fix}\n```" if fix else "")
     lines = [f"**{telemetry.get('name') or 'NVIDIA GPU'}**"]
+    if telemetry.get("problem"):  # visible to torch, but without kernels for it
+        fix = f" Fix it with:\n```\n{telemetry['fix']}\n```" if telemetry.get("fix") else ""
+        lines.append(f"⚠️ {telemetry['problem']}{fix}")
     capability = _first(telemetry, "capability", "compute_capability")
     if capability:
         if isinstance(capability, (tuple, list)):
