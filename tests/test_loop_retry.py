@@ -227,3 +227,12 @@ def test_the_remote_runtime_retries_a_looping_page_with_the_penalty_the_server_t
     assert penalties.count({"frequency_penalty": 0.05}) == 2
     assert unretried.truncated and any("repeating itself" in w for w in unretried.warnings)
     assert len(unretried.raw_text) < len(first.raw_text)
+
+
+@pytest.mark.parametrize("engine_name", ["qwen3-vl", "dots-ocr"])
+def test_turning_the_retry_off_changes_the_job_cache_key_and_only_then(tmp_path, engine_name) -> None:
+    folder = tmp_path / "model"
+    on = get_engine(engine_name, settings_for(tmp_path, engine_name, folder)).settings_key()
+    off = get_engine(engine_name, settings_for(tmp_path, engine_name, folder, loop_retry=False)).settings_key()
+    assert "loop_retry" not in on  # keys of jobs made before the retry existed stay valid
+    assert off == {**on, "loop_retry": False}

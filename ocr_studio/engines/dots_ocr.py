@@ -110,12 +110,15 @@ class DotsOcrEngine(VisionEngine):
         )
 
     def settings_key(self) -> dict[str, object]:
-        return {
+        key: dict[str, object] = {
             "engine": NAME,
             "model": self.model_id,
             "max_pixels": self.max_pixels,
             "max_new_tokens": self.max_new_tokens,
         }
+        if self.loop_penalty is None:
+            key["loop_retry"] = False  # a looping page reads differently; named only when off (keys stay as they were)
+        return key
 
     def batch_size(self, task: Task) -> int:
         pixels = min(self.max_pixels, TYPICAL_PAGE_PIXELS)

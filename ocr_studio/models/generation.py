@@ -20,6 +20,11 @@ automatically where a faster one fails, with the reason kept in
 Qwen3-style decoders, ``decode_kernels.FusedDecoder`` (fused projections, Triton
 kernels for the small pieces where Triton works, grouped-query attention without
 KV copies); for other models, or where it fails, the model's own forward.
+
+Loop retry (``GenerationConfig.loop_retry``): rows the repetition guard stopped are cut out
+of the batch (``select_rows``) and read once more with ``repetition.LoopPenalty``, computed on
+the device inside the step (so inside the captured graph) or, on the ``generate`` path, as a
+logits processor; per row, the reading with more tokens is kept (``loop_retries`` says how).
 """
 
 from __future__ import annotations
@@ -62,7 +67,6 @@ RepetitionGuard = _repetition.RepetitionGuard
 LoopPenalty = _repetition.LoopPenalty
 
 PATHS = ("graphs", "eager", "generate")
-RETRY_OUTCOMES = ("recovered", "retry_looped", "first_kept")
 # what get_rope_index reads, where the model's version takes it (mm_token_type_ids: transformers 5.x)
 ROPE_INDEX_INPUTS = ("input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
 
