@@ -44,6 +44,7 @@ POLL_SECONDS = 0.05  # how often a wait looks at the cancel flag
 STARTUP_SECONDS = 120.0  # a fresh worker's imports; not part of any page's budget
 _FRAME = struct.Struct("!Q")  # the length of each pickled message
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+_PARENT_ENVIRONMENT = "OCR_STUDIO_WORKER_PARENT"
 
 
 class Channel:
@@ -215,6 +216,7 @@ class PageWorker:
     def _start(self) -> None:
         environment = dict(os.environ)
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), environment.get("PYTHONPATH")]))
+        environment[_PARENT_ENVIRONMENT] = str(os.getpid())
         process = subprocess.Popen(
             [sys.executable, "-m", "ocr_studio.page_worker"],
             stdin=subprocess.PIPE,
@@ -502,7 +504,7 @@ def _die_with_parent() -> None:
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent is already gone
+        if str(os.getppid()) != os.environ.get(_PARENT_ENVIRONMENT, str(os.getppid())):  # the parent is gone
             os._exit(0)
     except OSError:
         pass
