@@ -164,7 +164,7 @@ def run(
     check = gpu_check(python)
 
     port = ports.free_port(args.host, args.port)
-    if port != args.port:
+    if args.port and port != args.port:
         report(ports.busy_message(args.port, port))
     token = secrets.token_urlsafe(32)
     url = browser_url(args.host, port, token)
@@ -192,7 +192,8 @@ def run(
             if problem:
                 report(f"\n{problem}")
         report(f"\nOCR Studio is running at {url}")
-        report("Keep this window open while you use it. To stop: press Ctrl+C here, or close this window.\n")
+        how = "press Stop OCR Studio" if args.window else "press Ctrl+C here"
+        report(f"Keep this window open while you use it. To stop: {how}, or close this window.\n")
         on_ready(url)
         if not args.no_browser:
             webbrowser.open(url)

@@ -10,7 +10,7 @@ def main() -> int:
 
     problem = gpu_problem()
     if problem is not None:
-        print(f"GPU WARNING: {problem.what}\nFix it with:\n\n    {problem.fix}\n", flush=True)
+        print(f"GPU WARNING: {problem.what}\nStop OCR Studio, then fix it with:\n\n    {problem.fix}\n", flush=True)
     return 0
 
 

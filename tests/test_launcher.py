@@ -290,3 +290,78 @@ def test_launcher_files_run_launch_py(tmp_path):
     assert "--window" in (assets / "ocr-studio.pyw").read_text(encoding="utf-8")
     for name in ("OCR Studio.bat", "OCR Studio.command", "ocr-studio.desktop"):
         assert "launch.py" in (assets / name).read_text(encoding="utf-8"), name
+
+
+# ----------------------------------------------------------------------------- the launcher's own words
+
+
+def test_the_launchers_gpu_check_prints_the_fix(monkeypatch, capsys):
+    from ocr_studio import gpu_check
+    from ocr_studio.torch_builds import GpuProblem
+
+    monkeypatch.setattr(hardware, "gpu_problem", lambda: GpuProblem("PyTorch 2.14.1+cpu is a CPU-only build.", "pip …"))
+    gpu_check.main()
+    assert capsys.readouterr().out == (
+        "GPU WARNING: PyTorch 2.14.1+cpu is a CPU-only build.\nStop OCR Studio, then fix it with:\n\n    pip …\n\n"
+    )
+    monkeypatch.setattr(hardware, "gpu_problem", lambda: None)
+    gpu_check.main()
+    assert capsys.readouterr().out == ""  # all is well: nothing said
+
+
+WINDOW_SCRIPT = r"""
+import json, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from ocr_studio.launcher_window import LauncherWindow
+
+seen = {}
+
+def work(report, stopped, on_ready):
+    report("[1/3] Making the studio's own Python environment")
+    on_ready("http://127.0.0.1:7860/?token=abc")
+    report("OCR Studio is running at http://127.0.0.1:7860/?token=abc")
+    stopped.wait(30)  # the server runs until Stop
+    seen["stopped_by_button"] = stopped.is_set()
+    return 0
+
+window = LauncherWindow(work)
+
+def press_stop():
+    seen["status"] = window.status.cget("text")
+    seen["open_enabled"] = str(window.open_button.cget("state"))
+    seen["log"] = window.log.get("1.0", "end")
+    window.stop_button.invoke()
+
+window.root.after(1500, press_stop)
+began = time.monotonic()
+result = window.run()
+seen["result"] = result
+seen["seconds"] = time.monotonic() - began
+seen["worker_alive"] = window.worker.is_alive()
+print(json.dumps(seen))
+"""
+
+
+def test_the_pyw_window_shows_progress_and_stops_the_studio(tmp_path):
+    """``ocr-studio.pyw`` has no console: its window shows the launcher's lines, enables "Open in
+    browser" once the studio runs, and its Stop button stops the studio and closes the window."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("tkinter")
+    if shutil.which("xvfb-run") is None or shutil.which("xauth") is None:
+        pytest.skip("xvfb-run or xauth is not installed (apt-get install xvfb xauth): no display for the window")
+    script = tmp_path / "window.py"
+    script.write_text(WINDOW_SCRIPT, encoding="utf-8")
+    repo = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        ["xvfb-run", "-a", sys.executable, str(script), repo], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["status"].startswith("OCR Studio is running")
+    assert seen["open_enabled"] == "normal"
+    assert "[1/3] Making the studio's own Python environment" in seen["log"]
+    assert seen["stopped_by_button"] is True and seen["result"] == 0 and not seen["worker_alive"]
+    assert seen["seconds"] < 10
