@@ -365,3 +365,49 @@ def test_the_pyw_window_shows_progress_and_stops_the_studio(tmp_path):
     assert "[1/3] Making the studio's own Python environment" in seen["log"]
     assert seen["stopped_by_button"] is True and seen["result"] == 0 and not seen["worker_alive"]
     assert seen["seconds"] < 10
+
+
+def test_serve_on_a_busy_port_says_so_and_takes_the_next_one(tmp_path):
+    """``ocr-studio serve --port N`` with N taken: one plain sentence, the next free port (not a
+    random one), and one "running at" line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.parse
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        expected = ports.free_port("127.0.0.1", taken)
+        environment = dict(os.environ, OCR_STUDIO_WORKSPACE=str(tmp_path / "ws"), HF_HUB_OFFLINE="1")
+        environment["OCR_STUDIO_CONFIG"] = str(tmp_path / "absent.toml")
+        environment.pop("OCR_STUDIO_LAUNCH_TOKEN", None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ocr_studio", "serve", "--port", str(taken), "--no-browser"],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines: list[str] = []
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                line = process.stdout.readline()  # type: ignore[union-attr]
+                if not line:
+                    break
+                lines.append(line)
+                if "is running at" in line:
+                    break
+            time.sleep(1)
+        finally:
+            process.send_signal(signal.SIGINT)
+            rest, _ = process.communicate(timeout=30)
+    said = "".join(lines) + rest
+    assert f"Port {taken} is in use by another program (or another OCR Studio); using port {expected} instead." in said
+    assert said.count("is running at") == 1, said
+    url = said.split("is running at ", 1)[1].split()[0]
+    assert urllib.parse.urlsplit(url).port == expected
