@@ -270,6 +270,33 @@ def test_a_scanned_pdf_page_with_a_stamp_of_text_is_ocrd_whole(tmp_path: Path) -
     assert not any(b.category == "Picture" for b in result.blocks)
 
 
+@needs_tesseract
+def test_a_page_whose_text_layer_is_unreadable_is_ocrd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fonts without a character map extract as U+FFFD (or private-use code points): such a
+    page is OCR'd instead, and says why."""
+    scan = make_image_of_text(tmp_path / "scan.png", OCR_LINES)
+    doc = pymupdf.open()
+    pdf_page = doc.new_page(width=420, height=160)
+    pdf_page.insert_image(pdf_page.rect, filename=str(scan))
+    pdf_page.insert_textbox(pdf_page.rect, "x" * 400, fontsize=6, render_mode=3)  # an invisible text layer
+    doc.save(tmp_path / "garbled.pdf")
+    doc.close()
+    real = text_layer_module._pdf_pieces
+
+    def garbled(content, to_pixels):  # what a font without a character map extracts as
+        pieces = real(content, to_pixels)
+        for piece in pieces:
+            piece.text = "\ufffd" * len(piece.text)
+        return pieces
+
+    monkeypatch.setattr(text_layer_module, "_pdf_pieces", garbled)
+    _, [result] = recognize(tmp_path / "garbled.pdf", settings=Settings(ocr_languages="eng"))
+    found = "\n".join(b.text for b in result.blocks)
+    assert character_error_rate(found, " ".join(OCR_LINES)) < 0.05, found
+    assert result.warnings == [text_layer_module.GARBLED_TEXT_LAYER]
+    assert not text_layer_module._garbled([page_layout.Piece((0, 0, 9, 9), "Ünïcödé, ёжик: fine")])
+
+
 def test_a_pdf_writing_two_columns_row_by_row_is_read_column_by_column(tmp_path: Path) -> None:
     page = generated_pages.two_column_pdf(tmp_path / "columns.pdf")
     _, results = recognize(page.path)

@@ -44,6 +44,9 @@ _BOLD_FLAG = 16
 # laid over it, is a scan with a stamp: it is OCR'd, not read as a text page.
 _SCAN_SHARE = 0.6
 _STAMP_CHARS = 200
+# A text layer with more than this share of unreadable characters is OCR'd instead.
+_GARBLED_SHARE = 0.3
+GARBLED_TEXT_LAYER = "This page's own text is unreadable (its fonts have no character map), so it was OCR'd instead."
 
 
 def requested_languages(settings: Settings) -> str:
@@ -123,6 +126,9 @@ class TextLayerEngine(Engine):
             pieces = _pdf_pieces(pdf_page.get_text("dict", flags=_text_flags()), to_pixels)
             if pieces and _scan_with_a_stamp(pdf_page, to_pixels, (width, height), pieces):
                 pieces = []  # a scanner's or stamp's few words over a scanned page: OCR reads them all
+            elif pieces and _garbled(pieces):
+                pieces = []
+                result.warnings.append(GARBLED_TEXT_LAYER)
             if pieces:
                 tables = pdf_tables.find_tables(pdf_page, to_pixels, pieces)
                 pieces = [p for p in pieces if not any(_contains(t.bbox, p) for t in tables)] + tables
@@ -231,6 +237,15 @@ def _pictures(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, page_size: tupl
             continue
         pictures.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), kind="Picture"))
     return pictures
+
+
+def _garbled(pieces: Sequence[Piece]) -> bool:
+    """Whether the text layer is mostly characters no reader can use: fonts without a character
+    map come out as U+FFFD, private-use code points or control characters."""
+    text = "".join(p.text for p in pieces)
+    letters = [ch for ch in text if not ch.isspace()]
+    bad = sum(1 for ch in letters if ch == "\ufffd" or "\ue000" <= ch <= "\uf8ff" or ord(ch) < 32)
+    return bool(letters) and bad > _GARBLED_SHARE * len(letters)
 
 
 def _scan_with_a_stamp(
