@@ -227,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             return run_in_window(lambda report, stopped, on_ready: run(args, report, stopped, on_ready))
     stop_on_signals()
-    return run(args, say, threading.Event())
+    try:
+        return run(args, say, threading.Event())
+    except KeyboardInterrupt:  # during the first run's install: pip keeps what it finished
+        say("\nStopped. Start the launcher again to finish the install; finished downloads are kept.")
+        return 130
 
 
 if __name__ == "__main__":

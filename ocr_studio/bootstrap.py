@@ -217,8 +217,10 @@ def execute(
     python = chosen.python
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check"]
     if chosen.torch is not None:
-        size = "about 2–3 GB" if chosen.torch.cuda else "a few hundred MB"
-        header(f"Installing PyTorch — {chosen.torch.reason} ({size}; this is the long step)")
+        size = "about 2–3 GB" if chosen.torch.cuda else "about 200 MB, no CUDA libraries"
+        named = os.environ.get(TORCH_ENVIRONMENT, "").strip()
+        what = f"{named} (named by {TORCH_ENVIRONMENT})" if named else f"{chosen.torch.reason} ({size})"
+        header(f"Installing PyTorch — {what}; this is the long step")
         if chosen.torch.warning:
             say("  " + chosen.torch.warning)
         if runner(pip + torch_requirements(chosen.torch), say, piped=piped, cwd=root) != 0:

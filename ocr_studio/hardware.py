@@ -619,7 +619,8 @@ def doctor_report(settings: Settings) -> list[tuple[str, str]]:
     gpu = probe()
     rows.append(("PyTorch", str(torch.__version__)))
     rows.append(("PyTorch CUDA build", str(torch.version.cuda or "none (CPU-only build)")))
-    rows.append(("CUDA available", "yes" if gpu.available else f"no — {gpu.reason}"))
+    reason = gpu.reason.partition(" Fix: ")[0]  # the fix gets its own row below
+    rows.append(("CUDA available", "yes" if gpu.available else f"no — {reason}"))
     if gpu.available:
         try:
             bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"

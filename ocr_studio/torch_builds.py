@@ -124,7 +124,7 @@ def choose(system: str, gpu: NvidiaGpu | None, *, cpu_only: bool = False) -> Tor
     if cpu_only:
         return TorchChoice("cpu", INDEX + "cpu", "light install asked for: CPU-only PyTorch, no CUDA libraries")
     if gpu is None:
-        return TorchChoice("cpu", INDEX + "cpu", "no NVIDIA GPU found: CPU-only PyTorch (about 200 MB, no CUDA)")
+        return TorchChoice("cpu", INDEX + "cpu", "no NVIDIA GPU found: CPU-only PyTorch")
     label = gpu.name + (f", {gpu.sm}" if gpu.sm else "") + (f", driver {gpu.driver}" if gpu.driver else "")
     for build in CUDA_BUILDS:
         if build.runs(gpu):
