@@ -59,8 +59,9 @@ class BackgroundJobs:
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()
 
-    def start(self, job: Job, engine: Engine) -> JobRun:
-        """Start ``job`` (or return its run when it is already running here)."""
+    def start(self, job: Job, engine: Engine, settings: Settings | None = None) -> JobRun:
+        """Start ``job`` (or return its run when it is already running here) with the settings its
+        engine was made with (a per-run runtime or OCR language), the studio's by default."""
         with self._lock:
             current = self._runs.get(job.id)
             if current is not None and current.running:
@@ -68,7 +69,9 @@ class BackgroundJobs:
             run = JobRun(job=job, label=engine.info().label)
             self._runs[job.id] = run
             self._forget_old()
-        run.thread = threading.Thread(target=self._work, args=(run, engine), name=f"ocr-job-{job.id}", daemon=True)
+        run.thread = threading.Thread(
+            target=self._work, args=(run, engine, settings or self.settings), name=f"ocr-job-{job.id}", daemon=True
+        )
         run.thread.start()
         return run
 
@@ -95,13 +98,11 @@ class BackgroundJobs:
             run.thread.join(timeout)
         return run
 
-    def _work(self, run: JobRun, engine: Engine) -> None:
+    def _work(self, run: JobRun, engine: Engine, settings: Settings) -> None:
         with self._one_at_a_time:  # a queued run waits here, showing "starting"
             try:
                 run.phase = "pages"
-                run_job(
-                    run.job, engine, self.settings, progress=lambda event: self._news(run, event), cancel=run.cancel
-                )
+                run_job(run.job, engine, settings, progress=lambda event: self._news(run, event), cancel=run.cancel)
             except Exception as exc:  # recorded in job.json too; the tab shows it
                 run.error = exc
             try:

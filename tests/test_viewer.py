@@ -128,3 +128,22 @@ def test_a_job_keeps_running_after_its_tab_stops_asking(tmp_path: Path) -> None:
     assert studio.attach() == {}  # nothing running: a new tab starts fresh
     final = studio.poll(job_id, None, None, -1)
     assert "Done:** 1 page" in final[studio.status] and KNOWN_TEXT in final[studio.text_view]
+
+
+def test_the_ocr_languages_chosen_for_a_run_are_the_ones_read_with(tmp_path: Path) -> None:
+    """The picker's choice reaches the worker that runs Tesseract: English alone garbles a Russian
+    scan, Russian reads it, and the two runs are two jobs (the language keys the cache)."""
+    from tests import generated_pages
+    from tests.test_text_layer import needs_language
+
+    needs_language("rus")
+    studio = build_app(Settings(workspace=tmp_path / "ws")).studio  # type: ignore[attr-defined]
+    info = studio.engine_changed("text-layer")
+    assert info[studio.languages]["visible"] is True
+    assert studio.engine_changed("dots-ocr")[studio.languages]["visible"] is False  # vision models need none
+    page = generated_pages.column_scan(tmp_path / "ru.png", generated_pages.RU_PARAGRAPHS[:1], columns=1, height=150)
+    english, english_text, _ = studio.convert([str(page.path)], "text-layer", "text", "", "", "", "", ["eng"])
+    russian, russian_text, _ = studio.convert([str(page.path)], "text-layer", "text", "", "", "", "", ["rus"])
+    assert "Done" in english and "Done" in russian
+    assert "последовательность" in russian_text and "последовательность" not in english_text
+    assert len({job.id for job in studio.store.history()}) == 2

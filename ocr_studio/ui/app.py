@@ -35,6 +35,26 @@ HELP = (
 )
 
 
+def language_choices() -> list[tuple[str, str]]:
+    """The installed Tesseract languages for the picker; none where Tesseract is missing."""
+    try:
+        from ..engines.tesseract import language_choices as choices
+
+        return choices()
+    except Exception:
+        return []
+
+
+def ocr_languages(settings: Settings) -> str:
+    """The languages the picker starts with: the setting's, or the installed supported packs."""
+    try:
+        from ..engines.tesseract import resolve_languages
+
+        return resolve_languages(settings.ocr_languages)
+    except Exception:
+        return ""
+
+
 class InputError(ValueError):
     """A request the user can fix (no files, unavailable engine...)."""
 
@@ -94,6 +114,7 @@ class Studio:
         default = info.default_task.value if info and info.default_task.value in values else None
         value = default or (values[0] if values else None)
         return {
+            self.languages: gr.update(visible=not (info and info.needs_gpu)),
             self.region: gr.update(visible=value == Task.REGION.value),
             self.task: gr.update(choices=choices, value=value),
             self.engine_info: self.engine_note(info),
@@ -125,8 +146,9 @@ class Studio:
         password: str,
         region: str = "",
         runtime: str = "",
+        languages: list[str] | str | None = None,
     ):
-        """Validate a request and create (or find) its job."""
+        """Validate a request and create (or find) its job; returns (job, engine, the run's settings)."""
         paths = [Path(f) for f in (files or []) if f]
         if not paths:
             raise InputError("Add at least one PDF or image first (drop files on the drop zone).")
@@ -135,6 +157,9 @@ class Studio:
             if runtime not in ("local", "remote"):
                 raise InputError(f"Unknown runtime {runtime!r}: use 'local' or 'remote'.")
             settings = dataclasses.replace(settings, runtime=runtime)
+        chosen_languages = "+".join(languages) if isinstance(languages, list | tuple) else (languages or "")
+        if chosen_languages and chosen_languages != settings.ocr_languages:  # the OCR languages of this run
+            settings = dataclasses.replace(settings, ocr_languages=chosen_languages)
         info = self.infos.get(engine_name)
         if info is None:
             raise InputError(f"Unknown engine {engine_name!r}. Choose one of: {', '.join(self.infos)}.")
@@ -158,16 +183,16 @@ class Studio:
             region=box,
             password=password or None,
         )
-        return self.store.create(spec, engine, settings), engine
+        return self.store.create(spec, engine, settings), engine, settings
 
-    def run(self, files, engine_name, task, pages, password, region, runtime) -> dict:
+    def run(self, files, engine_name, task, pages, password, region, runtime, languages=None) -> dict:
         """The Run button: starts the job in the background (it outlives this tab) and lets
         the timer follow it."""
         try:
-            job, engine = self._start(files, engine_name, task, pages, password, region, runtime)
+            job, engine, settings = self._start(files, engine_name, task, pages, password, region, runtime, languages)
         except Exception as exc:  # InputError, EngineError, DocumentError: all shown as they are
             return {self.status: f"⚠ {viewer._md_text(str(exc))}"}
-        run = self.background.start(job, engine)
+        run = self.background.start(job, engine, settings)
         return {
             **self.clear_view(),
             self.job_id: job.id,
@@ -182,12 +207,12 @@ class Studio:
             return "■ Cancelling: the page in progress stops, the finished pages are kept."
         return "Nothing is running."
 
-    def convert(self, files, engine_name, task, pages, password="", region="", runtime=""):
-        """API endpoint: (files, engine, task, pages[, password, region, runtime]) -> (status, markdown, exports).
-        The status names every failed document and page with its reason."""
+    def convert(self, files, engine_name, task, pages, password="", region="", runtime="", languages=None):
+        """API endpoint: (files, engine, task, pages[, password, region, runtime, OCR languages]) ->
+        (status, markdown, exports). The status names every failed document and page with its reason."""
         try:
-            job, engine = self._start(files, engine_name, task, pages, password, region, runtime)
-            job = run_job(job, engine, self.settings)
+            job, engine, settings = self._start(files, engine_name, task, pages, password, region, runtime, languages)
+            job = run_job(job, engine, settings)
         except Exception as exc:
             return f"Failed: {exc}", "", []
         markdown = "\n\n".join(d.markdown() for d in job.documents if d.pages)
@@ -619,6 +644,14 @@ def build_app(settings: Settings) -> gr.Blocks:
                         label="Task",
                         elem_id="task-select",
                     )
+                    studio.languages = gr.Dropdown(
+                        choices=language_choices(),
+                        value=[code for code in ocr_languages(settings).split("+") if code],
+                        multiselect=True,
+                        label="OCR languages (scans and images)",
+                        elem_id="ocr-languages",
+                        visible=not (info and info.needs_gpu),
+                    )
                     studio.region = gr.Textbox(
                         "",
                         label="Region: x1, y1, x2, y2 in page pixels",
@@ -739,13 +772,14 @@ def build_app(settings: Settings) -> gr.Blocks:
             studio.password,
             studio.region,
             studio.runtime_select,
+            studio.languages,
         ]
         where = [studio.job_id, studio.document, studio.page]
 
         studio.engine.change(
             studio.engine_changed,
             studio.engine,
-            [studio.task, studio.engine_info, studio.run_button, studio.region],
+            [studio.task, studio.engine_info, studio.run_button, studio.region, studio.languages],
             api_visibility="private",
             **free,
         )
