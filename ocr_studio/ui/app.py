@@ -61,7 +61,7 @@ class InputError(ValueError):
 
 def document_formats() -> tuple[str, ...]:
     """The per-document formats the exporters write (the zip holds them all)."""
-    return tuple(getattr(exporters, "DOCUMENT_FORMATS", exporters.FORMATS))
+    return tuple(exporters.DOCUMENT_FORMATS)
 
 
 class Studio:
@@ -358,7 +358,8 @@ class Studio:
                         page_image=job.page_image,
                         document_index=index,
                         clean=clean,
-                        **self._source_argument(job, index),
+                        source_path=job.input_path(index),
+                        jpeg_quality=self.settings.pdf_jpeg_quality,
                     )
                     files[index] = {p.suffix.lstrip("."): p for p in written if p.parent == out_dir / folder}
                 files["zip"] = exporters.export_job_zip(
@@ -367,17 +368,11 @@ class Studio:
                     page_image=job.page_image,
                     clean=clean,
                     formats=formats,
+                    input_path=job.input_path,
+                    jpeg_quality=self.settings.pdf_jpeg_quality,
                 )
             self._exports[key] = (job.updated, files)
             return files
-
-    @staticmethod
-    def _source_argument(job: Job, index: int) -> dict[str, Any]:
-        import inspect
-
-        if "source_path" in inspect.signature(exporters.export_document).parameters:
-            return {"source_path": job.input_path(index)}
-        return {}
 
     def _write_downloads(self, job: Job) -> None:
         """After a run's pages: write the downloads the tab will offer (the run's last phase)."""
