@@ -44,8 +44,6 @@ MISPLACED = (
     "Or install the package yourself with pip install -e . from that folder."
 )
 
-Say = "Callable[[str], None]"
-
 
 def say(message: str) -> None:
     """Print when there is a console (pythonw has none)."""
@@ -147,7 +145,7 @@ def _server_environment() -> dict[str, str]:
 
 def run(
     args: argparse.Namespace,
-    report: Say,
+    report: Callable[[str], None],
     stopped: threading.Event,
     on_ready: Callable[[str], None] = lambda url: None,
 ) -> int:

@@ -215,7 +215,9 @@ def execute(
             shutil.rmtree(venv, ignore_errors=True)  # half an environment would be taken for a broken install
             raise BootstrapError(_no_venv_hint(system))
     python = chosen.python
-    pip = [python, "-m", "pip", "install", "--disable-pip-version-check"]
+    # --no-compile: Python compiles what the studio imports on its first start; compiling every file
+    # of every package here (transformers alone has thousands) would lengthen the first run for nothing.
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-compile"]
     if chosen.torch is not None:
         size = "about 2–3 GB" if chosen.torch.cuda else "about 200 MB, no CUDA libraries"
         named = os.environ.get(TORCH_ENVIRONMENT, "").strip()
