@@ -563,8 +563,9 @@ def not_supported_message(name: str) -> str:
 
 
 def sniff(path: Path) -> str | None:
-    """"pdf", an image's format in lower case ("png"), or None when ``path`` is neither by its
-    content (or cannot be read): a job stores only what this names. Reads headers only."""
+    """The kind of file ``path`` is by its content: "pdf", an image's format in lower case
+    ("png"), or None when it is neither (or cannot be read). A job stores only what this names;
+    it reads headers only."""
     try:
         with open(path, "rb") as handle:
             if _PDF_MAGIC in handle.read(_PDF_MAGIC_WINDOW):
