@@ -93,7 +93,7 @@ def open_studio(browser, url: str, screen: str = "laptop", **options):
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(url)
-    page.locator("#dropzone").wait_for()
+    page.locator("#run-button").wait_for()  # the drop zone may be folded away: a job is running
     return context, page
 
 
@@ -101,6 +101,7 @@ def drop(page, *paths: Path, kind: str = "application/pdf") -> None:
     from playwright.sync_api import expect
 
     payload = [[p.name, kind, base64.b64encode(p.read_bytes()).decode("ascii")] for p in paths]
+    page.locator("#dropzone .upload-container").wait_for()
     page.evaluate(DROP_FILES_JS, ["#dropzone .upload-container", payload])
     for path in paths:
         expect(page.locator("#dropzone").get_by_role("row", name=re.compile(re.escape(path.name)))).to_be_visible()

@@ -174,7 +174,7 @@
     if (key !== lastPage) {
       lastPage = key;
       refreshed();
-      if (view && view.dataset.job !== lastJob) {
+      if (view?.dataset.job && view.dataset.job !== lastJob) {
         lastJob = view.dataset.job;
         setTimeout(showResult, 50);
       }

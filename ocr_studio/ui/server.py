@@ -55,7 +55,7 @@ def launch_options(settings: Settings, *, host: str | None = None, port: int | N
         "allowed_paths": [str(exports)],
         "blocked_paths": [str(jobs)],
         "css_paths": [str(CSS_PATH)],
-        "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
+        "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate", text_size="sm", spacing_size="sm"),
         "show_error": True,
         "footer_links": ["api"],
         "head": HEAD,
