@@ -924,12 +924,14 @@ def _renamed(message: str, path: Path, name: str) -> str:
 def _where_pages_run(engine: Engine, settings: Settings) -> str:
     """Where a job's pages are handled: "worker" (opened, rendered and recognised in the page
     worker: CPU engines it can build again by name), "render" (opened and rendered there, the
-    engine runs here: GPU and remote engines), or "here" (a CPU engine object the worker cannot
+    engine runs here: GPU engines, and remote ones, which keep several pages in flight from
+    this process), or "here" (a CPU engine object the worker cannot
     build, e.g. a test double around an engine: it needs the document in this process)."""
     from .engines import get_engine
+    from .engines.remote import RemoteEngine
 
     info = engine.info()
-    if info.needs_gpu:
+    if info.needs_gpu or isinstance(engine, RemoteEngine):  # a model here, or a server's pages in flight
         return "render"
     try:
         rebuilt = get_engine(info.name, settings)
