@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -270,7 +271,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
         bars.close()
 
     out_dir = Path(args.output)
-    export_outcomes(outcomes, out_dir, formats, clean=args.clean, jpeg_quality=settings.pdf_jpeg_quality)
+    from .page_worker import isolated_call
+
+    export_outcomes(
+        outcomes,
+        out_dir,
+        formats,
+        clean=args.clean,
+        jpeg_quality=settings.pdf_jpeg_quality,
+        isolate=isolated_call(settings),
+    )
     print_summary(outcomes, out_dir)
     return EXIT_OK if outcomes and all(o.error is None and not _page_failures(o) for o in outcomes) else EXIT_FAILED
 
@@ -370,10 +380,17 @@ def _page_failures(outcome: Outcome) -> int:
 
 
 def export_outcomes(
-    outcomes: list[Outcome], out_dir: Path, formats: list[str], *, clean: bool, jpeg_quality: int | None = None
+    outcomes: list[Outcome],
+    out_dir: Path,
+    formats: list[str],
+    *,
+    clean: bool,
+    jpeg_quality: int | None = None,
+    isolate: Any = None,
 ) -> None:
     """Each converted document (or what was finished of it) as ``OUT/<stem>.<format>``;
-    inputs sharing a stem become ``report``, ``report-2``...; ``zip`` bundles them all."""
+    inputs sharing a stem become ``report``, ``report-2``...; ``zip`` bundles them all.
+    ``isolate`` (``page_worker.isolated_call``) reads original files for the searchable PDF."""
     from .exporters import FORMATS, ExportError, document_folder_names, export_document, export_job_zip
 
     ready = [o for o in outcomes if o.document is not None and o.document.pages]
@@ -402,6 +419,7 @@ def export_outcomes(
                     page_image=outcome.job.page_image,
                     source_path=outcome.job.input_path(0),  # type: ignore[union-attr]
                     jpeg_quality=jpeg_quality,
+                    isolate=isolate,
                     clean=clean,  # type: ignore[union-attr]
                 )
         if "zip" in formats:
@@ -409,11 +427,12 @@ def export_outcomes(
             zip_path = export_job_zip(
                 docs,
                 out_dir / ZIP_NAME,
-                page_image=lambda index, number: jobs[index].page_image(0, number),  # type: ignore[union-attr]
+                page_image=functools.partial(_first_document_page, jobs),  # picklable: it may go to the worker
                 clean=clean,
                 formats=file_formats or FORMATS,
                 input_path=lambda index: jobs[index].input_path(0),  # type: ignore[union-attr]
                 jpeg_quality=jpeg_quality,
+                isolate=isolate,
             )
             for outcome in ready:
                 outcome.written.append(zip_path)
@@ -424,6 +443,11 @@ def export_outcomes(
 
 def _renamed(docs: list[DocumentResult], stems: list[str], outcomes: list[Outcome]) -> list[DocumentResult]:
     return [dataclasses.replace(d, name=s + o.path.suffix) for d, s, o in zip(docs, stems, outcomes, strict=True)]
+
+
+def _first_document_page(jobs: list[Any], index: int, number: int) -> Any:
+    """Page ``number`` of the one document of ``jobs[index]`` (each CLI input is its own job)."""
+    return jobs[index].page_image(0, number)
 
 
 def print_summary(outcomes: list[Outcome], out_dir: Path, stream: TextIO | None = None) -> None:

@@ -51,6 +51,9 @@ _BINARY_FORMATS = ("pdf", "docx")
 PageImageSource = Callable[[int, int], "Image.Image | None"]
 # document_index -> the original input file (a job's ``Job.input_path``), or None when it is gone.
 InputPathSource = Callable[[int], "Path | None"]
+# Runs "module:function"(*args, timeout=..., **kwargs) somewhere safe (``page_worker.run_isolated``
+# bound to the settings): the searchable PDF reads the original file through it.
+IsolatedCall = Callable[..., bytes]
 
 _UNSAFE_CHARS = re.compile(r"[^\w.\- ()+,=@\[\]]+")
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)$", re.I)
@@ -198,6 +201,7 @@ def _document_files(
     images_folder: str,
     source_path: Path | None = None,
     jpeg_quality: int | None = None,
+    isolate: IsolatedCall | None = None,
 ) -> dict[str, bytes]:
     """Every file of one document's export, by path relative to its folder."""
     chosen = _check_formats(formats)
@@ -209,7 +213,7 @@ def _document_files(
     files: dict[str, bytes] = {}
     for fmt in chosen:
         if fmt == "pdf":
-            files[f"{stem}.pdf"] = _searchable_pdf(doc, source_path, page_image, document_index, jpeg_quality)
+            files[f"{stem}.pdf"] = _searchable_pdf(doc, source_path, page_image, document_index, jpeg_quality, isolate)
         elif fmt == "docx":
             from .word import word_document
 
@@ -234,10 +238,41 @@ def _searchable_pdf(
     page_image: PageImageSource | None,
     document_index: int,
     jpeg_quality: int | None,
+    isolate: IsolatedCall | None = None,
 ) -> bytes:
     """The searchable PDF, built once for a document's state: the UI writes each document's
-    files and then the job's zip, and a PDF of many scanned pages takes seconds to build."""
-    from .searchable_pdf import DEFAULT_JPEG_QUALITY, searchable_pdf
+    files and then the job's zip, and a PDF of many scanned pages takes seconds to build.
+
+    With ``isolate`` (the studio's page worker), the original file is read in that worker under
+    its time and memory budget, never in this process: a hostile PDF that MuPDF cannot finish
+    costs its budget, then the PDF is made from the job's own page images instead."""
+    from .searchable_pdf import DEFAULT_JPEG_QUALITY
+
+    def searchable_pdf(doc, *, source_path, page_image, document_index, jpeg_quality) -> bytes:
+        from .searchable_pdf import searchable_pdf as build
+
+        if isolate is None or source_path is None:
+            return build(
+                doc,
+                source_path=source_path,
+                page_image=page_image,
+                document_index=document_index,
+                jpeg_quality=jpeg_quality,
+            )
+        try:
+            return isolate(
+                "ocr_studio.searchable_pdf:searchable_pdf",
+                doc,
+                source_path=source_path,
+                page_image=page_image,
+                document_index=document_index,
+                jpeg_quality=jpeg_quality,
+            )
+        except Exception as exc:  # over budget, out of memory, or the worker could not run it
+            log.warning("The searchable PDF of %s is made from its page images: %s", doc.name, exc)
+            return build(
+                doc, source_path=None, page_image=page_image, document_index=document_index, jpeg_quality=jpeg_quality
+            )
 
     quality = DEFAULT_JPEG_QUALITY if jpeg_quality is None else jpeg_quality
     try:
@@ -276,6 +311,7 @@ def export_document(
     images_folder: str | None = None,
     source_path: Path | None = None,
     jpeg_quality: int | None = None,
+    isolate: IsolatedCall | None = None,
 ) -> list[Path]:
     """Write ``doc`` into ``out_dir`` as ``<stem>.<format>`` for each format, plus its picture
     crops in ``<stem>_images/`` (or ``images_folder``); returns the paths written.
@@ -299,6 +335,7 @@ def export_document(
         images_folder=folder,
         source_path=source_path,
         jpeg_quality=jpeg_quality,
+        isolate=isolate,
     )
     root = out_dir.resolve()
     written = []
@@ -339,6 +376,7 @@ def export_job_zip(
     formats: Sequence[str] = FORMATS,
     input_path: InputPathSource | None = None,
     jpeg_quality: int | None = None,
+    isolate: IsolatedCall | None = None,
 ) -> Path:
     """One .zip of a job: a folder per document holding ``<stem>.md/.txt/.json/.html/.pdf/.docx``
     and an ``images/`` folder of picture crops. ``page_image`` and ``input_path`` (a job's
@@ -360,6 +398,7 @@ def export_job_zip(
                     images_folder="images",
                     source_path=_input_path(input_path, index),
                     jpeg_quality=jpeg_quality,
+                    isolate=isolate,
                 )
                 for relative, data in files.items():
                     # PNG, PDF and DOCX are already compressed

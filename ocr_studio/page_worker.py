@@ -330,6 +330,17 @@ def run_isolated(settings: Settings, target: str, *args: Any, timeout: float | N
         return worker.call(target, *args, timeout=timeout, **kwargs)
 
 
+def isolated_call(settings: Settings) -> Callable[..., Any]:
+    """``run_isolated`` bound to ``settings``, with a budget of ``page_timeout`` per page of the
+    document it is given (its first argument): what exporters get to read an original file."""
+
+    def call(target: str, *args: Any, **kwargs: Any) -> Any:
+        pages = len(getattr(args[0], "pages", None) or ()) if args else 0
+        return run_isolated(settings, target, *args, timeout=settings.page_timeout * max(1, pages), **kwargs)
+
+    return call
+
+
 def _image(data: tuple[str, tuple[int, int], bytes]) -> Image.Image:
     from PIL import Image
 

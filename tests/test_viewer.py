@@ -50,9 +50,12 @@ def test_a_page_that_failed_is_named_with_its_reason(tmp_path: Path) -> None:
     studio.convert([str(pdf)], "text-layer", "text", "", "")
     job = studio.store.history(limit=1)[0]
     job = studio.store.load(job.id)
-    job.page_errors[0][3] = "Page 3 took longer than 120 s to render"
+    reason = "page 2 took longer than 120 s to render"  # what a failed page leaves: a result holding its reason
+    job.documents[0].pages.append(PageResult(page_number=2, width=0, height=0, warnings=[reason]))
+    job.page_errors[0][2] = reason
     summary = viewer.job_summary(job)
-    assert summary.startswith("**⚠ Partly done:**") and "two.pdf, page 3: Page 3 took longer" in summary
+    assert summary.startswith("**⚠ Partly done:** 1 page from 1 document"), summary  # the failed page is not counted
+    assert "two.pdf, page 2: page 2 took longer" in summary
 
 
 def test_text_pane_escapes_document_text_and_links_each_block_to_its_box() -> None:

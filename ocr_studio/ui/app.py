@@ -348,6 +348,9 @@ class Studio:
             finished = [(i, d) for i, d in enumerate(job.documents) if d.pages]
             files: dict[int | str, Any] = {}
             if finished:
+                from ..page_worker import isolated_call
+
+                isolate = isolated_call(self.settings)  # the original file is read in the page worker only
                 formats = document_formats()
                 folders = exporters.document_folder_names([d for _, d in finished])
                 for (index, document), folder in zip(finished, folders, strict=True):
@@ -360,6 +363,7 @@ class Studio:
                         clean=clean,
                         source_path=job.input_path(index),
                         jpeg_quality=self.settings.pdf_jpeg_quality,
+                        isolate=isolate,
                     )
                     files[index] = {p.suffix.lstrip("."): p for p in written if p.parent == out_dir / folder}
                 files["zip"] = exporters.export_job_zip(
@@ -370,6 +374,7 @@ class Studio:
                     formats=formats,
                     input_path=job.input_path,
                     jpeg_quality=self.settings.pdf_jpeg_quality,
+                    isolate=isolate,
                 )
             self._exports[key] = (job.updated, files)
             return files

@@ -280,9 +280,15 @@ def failures(job: Job) -> list[str]:
     return lines
 
 
+def pages_read(job: Job) -> int:
+    """Pages that were read (a page that failed keeps a result too, holding only its reason)."""
+    failed = sum(len(errors) for errors in job.page_errors)
+    return max(job.pages_done - failed, 0)
+
+
 def outcome(job: Job) -> str:
     """done | partial | failed | cancelled | interrupted | running | pending."""
-    pages = job.pages_done
+    pages = pages_read(job)
     failed = failures(job)
     if job.status == "done":
         if not pages:
@@ -309,7 +315,7 @@ def job_summary(job: Job, seconds: float | None = None) -> str:
     """The status of a finished (or stopped) job in Markdown: what succeeded, every failure
     with its reason, and what to do about it."""
     state = outcome(job)
-    pages = job.pages_done
+    pages = pages_read(job)
     verb = VERBS.get(state, state.capitalize())
     line = f"**{verb}:** {_plural(pages, 'page')} from {_plural(len(job.documents), 'document')}"
     if seconds is not None:
