@@ -55,22 +55,6 @@ def _load_pages_module():
 pages = _load_pages_module()
 
 
-def levenshtein(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
-def cer(found: str, expected: str) -> float:
-    """Character error rate, whitespace normalised (line breaks are layout, not content)."""
-    expected = " ".join(expected.split())
-    return levenshtein(" ".join(found.split()), expected) / max(1, len(expected))
-
-
 class _Rows(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
@@ -230,7 +214,10 @@ def run_case(case: Case, folder: Path, *, reader: str = "text-layer") -> dict[st
         results = engine.recognize(list(document.pages()), RecognizeRequest(task=Task.LAYOUT_TEXT))
     seconds = (time.perf_counter() - start) / max(1, len(results))
     cpu = (_cpu_seconds() - cpu_start) / max(1, len(results))
-    row: dict[str, object] = {"page": case.name, "cer": round(cer(reading_text(results), page.text), 4)}
+    row: dict[str, object] = {
+        "page": case.name,
+        "cer": round(pages.character_error_rate(reading_text(results), page.text), 4),
+    }
     if page.tables:
         row["cells"] = "{}/{}".format(*cells_recovered(results, page.tables))
     if page.headers or page.footers:

@@ -16,6 +16,24 @@ import numpy as np
 import pymupdf
 from PIL import Image, ImageFilter
 
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance (insert, delete, substitute), one row at a time."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def character_error_rate(found: str, expected: str) -> float:
+    """Edits per expected character, whitespace normalised (line breaks are layout, not content)."""
+    found, expected = " ".join(found.split()), " ".join(expected.split())
+    return levenshtein(found, expected) / max(1, len(expected))
+
+
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT = FONT_DIR / "DejaVuSans.ttf"  # Latin and Cyrillic (fonts-dejavu-core)
 FONT_BOLD = FONT_DIR / "DejaVuSans-Bold.ttf"

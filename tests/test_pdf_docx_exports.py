@@ -29,6 +29,7 @@ from ocr_studio.results import Block, DocumentResult, PageResult
 from ocr_studio.searchable_pdf import searchable_pdf
 from ocr_studio.settings import Settings
 from ocr_studio.word import word_document
+from tests.generated_pages import character_error_rate
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 SCAN_LINES = [
@@ -54,21 +55,6 @@ needs_tesseract = pytest.mark.skipif(not _has_tesseract_eng(), reason="Tesseract
 needs_pdftoppm = pytest.mark.skipif(
     shutil.which("pdftoppm") is None, reason="poppler-utils (pdftoppm) is not installed"
 )
-
-
-def levenshtein(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
-def cer(found: str, expected: str) -> float:
-    found, expected = " ".join(found.split()), " ".join(expected.split())
-    return levenshtein(found, expected) / max(1, len(expected))
 
 
 def printable(text: str) -> str:
@@ -176,9 +162,9 @@ def test_scanned_image_through_tesseract_gives_the_recognised_text_where_it_was_
     job = run_engine(tmp_path, scan)
     doc = job.documents[0]
     expected = recognised_text(doc)
-    assert cer(expected, "\n".join(SCAN_LINES)) < 0.05  # Tesseract read the scan
+    assert character_error_rate(expected, "\n".join(SCAN_LINES)) < 0.05  # Tesseract read the scan
     data = searchable_pdf(doc, source_path=job.input_path(0))
-    assert cer(pdf_text(data), expected) < 0.02
+    assert character_error_rate(pdf_text(data), expected) < 0.02
     with pymupdf.open(stream=data) as pdf:
         page = pdf[0]
         assert page.rect.width == pytest.approx(1400 * 72 / 200, abs=0.5)  # the image's own size and DPI
@@ -195,7 +181,7 @@ def test_born_digital_page_keeps_its_own_text_layer_and_gets_no_second_one(tmp_p
     doc = job.documents[0]
     data = searchable_pdf(doc, source_path=job.input_path(0))
     text = pdf_text(data)
-    assert cer(text, recognised_text(doc)) < 0.02
+    assert character_error_rate(text, recognised_text(doc)) < 0.02
     assert text.count("Revenue grew") == 1
     # a vision engine's blocks over the same page: still only the page's own text
     vision = DocumentResult(
@@ -227,7 +213,7 @@ def test_scan_with_a_stray_text_line_still_gets_its_text_layer(tmp_path: Path) -
 def test_vision_blocks_are_laid_out_line_by_line_inside_their_boxes() -> None:
     page = sample_page()
     data = searchable_pdf(DocumentResult("x.png", [page]), page_image=page_image)
-    assert cer(pdf_text(data), recognised_text(DocumentResult("x", [page]))) < 0.02
+    assert character_error_rate(pdf_text(data), recognised_text(DocumentResult("x", [page]))) < 0.02
     for word, category in [("sharply", "Text"), ("second", "Text"), ("Quarterly", "Title"), ("Q1", "Table")]:
         box = next(b.bbox for b in page.blocks if b.category == category and word in b.text)
         found = highlights(data, word, page)
@@ -467,7 +453,7 @@ def test_a_tiny_vision_model_result_becomes_a_searchable_pdf_and_word(tmp_path: 
         if source.suffix == ".pdf":  # the page's own text stays, the model's is not added over it
             assert "Revenue grew" in pdf_text(data)
         else:
-            assert cer(printable(pdf_text(data)), printable(expected)) < 0.02
+            assert character_error_rate(printable(pdf_text(data)), printable(expected)) < 0.02
         word = read_docx(
             export_document(doc, tmp_path / source.stem, ["docx"], page_image=job.page_image)[0].read_bytes()
         )

@@ -22,23 +22,10 @@ from ocr_studio.exporters import export_document
 from ocr_studio.results import DocumentResult, PageResult
 from ocr_studio.settings import Settings
 from tests import generated_pages
+from tests.generated_pages import character_error_rate
 
 TEXT_FORMATS = ("md", "txt", "json", "html")
 OCR_LINES = ["The quick brown fox jumps", "over the lazy dog 1234."]
-
-
-def levenshtein(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
-def character_error_rate(found: str, expected: str) -> float:
-    return levenshtein(" ".join(found.split()), " ".join(expected.split())) / len(expected)
 
 
 def make_text_pdf(path: Path, texts: list[tuple[tuple[float, float], str, float]], *, rotation: int = 0) -> Path:
