@@ -57,6 +57,11 @@ def test_a_page_that_failed_is_named_with_its_reason(tmp_path: Path) -> None:
     assert summary.startswith("**⚠ Partly done:** 1 page from 1 document"), summary  # the failed page is not counted
     assert "two.pdf, page 2: page 2 took longer" in summary
 
+    job.page_errors[0][2] = reason = r"page 2 could not be written to C:\Users\ana\OCR\jobs (disk full)"
+    plain = viewer.job_summary(job, plain=True)  # the API's answer: no Markdown, the reason verbatim
+    assert plain.startswith("Partly done: 1 page from 1 document.") and "**" not in plain and "⚠" not in plain
+    assert f"- two.pdf, page 2: {reason}" in plain
+
 
 def test_text_pane_escapes_document_text_and_links_each_block_to_its_box() -> None:
     page = PageResult(

@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from .. import __version__, exporters, hardware
-from ..engines import EngineInfo, Task, engine_infos, get_engine
+from ..engines import EngineInfo, Task, availability, engine_infos, get_engine
 from ..jobs import Job, JobSpec, JobStore, run_job
 from ..runner import BackgroundJobs, JobRun
 from ..settings import Settings
@@ -160,11 +160,14 @@ class Studio:
         chosen_languages = "+".join(languages) if isinstance(languages, list | tuple) else (languages or "")
         if chosen_languages and chosen_languages != settings.ocr_languages:  # the OCR languages of this run
             settings = dataclasses.replace(settings, ocr_languages=chosen_languages)
-        info = self.infos.get(engine_name)
-        if info is None:
+        known = self.infos.get(engine_name)
+        if known is None:
             raise InputError(f"Unknown engine {engine_name!r}. Choose one of: {', '.join(self.infos)}.")
-        if settings is not self.settings:  # availability depends on where it runs
-            info = next((i for i in engine_infos(settings) if i.name == engine_name), info)
+        try:  # the engine as this run will use it (its runtime, its languages), checked now, not at start-up
+            engine = get_engine(engine_name, settings)
+        except Exception as exc:
+            raise InputError(f"{known.label} is unavailable here: {exc}") from None
+        info = availability.checked(engine, settings)
         if not info.available:
             raise InputError(f"{info.label} is unavailable here: {info.reason}")
         try:
@@ -174,7 +177,6 @@ class Studio:
         if chosen not in info.tasks:
             raise InputError(f"{info.label} cannot do “{chosen.label}”. Choose one of its tasks.")
         box = self.parse_region(region) if chosen is Task.REGION else None
-        engine = get_engine(engine_name, settings)
         spec = JobSpec(
             files=paths,
             engine=engine_name,
@@ -216,9 +218,7 @@ class Studio:
         except Exception as exc:
             return f"Failed: {exc}", "", []
         markdown = "\n\n".join(d.markdown() for d in job.documents if d.pages)
-        status = viewer.job_summary(job).replace("**", "")
-        for symbol in ("✓ ", "⚠ ", "✗ ", "■ ", "‖ ", "… ", "\\"):
-            status = status.replace(symbol, "")
+        status = viewer.job_summary(job, plain=True)
         try:
             files_out = self._export_list(self.exports(job))
         except Exception as exc:
@@ -381,7 +381,7 @@ class Studio:
 
     def _write_downloads(self, job: Job) -> None:
         """After a run's pages: write the downloads the tab will offer (the run's last phase)."""
-        self.exports(self.store.load(job.id), clean=False)
+        self.exports(self.job(job.id), clean=False)  # read once: the tab's last tick reuses it
 
     def downloads_html(self, job: Job | None, document_index: int, clean: bool) -> str:
         """One place for every download, saying what each gives."""

@@ -299,25 +299,26 @@ def outcome(job: Job) -> str:
     return job.status
 
 
-# Symbols every common UI font has (no emoji font needed).
+# (symbol, word) per outcome; the symbols are in every common UI font (no emoji font needed).
 VERBS = {
-    "done": "✓ Done",
-    "partial": "⚠ Partly done",
-    "failed": "✗ Failed",
-    "cancelled": "■ Cancelled",
-    "interrupted": "‖ Interrupted",
-    "running": "… Running",
-    "pending": "… Waiting",
+    "done": ("✓", "Done"),
+    "partial": ("⚠", "Partly done"),
+    "failed": ("✗", "Failed"),
+    "cancelled": ("■", "Cancelled"),
+    "interrupted": ("‖", "Interrupted"),
+    "running": ("…", "Running"),
+    "pending": ("…", "Waiting"),
 }
 
 
-def job_summary(job: Job, seconds: float | None = None) -> str:
-    """The status of a finished (or stopped) job in Markdown: what succeeded, every failure
-    with its reason, and what to do about it."""
+def job_summary(job: Job, seconds: float | None = None, *, plain: bool = False) -> str:
+    """The status of a finished (or stopped) job: what succeeded, every failure with its reason,
+    and what to do about it. Markdown for the page, or ``plain`` text for the API's answer."""
     state = outcome(job)
     pages = pages_read(job)
-    verb = VERBS.get(state, state.capitalize())
-    line = f"**{verb}:** {_plural(pages, 'page')} from {_plural(len(job.documents), 'document')}"
+    symbol, word = VERBS.get(state, ("", state.capitalize()))
+    head = f"{word}:" if plain else f"**{' '.join(filter(None, (symbol, word)))}:**"
+    line = f"{head} {_plural(pages, 'page')} from {_plural(len(job.documents), 'document')}"
     if seconds is not None:
         line += f" in {seconds:.1f} s"
     line += "."
@@ -328,7 +329,7 @@ def job_summary(job: Job, seconds: float | None = None) -> str:
         reasons.append("no page could be read. Check that the files are PDFs or images.")
     reasons.extend(failures(job))
     if reasons:
-        line += "\n" + "\n".join(f"- {_md_text(reason)}" for reason in reasons)
+        line += "\n" + "\n".join(f"- {reason if plain else _md_text(reason)}" for reason in reasons)
     return line
 
 
