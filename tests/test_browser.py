@@ -10,6 +10,7 @@ import io
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pymupdf
@@ -71,17 +72,26 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, s
         server.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextmanager
+def chromium(*extra_args: str) -> Iterator[object]:
+    """Debian's Chromium through Playwright, headless; the test is skipped where either is missing."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        instance = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             yield instance
         finally:
             instance.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as instance:
+        yield instance
 
 
 def open_studio(browser, url: str, screen: str = "laptop", **options):

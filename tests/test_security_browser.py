@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser import chromium
 from tests.test_jobs import make_pdf
 from tests.test_ui_client import free_port, start_server
 
@@ -30,16 +30,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    arguments = [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {EVIL} 127.0.0.1"]
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=arguments)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium(f"--host-resolver-rules=MAP {EVIL} 127.0.0.1") as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
