@@ -241,38 +241,8 @@ def _searchable_pdf(
     isolate: IsolatedCall | None = None,
 ) -> bytes:
     """The searchable PDF, built once for a document's state: the UI writes each document's
-    files and then the job's zip, and a PDF of many scanned pages takes seconds to build.
-
-    With ``isolate`` (the studio's page worker), the original file is read in that worker under
-    its time and memory budget, never in this process: a hostile PDF that MuPDF cannot finish
-    costs its budget, then the PDF is made from the job's own page images instead."""
+    files and then the job's zip, and a PDF of many scanned pages takes seconds to build."""
     from .searchable_pdf import DEFAULT_JPEG_QUALITY
-
-    def searchable_pdf(doc, *, source_path, page_image, document_index, jpeg_quality) -> bytes:
-        from .searchable_pdf import searchable_pdf as build
-
-        if isolate is None or source_path is None:
-            return build(
-                doc,
-                source_path=source_path,
-                page_image=page_image,
-                document_index=document_index,
-                jpeg_quality=jpeg_quality,
-            )
-        try:
-            return isolate(
-                "ocr_studio.searchable_pdf:searchable_pdf",
-                doc,
-                source_path=source_path,
-                page_image=page_image,
-                document_index=document_index,
-                jpeg_quality=jpeg_quality,
-            )
-        except Exception as exc:  # over budget, out of memory, or the worker could not run it
-            log.warning("The searchable PDF of %s is made from its page images: %s", doc.name, exc)
-            return build(
-                doc, source_path=None, page_image=page_image, document_index=document_index, jpeg_quality=jpeg_quality
-            )
 
     quality = DEFAULT_JPEG_QUALITY if jpeg_quality is None else jpeg_quality
     try:
@@ -280,24 +250,43 @@ def _searchable_pdf(
     except OSError:
         stat = None
     if stat is None:  # built from page images: nothing identifies them safely, so no reuse
-        return searchable_pdf(
-            doc, source_path=source_path, page_image=page_image, document_index=document_index, jpeg_quality=quality
-        )
+        return _build_searchable_pdf(doc, source_path, page_image, document_index, quality, isolate)
     origin = (str(source_path), stat.st_size, stat.st_mtime_ns)
     key = (hashlib.sha256(doc.json().encode("utf-8")).hexdigest(), origin, document_index, quality)
     with _PDF_CACHE_LOCK:
         if key in _PDF_CACHE:
             _PDF_CACHE.move_to_end(key)
             return _PDF_CACHE[key]
-    data = searchable_pdf(
-        doc, source_path=source_path, page_image=page_image, document_index=document_index, jpeg_quality=quality
-    )
+    data = _build_searchable_pdf(doc, source_path, page_image, document_index, quality, isolate)
     if len(data) <= _PDF_CACHE_MAX_BYTES:
         with _PDF_CACHE_LOCK:
             _PDF_CACHE[key] = data
             while len(_PDF_CACHE) > _PDF_CACHE_SIZE:
                 _PDF_CACHE.popitem(last=False)
     return data
+
+
+def _build_searchable_pdf(
+    doc: DocumentResult,
+    source_path: Path | None,
+    page_image: PageImageSource | None,
+    document_index: int,
+    quality: int,
+    isolate: IsolatedCall | None,
+) -> bytes:
+    """With ``isolate`` (the studio's page worker), the original file is read in that worker under
+    its time and memory budget, never in this process: a hostile PDF that MuPDF cannot finish
+    costs its budget, then the PDF is made from the job's own page images instead."""
+    from .searchable_pdf import searchable_pdf
+
+    arguments = {"page_image": page_image, "document_index": document_index, "jpeg_quality": quality}
+    if isolate is None or source_path is None:
+        return searchable_pdf(doc, source_path=source_path, **arguments)
+    try:
+        return isolate("ocr_studio.searchable_pdf:searchable_pdf", doc, source_path=source_path, **arguments)
+    except Exception as exc:  # over budget, out of memory, or the worker could not run it
+        log.warning("The searchable PDF of %s is made from its page images: %s", doc.name, exc)
+        return searchable_pdf(doc, source_path=None, **arguments)
 
 
 def export_document(

@@ -16,6 +16,7 @@ import gradio as gr
 
 from .. import __version__, exporters, hardware
 from ..engines import EngineInfo, Task, availability, engine_infos, get_engine
+from ..engines.tesseract import LanguageError, language_choices, resolve_languages
 from ..jobs import Job, JobSpec, JobStore, run_job
 from ..runner import BackgroundJobs, JobRun
 from ..settings import Settings
@@ -35,33 +36,17 @@ HELP = (
 )
 
 
-def language_choices() -> list[tuple[str, str]]:
-    """The installed Tesseract languages for the picker; none where Tesseract is missing."""
-    try:
-        from ..engines.tesseract import language_choices as choices
-
-        return choices()
-    except Exception:
-        return []
-
-
 def ocr_languages(settings: Settings) -> str:
-    """The languages the picker starts with: the setting's, or the installed supported packs."""
+    """The languages the picker starts with: the setting's, or the installed supported packs
+    (a setting that names no language leaves the picker empty; the engine note says why)."""
     try:
-        from ..engines.tesseract import resolve_languages
-
         return resolve_languages(settings.ocr_languages)
-    except Exception:
+    except LanguageError:
         return ""
 
 
 class InputError(ValueError):
     """A request the user can fix (no files, unavailable engine...)."""
-
-
-def document_formats() -> tuple[str, ...]:
-    """The per-document formats the exporters write (the zip holds them all)."""
-    return tuple(exporters.DOCUMENT_FORMATS)
 
 
 class Studio:
@@ -351,7 +336,7 @@ class Studio:
                 from ..page_worker import isolated_call
 
                 isolate = isolated_call(self.settings)  # the original file is read in the page worker only
-                formats = document_formats()
+                formats = exporters.DOCUMENT_FORMATS
                 folders = exporters.document_folder_names([d for _, d in finished])
                 for (index, document), folder in zip(finished, folders, strict=True):
                     written = exporters.export_document(
@@ -395,7 +380,7 @@ class Studio:
         if document.pages:
             links = " ".join(
                 f'<a href="{base}/{document_index}/{fmt}{query}" download>{FORMAT_NAMES.get(fmt, fmt.upper())}</a>'
-                for fmt in document_formats()
+                for fmt in exporters.DOCUMENT_FORMATS
             )
             parts.append(
                 f'<span class="dl-group"><span class="dl-what">This document</span> '
