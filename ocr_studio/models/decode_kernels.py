@@ -198,7 +198,8 @@ class FusedDecoder:
         position_ids: torch.Tensor,  # [B, 1] or M-RoPE [3, B, 1]
         mask: torch.Tensor,  # additive [B, 1, 1, cache_len]
         cache: Any,  # transformers StaticCache, filled by the prefill
-        write_at: torch.Tensor,  # [1] long: the cache slot of this token
+        write_at: torch.Tensor,  # [1] long: the cache slot of this token; [B] with ``rows``
+        rows: torch.Tensor | None = None,  # [B] arange: each row writes at its own write_at (continuous batching)
     ) -> torch.Tensor:
         """Logits [B, vocab] of the next token; writes this token's keys/values into the cache."""
         batch = token.shape[0]
@@ -215,8 +216,12 @@ class FusedDecoder:
             )
             layer_cache = cache.layers[index]
             keys, values = layer_cache.keys, layer_cache.values
-            keys.index_copy_(2, write_at, k)
-            values.index_copy_(2, write_at, v)
+            if rows is None:
+                keys.index_copy_(2, write_at, k)
+                values.index_copy_(2, write_at, v)
+            else:
+                keys[rows, :, write_at] = k[:, :, 0]
+                values[rows, :, write_at] = v[:, :, 0]
             # grouped-query attention: the q heads sharing a kv head form the rows of one product
             scores = torch.matmul(q.view(batch, self.kv_heads, groups, self.head_dim), keys.transpose(-1, -2))
             probs = self.attention_probs(scores, mask, self.scaling)

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -102,6 +103,42 @@ class GenerationResult:
 TokenCallback = Callable[[int, list[int]], None]
 
 
+@dataclass
+class PageRequest:
+    """One page for continuous batching: its batch-1 model inputs (no padding), under a key the
+    caller chooses; ``max_new_tokens`` overrides the config's budget for this page alone."""
+
+    key: Any
+    inputs: dict[str, torch.Tensor]
+    max_new_tokens: int | None = None
+
+
+@dataclass
+class PageTokens:
+    """One page's reading from continuous batching, yielded as soon as the page stops."""
+
+    key: Any
+    tokens: list[int]  # new tokens without EOS
+    stop_reason: str  # "eos" | "max_tokens" | "repetition"
+    path: str
+    warnings: list[str] = field(default_factory=list)
+    loop_retry: str = ""  # as GenerationResult.loop_retries
+    prefill_seconds: float = 0.0
+
+
+class SlotsOutOfMemory(RuntimeError):
+    """Continuous batching ran out of GPU memory; ``keys`` are the pages in flight then (none of
+    them was yielded), in the order they were taken. Pages not yet taken stay with the caller."""
+
+    def __init__(self, keys: list[Any]):
+        super().__init__(f"out of GPU memory with {len(keys)} pages in flight")
+        self.keys = keys
+
+
+# on_page_tokens(key, tokens_so_far) is called every check_every steps for each page in flight
+PageTokenCallback = Callable[[Any, list[int]], None]
+
+
 class FastGenerator:
     """Greedy generation for one loaded model; keeps its static cache and captured
     graph between calls of the same shape (batch size, cache length)."""
@@ -126,6 +163,8 @@ class FastGenerator:
         self.cache_bucket = cache_bucket
         self.disabled_reason = ""  # why the fast path was given up (shown to the user)
         self._state: _DecodeState | None = None
+        self._slots: _SlotState | None = None  # continuous batching's cache and graph (``stream``)
+        self.continuous_off = ""  # why continuous batching was given up after it failed (``stream``)
         self._reserve = 0  # new tokens to size the cache for (warm_up sizes it for the real run)
         self.fuse_note = ""  # why the fused step is off or runs without Triton kernels
         self.fuse_warning = ""  # the same, where it costs speed the user would otherwise get
@@ -257,8 +296,211 @@ class FastGenerator:
             self._reserve = 0
 
     def release(self) -> None:
-        """Drop the static cache and graph (frees their memory)."""
+        """Drop the static caches and graphs (frees their memory)."""
         self._state = None
+        self._slots = None
+
+    # -- continuous batching --------------------------------------------------------------
+    def stream_unsupported(self) -> str:
+        """Empty when ``stream`` can batch continuously here, else why not (it then reads pages one by one)."""
+        if self.continuous_off:
+            return self.continuous_off
+        if self.path == "generate":
+            return "the plain generate path is in use"
+        reason = decode_kernels().unsupported_reason(self.model)
+        return f"the decode step cannot be fused: {reason}" if reason else ""
+
+    @torch.inference_mode()
+    def stream(
+        self,
+        requests: Iterable[PageRequest],
+        config: GenerationConfig,
+        *,
+        slots: int,
+        on_tokens: PageTokenCallback | None = None,
+        reserve_tokens: int = 0,
+    ) -> Iterator[PageTokens]:
+        """Continuous batching: up to ``slots`` pages decode together; when one stops (EOS, its
+        budget, the repetition guard) its slot takes the next request's prefill while the others keep
+        decoding. Pages come out as they finish, not in request order; requests are taken only when
+        a slot is free. Each page reads exactly as it would alone (``generate`` on its inputs): same
+        checks at the same points, same loop retry. ``reserve_tokens`` sizes each slot's cache up
+        front (prompt + new tokens of the largest page expected), so later pages need no new cache.
+
+        Where it cannot run (``stream_unsupported``), pages are read one by one with ``generate``.
+        Out of GPU memory raises ``SlotsOutOfMemory`` naming the pages in flight; any other failure
+        turns continuous batching off for this generator and reads the rest one by one, saying why."""
+        requests = iter(requests)
+        if self.stream_unsupported():
+            yield from self._one_by_one(requests, config, on_tokens)
+            return
+        in_flight: list[PageRequest] = []
+        try:
+            yield from self._stream(requests, config, max(1, slots), on_tokens, reserve_tokens, in_flight)
+        except torch.OutOfMemoryError:
+            self.release()
+            raise SlotsOutOfMemory([request.key for request in in_flight]) from None
+        except Exception as exc:  # noqa: BLE001 - a failure of the fast path means: read one by one
+            reason = f"Continuous batching failed ({type(exc).__name__}: {exc}); pages are read one by one."
+            log.warning(reason)
+            self.release()
+            self.continuous_off = reason
+            yield from self._one_by_one(iter([*in_flight, *requests]), config, on_tokens, note=reason)
+
+    def _one_by_one(
+        self,
+        requests: Iterator[PageRequest],
+        config: GenerationConfig,
+        on_tokens: PageTokenCallback | None,
+        note: str = "",
+    ) -> Iterator[PageTokens]:
+        for request in requests:
+            budget = request.max_new_tokens or config.max_new_tokens
+            forward = None
+            if on_tokens is not None:
+
+                def forward(_row: int, tokens: list[int], key: Any = request.key) -> None:
+                    on_tokens(key, tokens)
+
+            result = self.generate(request.inputs, replace(config, max_new_tokens=budget), forward)
+            warnings = [note, *result.warnings] if note and note not in result.warnings else list(result.warnings)
+            yield PageTokens(
+                request.key,
+                result.tokens[0],
+                result.stop_reasons[0],
+                result.path,
+                warnings,
+                result.loop_retries[0],
+                result.prefill_seconds,
+            )
+
+    def _stream(
+        self,
+        requests: Iterator[PageRequest],
+        config: GenerationConfig,
+        slots: int,
+        on_tokens: PageTokenCallback | None,
+        reserve_tokens: int,
+        in_flight: list[PageRequest],
+    ) -> Iterator[PageTokens]:
+        warnings = [w for w in (self.disabled_reason, self.fuse_warning) if w]
+        graphs = self.path == "graphs"
+        check = config.check_every
+        active: dict[int, _SlotPage] = {}
+        waiting: PageRequest | None = None
+        exhausted = False
+        state = self._slots
+
+        def needed(request: PageRequest) -> int:
+            budget = request.max_new_tokens or config.max_new_tokens
+            return request.inputs["input_ids"].shape[1] + budget + check  # a page may run k-1 steps past its budget
+
+        while True:
+            # take new pages into free slots (between decode steps, so every page joins on a check boundary)
+            while len(active) < slots and not exhausted:
+                if waiting is None:
+                    waiting = next(requests, None)
+                    if waiting is None:
+                        exhausted = True
+                        break
+                    in_flight.append(waiting)
+                need = needed(waiting)
+                if state is None or state.slots != slots or state.graphs != graphs or need > state.cache_len:
+                    if active:
+                        break  # a larger page: let the pages in flight finish, then make a larger cache
+                    self._slots = state = None  # free the old cache first
+                    length = max(need, reserve_tokens)
+                    cache_len = -(-length // self.cache_bucket) * self.cache_bucket
+                    step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels)
+                    state = _SlotState(self.model, step, slots, cache_len, self.device, self.dtype, graphs)
+                    self._slots = state
+                request, waiting = waiting, None
+                slot = next(index for index in range(slots) if index not in active)
+                state.configure(config)
+                started = time.perf_counter()
+                first = state.install(slot, request.inputs)
+                page = _SlotPage(request, request.max_new_tokens or config.max_new_tokens, [first])
+                page.prefill_seconds = time.perf_counter() - started
+                active[slot] = page
+                finished = self._check_page(page, config, on_tokens)
+                if finished is not None:
+                    state.free(slot)
+                    del active[slot]
+                    in_flight.remove(request)
+                    yield self._page_tokens(page, finished, config, warnings, graphs)
+            if not active:
+                if exhausted and waiting is None:
+                    return
+                continue  # the cache is remade for the waiting page
+            for index in range(check):
+                state.step(index)
+            host = state.chunk.tolist()
+            for slot, page in list(active.items()):
+                page.tokens.extend(host[slot])
+                finished = self._check_page(page, config, on_tokens)
+                if finished is not None:
+                    state.free(slot)
+                    del active[slot]
+                    in_flight.remove(page.request)
+                    yield self._page_tokens(page, finished, config, warnings, graphs)
+
+    @staticmethod
+    def _check_page(page: _SlotPage, config: GenerationConfig, on_tokens: PageTokenCallback | None) -> str | None:
+        """The host checks the static loop makes for a row (after the first token, every
+        ``check_every`` tokens, at the budget), at the same points of this page's own count, so a
+        page stops where it would alone; the stop reason, or None while it runs."""
+        count, budget = len(page.tokens), page.budget
+        points = [
+            p
+            for p in range(page.checked + 1, min(count, budget) + 1)
+            if p == 1 or p % config.check_every == 0 or p == budget
+        ]
+        for point in points:
+            page.checked = point
+            kept, reason = _cut_at_eos(page.tokens[:point], config.eos_token_ids)
+            stop = None
+            if reason == "eos":
+                stop = "eos"
+            elif config.repetition is not None and (at := config.repetition.check(kept)) is not None:
+                kept, stop = kept[: at + 1], "repetition"
+            elif point == budget:
+                stop = "max_tokens"
+            page.kept = kept
+            if on_tokens is not None:
+                on_tokens(page.request.key, kept)
+            if stop is not None:
+                return stop
+        return None
+
+    def _page_tokens(
+        self, page: _SlotPage, reason: str, config: GenerationConfig, warnings: list[str], graphs: bool
+    ) -> PageTokens:
+        """A finished page; one stopped by the repetition guard is read again alone with the loop
+        retry's penalty (as ``generate`` does), and the reading that goes further is kept."""
+        done = PageTokens(
+            page.request.key,
+            page.kept,
+            reason,
+            "graphs" if graphs else "eager",
+            list(warnings),
+            prefill_seconds=page.prefill_seconds,
+        )
+        if reason != "repetition" or config.loop_retry is None:
+            return done
+        retry_config = replace(config, max_new_tokens=page.budget, penalty=config.loop_retry, loop_retry=None)
+        log.info("Page %s looped; reading it again with %s", page.request.key, config.loop_retry.describe())
+        try:
+            retry = self._generate_once(page.request.inputs, retry_config)
+        finally:
+            self._state = None  # the retry's cache is not kept beside the slots'
+        second = retry.tokens[0]
+        if len(second) >= len(done.tokens):
+            done.tokens, done.stop_reason = second, retry.stop_reasons[0]
+            done.loop_retry = "retry_looped" if done.stop_reason == "repetition" else "recovered"
+        else:
+            done.loop_retry = "first_kept"
+        done.warnings += [w for w in retry.warnings if w not in done.warnings]
+        return done
 
     # -- plain generate -------------------------------------------------------------------
     def _generate_plain(
@@ -528,6 +770,164 @@ class _DecodeState:
 
     def stop_row(self, row: int) -> None:
         self.stopped[row] = True
+
+
+@dataclass
+class _SlotPage:
+    """A page in a slot: its request, budget, tokens so far (host copy) and how far it was checked."""
+
+    request: PageRequest
+    budget: int
+    tokens: list[int]
+    checked: int = 0
+    kept: list[int] = field(default_factory=list)
+    prefill_seconds: float = 0.0
+
+
+class _SlotState:
+    """Continuous batching's decode state: a KV cache of ``slots`` rows, each with its own write
+    position, prompt and mask, so a row can take a new page while the others decode; and the
+    fused step over all rows, captured once as a CUDA graph on the GPU. A free row decodes
+    masked garbage that nobody reads (a fixed slot count keeps one graph)."""
+
+    def __init__(self, model, fused, slots: int, cache_len: int, device, dtype, graphs: bool):
+        self.model = model
+        self.fused = fused
+        self.slots = slots
+        self.cache_len = cache_len
+        self.device = device
+        self.graphs = graphs
+        shape = (slots, fused.kv_heads, cache_len, fused.head_dim)
+        self.cache = SimpleNamespace(
+            layers=[
+                SimpleNamespace(
+                    keys=torch.zeros(shape, dtype=dtype, device=device),
+                    values=torch.zeros(shape, dtype=dtype, device=device),
+                )
+                for _ in fused.layers
+            ]
+        )
+        self.masked = torch.finfo(dtype).min
+        self.rows = torch.arange(slots, device=device)
+        self.mask = torch.full((slots, cache_len), self.masked, dtype=dtype, device=device)
+        self.token = torch.zeros(slots, 1, dtype=torch.long, device=device)
+        self.position = torch.zeros(slots, dtype=torch.long, device=device)
+        self.write_at = torch.zeros(slots, dtype=torch.long, device=device)
+        self.stopped = torch.ones(slots, dtype=torch.bool, device=device)
+        self.next_token = torch.zeros(slots, dtype=torch.long, device=device)
+        self.chunk = torch.zeros(slots, 1, dtype=torch.long, device=device)  # tokens since the last host check
+        self.eos = torch.zeros(0, dtype=torch.long, device=device)
+        self.suppress = torch.zeros(0, dtype=torch.long, device=device)
+        self.pad = 0
+        self.stop_tokens: tuple = ((), (), 0, 0)
+        self.mrope: bool | None = None  # decided by the first prefill; the same model always answers the same
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def configure(self, config: GenerationConfig) -> None:
+        """Stop and suppressed tokens (the graph reads them by address: new values, new graph)."""
+        eos_ids, suppress_ids = tuple(config.eos_token_ids), tuple(config.suppress_token_ids)
+        wanted = (eos_ids, suppress_ids, config.pad_token_id, config.check_every)
+        if wanted != self.stop_tokens:
+            self.graph = None
+            self.eos = torch.tensor(eos_ids, dtype=torch.long, device=self.device)
+            self.suppress = torch.tensor(suppress_ids, dtype=torch.long, device=self.device)
+            self.pad = config.pad_token_id
+            self.chunk = torch.zeros(self.slots, config.check_every, dtype=torch.long, device=self.device)
+            self.stop_tokens = wanted
+
+    def install(self, slot: int, inputs: dict[str, torch.Tensor]) -> int:
+        """Prefill one page (batch 1, its own cache) and move its keys/values into ``slot``;
+        returns the page's first new token."""
+        from transformers import DynamicCache
+
+        inputs = _on_device(inputs, self.device)
+        length = inputs["input_ids"].shape[1]
+        if "attention_mask" not in inputs:
+            inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
+        base = getattr(self.model, "model", None)
+        if base is not None and hasattr(base, "rope_deltas"):
+            base.rope_deltas = None  # stale deltas from an earlier page must not leak in
+        prompt_cache = DynamicCache(config=self.model.config)
+        outputs = self.model(**inputs, past_key_values=prompt_cache, use_cache=True, logits_to_keep=1)
+        logits = outputs.logits[:, -1, :]
+        for layer, prompt_layer in zip(self.cache.layers, prompt_cache.layers, strict=True):
+            layer.keys[slot, :, :length].copy_(prompt_layer.keys[0])
+            layer.values[slot, :, :length].copy_(prompt_layer.values[0])
+        del prompt_cache, outputs
+        mrope = isinstance(getattr(base, "rope_deltas", None), torch.Tensor) if base is not None else False
+        if self.mrope is None:
+            self.mrope = mrope
+        elif self.mrope != mrope:
+            raise RuntimeError("the model switched between M-RoPE and plain positions")
+        position = next_mrope_positions(base, inputs)[0] if mrope else torch.tensor(length, device=self.device)
+        self.mask[slot].fill_(self.masked)
+        self.mask[slot, :length] = 0.0
+        self.position[slot] = position
+        self.write_at[slot] = length
+        first = self._pick(logits)
+        self.token[slot, 0] = first[0]
+        self.stopped[slot] = bool(torch.isin(first, self.eos).any())
+        return int(first[0])
+
+    def free(self, slot: int) -> None:
+        self.stopped[slot] = True
+
+    def _pick(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.suppress.numel():
+            logits = logits.index_fill(1, self.suppress, torch.finfo(logits.dtype).min)
+        return torch.argmax(logits, dim=-1)
+
+    def _step_body(self) -> None:
+        """One decode step of every row, on the device alone: each row writes its own cache position."""
+        self.mask[self.rows, self.write_at] = 0.0
+        if self.mrope:
+            position_ids = self.position.view(1, -1, 1).expand(3, -1, 1)
+        else:
+            position_ids = self.position.view(-1, 1)
+        mask = self.mask.view(self.slots, 1, 1, -1)
+        logits = self.fused.logits(self.token, position_ids, mask, self.cache, self.write_at, rows=self.rows)
+        chosen = self._pick(logits)
+        chosen = torch.where(self.stopped, torch.full_like(chosen, self.pad), chosen)
+        self.stopped |= torch.isin(chosen, self.eos)
+        self.next_token.copy_(chosen)
+        self.token.copy_(chosen.view(-1, 1))
+        moving = (~self.stopped).long()  # a stopped or free row stays where it is: its cache cannot overflow
+        self.position.add_(moving)
+        self.write_at.add_(moving).clamp_(max=self.cache_len - 1)
+
+    def step(self, index: int) -> None:
+        if not self.graphs:
+            self._step_body()
+        else:
+            if self.graph is None:
+                self._capture()
+            self.graph.replay()
+        self.chunk[:, index].copy_(self.next_token)
+
+    def _buffers(self) -> tuple[torch.Tensor, ...]:
+        return (self.mask, self.token, self.position, self.write_at, self.stopped, self.next_token)
+
+    def _capture(self) -> None:
+        """Capture one step as a CUDA graph (warm-up on a side stream first, buffers restored)."""
+        saved = [t.clone() for t in self._buffers()]
+
+        def restore() -> None:
+            for target, value in zip(self._buffers(), saved, strict=True):
+                target.copy_(value)
+
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                restore()
+                self._step_body()
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        restore()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step_body()
+        restore()
+        self.graph = graph
 
 
 def decode_kernels():

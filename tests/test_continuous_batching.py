@@ -1,0 +1,200 @@
+"""Continuous batching on tiny random models (CPU, fp32): with fewer slots than pages, a slot takes
+the next page as soon as its page stops, and every page must come out token for token as it
+reads alone (``FastGenerator.generate`` on that page), for Qwen3-VL (M-RoPE) and dots.ocr."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from ocr_studio.models.generation import (  # noqa: E402
+    FastGenerator,
+    GenerationConfig,
+    PageRequest,
+    SlotsOutOfMemory,
+)
+
+PROMPT = "Read all the text in the image."
+
+
+@pytest.fixture(scope="module")
+def qwen(tiny_qwen3_vl):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen3_vl)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_qwen3_vl).eval()
+    return model, processor
+
+
+def _images(count: int):
+    from PIL import Image, ImageDraw
+
+    sizes = [(200, 150), (96, 300), (320, 96), (128, 128), (256, 64), (64, 256), (180, 180)]
+    images = []
+    for index in range(count):
+        image = Image.new("RGB", sizes[index % len(sizes)], (250 - 20 * index, 255, 240))
+        ImageDraw.Draw(image).text((5, 5), f"Invoice {index}", fill="black")
+        images.append(image)
+    return images
+
+
+def _qwen_inputs(processor, image):
+    from ocr_studio.engines.qwen3_vl import build_inputs
+
+    return build_inputs(processor, [image], PROMPT, 256 * 256)
+
+
+def _config(eos: int, pad: int, max_new_tokens: int = 40, **kwargs) -> GenerationConfig:
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens, eos_token_ids=(eos,), pad_token_id=pad, check_every=4, **kwargs
+    )
+
+
+def _alone(generator: FastGenerator, inputs, config: GenerationConfig, budget: int):
+    from dataclasses import replace
+
+    result = generator.generate(inputs, replace(config, max_new_tokens=budget))
+    return result.tokens[0], result.stop_reasons[0]
+
+
+def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen):
+    model, processor = qwen
+    tokenizer = processor.tokenizer
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id
+    config = _config(eos, pad, repetition=None)
+    images = _images(7)
+    budgets = [3, 37, 9, 1, 22, 14, 30]  # pages stop at different steps, so slots refill mid-run
+    requests = [PageRequest(i, _qwen_inputs(processor, im), budgets[i]) for i, im in enumerate(images)]
+    generator = FastGenerator(model, path="eager", fuse=True)
+    assert generator.stream_unsupported() == ""
+
+    taken: list[int] = []
+
+    def lazily():
+        for request in requests:
+            taken.append(request.key)
+            yield request
+
+    order, got = [], {}
+    for page in generator.stream(lazily(), config, slots=3):
+        order.append(page.key)
+        got[page.key] = page
+        assert len(taken) <= len(order) + 3  # pages are taken only when a slot is free
+    assert sorted(order) == list(range(7))
+    assert order != sorted(order)  # short pages finished before long ones that started earlier
+
+    reference = FastGenerator(model, path="eager")
+    for index, image in enumerate(images):
+        tokens, reason = _alone(reference, _qwen_inputs(processor, image), config, budgets[index])
+        assert got[index].tokens == tokens, f"page {index}"
+        assert got[index].stop_reason == reason
+        assert len(tokens) == budgets[index]
+
+
+def test_a_page_stops_at_its_eos_and_its_slot_goes_on_with_the_next(qwen):
+    """The EOS is a token the model really produces partway into one page, so that page stops
+    early by EOS while the others run on; all pages still equal their reading alone."""
+    model, processor = qwen
+    pad = processor.tokenizer.pad_token_id
+    images = _images(5)
+    reference = FastGenerator(model, path="eager")
+    free_run = _config(-1, pad, max_new_tokens=30, repetition=None)
+    first_page, _ = _alone(reference, _qwen_inputs(processor, images[0]), free_run, 30)
+    eos = first_page[6]
+    config = _config(eos, pad, max_new_tokens=30, repetition=None)
+    requests = [PageRequest(i, _qwen_inputs(processor, im)) for i, im in enumerate(images)]
+    streamed: dict[int, list[list[int]]] = {}
+    got = {
+        page.key: page
+        for page in FastGenerator(model, path="eager", fuse=True).stream(
+            requests, config, slots=2, on_tokens=lambda key, tokens: streamed.setdefault(key, []).append(list(tokens))
+        )
+    }
+    assert got[0].stop_reason == "eos" and len(got[0].tokens) <= 6
+    for index, image in enumerate(images):
+        tokens, reason = _alone(reference, _qwen_inputs(processor, image), config, 30)
+        assert (got[index].tokens, got[index].stop_reason) == (tokens, reason)
+        assert streamed[index][-1] == tokens  # the stream ends on what is kept
+        assert all(a == b[: len(a)] for a, b in zip(streamed[index], streamed[index][1:], strict=False))
+
+
+def test_dots_ocr_pages_read_as_alone_under_refills(tmp_path):
+    from PIL import Image
+
+    from ocr_studio.models.dots_ocr import DotsOCRForCausalLM, DotsOCRProcessor
+    from tests.tiny_dots import build_tiny_dots_ocr
+
+    folder = build_tiny_dots_ocr(tmp_path / "dots")
+    processor = DotsOCRProcessor.from_pretrained(folder)
+    model = DotsOCRForCausalLM.from_pretrained(folder).eval()
+    images = [Image.new("RGB", size, "white") for size in ((112, 84), (84, 168), (140, 56), (56, 56))]
+    budgets = [12, 3, 19, 7]
+    inputs = [dict(processor([image], ["Read the page."])) for image in images]
+    config = _config(processor.eos_token_ids[0], processor.pad_token_id, repetition=None)
+    got = {
+        page.key: page
+        for page in FastGenerator(model, path="eager", fuse=True).stream(
+            [PageRequest(i, x, budgets[i]) for i, x in enumerate(inputs)], config, slots=2
+        )
+    }
+    reference = FastGenerator(model, path="eager")
+    for index, page_inputs in enumerate(inputs):
+        assert (got[index].tokens, got[index].stop_reason) == _alone(reference, page_inputs, config, budgets[index])
+
+
+def test_a_looping_page_is_cut_and_read_again_as_it_would_be_alone(tmp_path):
+    """The repetition guard and the loop retry act per page as in ``generate``: a looping page is
+    cut where its loop began, read again with the penalty, and the further reading is kept."""
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ocr_studio.engines.qwen3_vl import build_inputs
+    from ocr_studio.models.repetition import LOOP_RETRY
+    from tests.tiny_loops import build_looping_qwen3_vl
+
+    folder, chain = build_looping_qwen3_vl(tmp_path / "loop")
+    processor = AutoProcessor.from_pretrained(folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    tokenizer = processor.tokenizer
+    config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, 400, loop_retry=LOOP_RETRY)
+    images = [Image.new("RGB", (200, 150), "white"), Image.new("RGB", (96, 300), "white")]
+    budgets = [400, 2]  # the short page ends and its slot frees while the first one loops
+    inputs = [build_inputs(processor, [image], PROMPT, 256 * 256) for image in images]
+    got = {
+        page.key: page
+        for page in FastGenerator(model, path="eager", fuse=True).stream(
+            [PageRequest(i, x, budgets[i]) for i, x in enumerate(inputs)], config, slots=2
+        )
+    }
+    alone = FastGenerator(model, path="eager").generate(inputs[0], config)
+    assert got[0].tokens == alone.tokens[0] == chain  # past the loop: the whole chain to its end
+    assert got[0].loop_retry == alone.loop_retries[0] == "recovered"
+    assert got[1].stop_reason == "max_tokens" and len(got[1].tokens) == 2
+
+
+def test_out_of_memory_names_the_pages_in_flight(qwen, monkeypatch):
+    model, processor = qwen
+    tokenizer = processor.tokenizer
+    config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
+    images = _images(4)
+    requests = [PageRequest(i, _qwen_inputs(processor, im), 8) for i, im in enumerate(images)]
+    from ocr_studio.models import generation
+
+    calls = {"n": 0}
+    original = generation._SlotState.install
+
+    def install(self, slot, inputs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (test)")
+        return original(self, slot, inputs)
+
+    monkeypatch.setattr(generation._SlotState, "install", install)
+    seen = []
+    with pytest.raises(SlotsOutOfMemory) as caught:
+        for page in FastGenerator(model, path="eager", fuse=True).stream(requests, config, slots=2):
+            seen.append(page.key)
+    assert sorted(seen + caught.value.keys) == [0, 1, 2]  # nothing lost: done, or named as in flight
+    assert 2 in caught.value.keys
