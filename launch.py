@@ -11,12 +11,17 @@ or press Stop in the small window of ``--window`` (what ``ocr-studio.pyw`` shows
 gets the studio's per-launch access token in the URL it opens (see SECURITY.md); it is handed to
 the server through its environment, never on a command line other users could read.
 
-Uses only the standard library: it runs before anything is installed.
+Uses only the standard library: it runs before anything is installed. It speaks English or
+Russian, as the CLI does (``OCR_STUDIO_LANGUAGE``, ``language`` in the config file, the locale:
+see ocr_studio/bootstrap.py ``language()``), from the launcher's message catalog
+(ocr_studio/locales/launcher.*.toml); the two things it may have to say before it can read that
+catalog (Python too old, ``launch.py`` away from the project) are written here in both languages.
 """
 
 from __future__ import annotations
 
 import argparse
+import locale
 import os
 import secrets
 import signal
@@ -36,13 +41,42 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 TOKEN_ENVIRONMENT = "OCR_STUDIO_LAUNCH_TOKEN"  # read (and removed) by ocr_studio.ui.server
 DEFAULT_PORT = 7860
-MISPLACED = (
-    "launch.py must stay in the OCR Studio folder, beside the ocr_studio folder and pyproject.toml "
-    "(it installs the studio from there). Found nothing beside {folder}.\n"
-    "Get the whole folder (git clone, or unpack the download), then run:\n\n"
-    "    python3 launch.py\n\n"
-    "Or install the package yourself with pip install -e . from that folder."
-)
+# What launch.py may have to say before the package (and its catalog) can be used: here, in both languages.
+BEFORE_THE_PACKAGE = {
+    "en": {
+        "misplaced": (
+            "launch.py must stay in the OCR Studio folder, beside the ocr_studio folder and pyproject.toml "
+            "(it installs the studio from there). Found nothing beside {folder}.\n"
+            "Get the whole folder (git clone, or unpack the download), then run:\n\n"
+            "    python3 launch.py\n\n"
+            "Or install the package yourself with pip install -e . from that folder."
+        ),
+        "old_python": "OCR Studio needs Python 3.11 or newer; this is {version} ({executable}).",
+    },
+    "ru": {
+        "misplaced": (
+            "launch.py должен лежать в папке OCR Studio, рядом с папкой ocr_studio и файлом pyproject.toml "
+            "(оттуда он ставит студию). Рядом с {folder} ничего этого нет.\n"
+            "Возьмите папку целиком (git clone или распакуйте скачанный архив) и запустите:\n\n"
+            "    python3 launch.py\n\n"
+            "Или установите пакет сами: pip install -e . в этой папке."
+        ),
+        "old_python": "OCR Studio нужен Python 3.11 или новее, а это {version} ({executable}).",
+    },
+}
+
+
+def before_the_package(key: str, environ: dict[str, str] | None = None, **args: object) -> str:
+    """One of the messages above in the user's language, told by the environment alone (the
+    package's own choice, bootstrap.language(), also reads the config file)."""
+    real = environ is None
+    environ = dict(os.environ) if environ is None else environ
+    names = ("OCR_STUDIO_LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+    value = next((environ[name] for name in names if environ.get(name)), "")
+    if not value and real and sys.platform == "win32":  # rarely set there: the system's language
+        value = locale.getlocale()[0] or ""
+    lang = "ru" if value.lower().startswith(("ru", "russian")) else "en"
+    return BEFORE_THE_PACKAGE[lang][key].format(**args)
 
 
 def say(message: str) -> None:
@@ -97,21 +131,15 @@ def stop_on_signals() -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Start OCR Studio and open it in your browser. The first run installs it into .venv here."
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)"
-    )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to try first (default: 7860)")
-    parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
-    parser.add_argument(
-        "--cpu",
-        action="store_true",
-        help="light install: CPU-only PyTorch, no CUDA libraries (the text-layer engine needs no GPU)",
-    )
-    parser.add_argument("--window", action="store_true", help="show a small window with a Stop button (no console)")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the server to start")
+    from ocr_studio.i18n import t
+
+    parser = argparse.ArgumentParser(description=t("launcher.launch.description"))
+    parser.add_argument("--host", default="127.0.0.1", help=t("launcher.launch.help_host"))
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=t("launcher.launch.help_port"))
+    parser.add_argument("--no-browser", action="store_true", help=t("launcher.launch.help_no_browser"))
+    parser.add_argument("--cpu", action="store_true", help=t("launcher.launch.help_cpu"))
+    parser.add_argument("--window", action="store_true", help=t("launcher.launch.help_window"))
+    parser.add_argument("--timeout", type=float, default=180.0, help=t("launcher.launch.help_timeout"))
     return parser.parse_args(argv)
 
 
@@ -151,6 +179,7 @@ def run(
 ) -> int:
     """Bootstrap, start the server, announce it once, and keep it until it exits or ``stopped`` is set."""
     from ocr_studio import bootstrap, ports
+    from ocr_studio.i18n import t
 
     try:
         python = bootstrap.prepare(HERE, report, cpu_only=args.cpu, piped=sys.stdout is None or args.window)
@@ -171,15 +200,18 @@ def run(
     environment[TOKEN_ENVIRONMENT] = token
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.stdout is None else 0  # pythonw: no console pops up
 
-    report("Starting OCR Studio …")
+    report(t("launcher.launch.starting"))
     process = subprocess.Popen(command, cwd=HERE, env=environment, creationflags=flags)
     try:
         if not wait_until_up(url, process, args.timeout, stopped):
             if stopped.is_set():
                 return 0
             code = process.poll()
-            reason = f"it exited with code {code}" if code is not None else f"no answer after {args.timeout:.0f} s"
-            report(f"OCR Studio did not start ({reason}). The messages above say why.")
+            if code is not None:
+                reason = t("launcher.launch.exited", code=code)
+            else:
+                reason = t("launcher.launch.no_answer", seconds=f"{args.timeout:.0f}")
+            report(t("launcher.launch.did_not_start", reason=reason))
             return 1
         if check is not None:
             try:
@@ -189,9 +221,9 @@ def run(
                 problem = ""
             if problem:
                 report(f"\n{problem}")
-        report(f"\nOCR Studio is running at {url}")
-        how = "press Stop OCR Studio" if args.window else "press Ctrl+C here"
-        report(f"Keep this window open while you use it. To stop: {how}, or close this window.\n")
+        report("\n" + t("launcher.launch.running", url=url))
+        how = t("launcher.launch.how_window" if args.window else "launcher.launch.how_console")
+        report(t("launcher.launch.keep_open", how=how) + "\n")
         on_ready(url)
         if not args.no_browser:
             webbrowser.open(url)
@@ -199,7 +231,7 @@ def run(
             pass
         return 0 if stopped.is_set() else (process.returncode or 0)
     except KeyboardInterrupt:
-        report("\nStopping OCR Studio …")
+        report("\n" + t("launcher.launch.stopping"))
         return 0
     finally:
         stop(process)
@@ -208,15 +240,18 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     if sys.version_info < (3, 11):  # noqa: UP036  (this file must still speak on an older Python)
-        say(f"OCR Studio needs Python 3.11 or newer; this is {sys.version.split()[0]} ({sys.executable}).")
+        say(before_the_package("old_python", version=sys.version.split()[0], executable=sys.executable))
         return 2
     if not (HERE / "ocr_studio" / "bootstrap.py").is_file() or not (HERE / "pyproject.toml").is_file():
-        say(MISPLACED.format(folder=HERE))
+        say(before_the_package("misplaced", folder=HERE))
         return 2
     if str(HERE) not in sys.path:
         sys.path.insert(0, str(HERE))  # the bootstrap lives in the package, importable before installing it
+    from ocr_studio import bootstrap, i18n
+
+    i18n.set_language(bootstrap.language())
+    args = parse_args(argv)
     if args.window:
         try:
             from ocr_studio.launcher_window import run_in_window
@@ -228,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args, say, threading.Event())
     except KeyboardInterrupt:  # during the first run's install: pip keeps what it finished
-        say("\nStopped. Start the launcher again to finish the install; finished downloads are kept.")
+        say("\n" + i18n.t("launcher.launch.interrupted"))
         return 130
 
 

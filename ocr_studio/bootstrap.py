@@ -7,7 +7,8 @@ torch_builds.py) and used as it is on every later run. A marker file in ``.venv`
 finished install and the ``pyproject.toml`` it was made from, so an interrupted install resumes
 and changed dependencies are installed on the next start.
 
-Standard library only: it runs before anything is installed.
+Standard library only: it runs before anything is installed. What it says comes from the
+launcher catalog (``locales/launcher.*.toml``) in the launcher's language, see ``language()``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+from .i18n import Message, configured_language, from_environment, message, t
 from .torch_builds import NvidiaGpu, TorchChoice, choose, command_line, detect_nvidia
 
 VENV = ".venv"
@@ -57,7 +61,7 @@ class Plan:
     create_venv: bool = False
     torch: TorchChoice | None = None  # install this torch build; None: keep what is there
     install_studio: bool = False
-    reason: str = ""
+    reason: Message | str = ""
 
     @property
     def ready(self) -> bool:
@@ -80,17 +84,17 @@ def plan(
 ) -> Plan:
     """Pure decision: which interpreter runs the studio and what must be installed first."""
     if current.studio and current.torch:
-        return Plan(python=current_python, reason="this Python already has OCR Studio installed: using it as it is")
+        return Plan(python=current_python, reason=message("launcher.bootstrap.current_python"))
     if venv.exists and venv.studio and venv.torch and venv.current_marker:
-        return Plan(python=venv_python_path, reason=f"using {VENV} as it is")
+        return Plan(python=venv_python_path, reason=message("launcher.bootstrap.venv_ready", venv=VENV))
     torch = None if (venv.exists and venv.torch) else choose(system, gpu, cpu_only=cpu_only)
     install_studio = not (venv.exists and venv.studio and venv.current_marker)
     if not venv.exists:
-        reason = f"first run: making {VENV} and installing OCR Studio into it"
+        reason = message("launcher.bootstrap.first_run", venv=VENV)
     elif torch is None and venv.studio:
-        reason = f"{VENV} has OCR Studio; bringing its packages up to date with pyproject.toml"
+        reason = message("launcher.bootstrap.update", venv=VENV)
     else:
-        reason = f"{VENV} is not finished (an interrupted install?): completing it"
+        reason = message("launcher.bootstrap.complete", venv=VENV)
     return Plan(
         python=venv_python_path,
         create_venv=not venv.exists,
@@ -98,6 +102,41 @@ def plan(
         install_studio=install_studio,
         reason=reason,
     )
+
+
+# ----------------------------------------------------------------------------- language
+
+
+def config_path(env: Mapping[str, str], system: str) -> Path:
+    """The studio's config file, where ``settings.default_config_path()`` finds it, worked out
+    without platformdirs (not installed yet): ``OCR_STUDIO_CONFIG``, else the user config dir."""
+    named = env.get("OCR_STUDIO_CONFIG", "").strip()
+    if named:
+        return Path(named).expanduser()
+    home = Path.home()
+    if system == "Windows":
+        base = Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif system == "Darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(env.get("XDG_CONFIG_HOME", "").strip() or home / ".config")
+    return base / "ocr-studio" / "config.toml"
+
+
+def language(env: Mapping[str, str] | None = None, system: str | None = None) -> str:
+    """The launcher's language, as the CLI picks it: ``OCR_STUDIO_LANGUAGE``, else ``language`` in
+    the config file, else the locale (LC_ALL, LC_MESSAGES, LANG; on Windows the system's), else
+    English. Never sets ``OCR_STUDIO_LANGUAGE`` for the server: the browser decides the UI's."""
+    real = env is None
+    env = os.environ if env is None else env
+    try:
+        data = tomllib.loads(config_path(env, system or platform.system()).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no config file, or one the studio itself will report
+        data = {}
+    flat = {**{k: v for section in data.values() if isinstance(section, dict) for k, v in section.items()}, **data}
+    setting = flat.get("language") if isinstance(flat.get("language"), str) else None
+    fixed = configured_language(SimpleNamespace(language=setting), env)
+    return fixed or from_environment(None if real else env)
 
 
 # ----------------------------------------------------------------------------- facts
@@ -205,10 +244,10 @@ def execute(
     def header(text: str) -> None:
         nonlocal step
         step += 1
-        say(f"\n[{step}/{total}] {text}")
+        say("\n" + t("launcher.bootstrap.step", step=step, total=total, text=text))
 
     if chosen.create_venv:
-        header(f"Making the studio's own Python environment: {venv}")
+        header(t("launcher.bootstrap.making_venv", venv=venv))
         if importlib.util.find_spec("ensurepip") is None:
             raise BootstrapError(_no_venv_hint(system))
         if runner([base_python, "-m", "venv", str(venv)], say, piped=piped, cwd=root) != 0:
@@ -219,40 +258,35 @@ def execute(
     # of every package here (transformers alone has thousands) would lengthen the first run for nothing.
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-compile"]
     if chosen.torch is not None:
-        size = "about 2–3 GB" if chosen.torch.cuda else "about 200 MB, no CUDA libraries"
+        size = message("launcher.bootstrap.size_cuda" if chosen.torch.cuda else "launcher.bootstrap.size_cpu")
         named = os.environ.get(TORCH_ENVIRONMENT, "").strip()
-        what = f"{named} (named by {TORCH_ENVIRONMENT})" if named else f"{chosen.torch.reason} ({size})"
-        header(f"Installing PyTorch — {what}; this is the long step")
+        if named:
+            what = message("launcher.bootstrap.torch_named", requirements=named, variable=TORCH_ENVIRONMENT)
+        else:
+            what = message("launcher.bootstrap.torch_chosen", reason=chosen.torch.why, size=size)
+        header(t("launcher.bootstrap.installing_torch", what=what))
         if chosen.torch.warning:
             say("  " + chosen.torch.warning)
         if runner(pip + torch_requirements(chosen.torch), say, piped=piped, cwd=root) != 0:
-            raise BootstrapError(
-                "Installing PyTorch failed (the messages above say why: often the network or the disk space). "
-                "Run the launcher again to retry; finished downloads are kept."
-            )
+            raise BootstrapError(t("launcher.bootstrap.torch_failed"))
     if chosen.install_studio:
-        header("Installing OCR Studio and its packages (Gradio, transformers, PyMuPDF …)")
+        header(t("launcher.bootstrap.installing_studio"))
         if runner(pip + ["-e", str(root)], say, piped=piped, cwd=root) != 0:
-            raise BootstrapError(
-                "Installing OCR Studio's packages failed (the messages above say why). Run the launcher again to retry."
-            )
+            raise BootstrapError(t("launcher.bootstrap.studio_failed"))
     marker = {"pyproject": pyproject_digest(root), "torch": chosen.torch.build if chosen.torch else "kept"}
     try:
         (venv / MARKER).write_text(json.dumps(marker), encoding="utf-8")
     except OSError:
         pass  # the next start checks again
-    say("\nOCR Studio is installed. Later starts skip all of this.")
+    say("\n" + t("launcher.bootstrap.installed"))
     return python
 
 
 def _no_venv_hint(system: str) -> str:
     if system == "Linux":
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        return (
-            "This Python cannot make a virtual environment (its venv/ensurepip part is not installed).\n"
-            f"On Debian or Ubuntu install it once, then start again:\n\n    sudo apt install python{version}-venv\n"
-        )
-    return "This Python cannot make a virtual environment (python -m venv failed; the messages above say why)."
+        return t("launcher.bootstrap.no_venv_linux", command=f"sudo apt install python{version}-venv")
+    return t("launcher.bootstrap.no_venv")
 
 
 def prepare(root: Path, say: Say, *, cpu_only: bool = False, piped: bool = False) -> str:
@@ -271,5 +305,5 @@ def prepare(root: Path, say: Say, *, cpu_only: bool = False, piped: bool = False
         cpu_only=cpu_only,
     )
     if not chosen.ready:
-        say(f"OCR Studio: {chosen.reason}.")
+        say(t("launcher.bootstrap.using", reason=chosen.reason))
     return execute(root, chosen, say, piped=piped)

@@ -5,7 +5,8 @@ and the studio could only be stopped from the task manager. The window shows the
 lines as they come (the first run's progress included), opens the browser on request, and
 stops the studio when Stop is pressed or the window is closed.
 
-Standard library only (tkinter): it runs before anything is installed.
+Standard library only (tkinter): it runs before anything is installed. Its words are in the
+launcher's language (set by ``launch.py``; ``launcher.window.*`` in the catalog).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import queue
 import threading
 import webbrowser
 from collections.abc import Callable
+
+from .i18n import t
 
 Report = Callable[[str], None]
 Work = Callable[[Report, threading.Event, Callable[[str], None]], int]
@@ -35,15 +38,15 @@ class LauncherWindow:
         self.root.title("OCR Studio")
         self.root.geometry("640x320")
         self.root.minsize(420, 200)
-        self.status = ttk.Label(self.root, text="Starting OCR Studio …", anchor="w")
+        self.status = ttk.Label(self.root, text=t("launcher.window.starting"), anchor="w")
         self.status.pack(fill="x", padx=8, pady=(8, 4))
         self.log = tk.Text(self.root, height=12, wrap="word", state="disabled", font=("TkFixedFont", 9))
         self.log.pack(fill="both", expand=True, padx=8)
         buttons = ttk.Frame(self.root)
         buttons.pack(fill="x", padx=8, pady=8)
-        self.open_button = ttk.Button(buttons, text="Open in browser", command=self.open, state="disabled")
+        self.open_button = ttk.Button(buttons, text=t("launcher.window.open"), command=self.open, state="disabled")
         self.open_button.pack(side="left")
-        self.stop_button = ttk.Button(buttons, text="Stop OCR Studio", command=self.stop)
+        self.stop_button = ttk.Button(buttons, text=t("launcher.window.stop"), command=self.stop)
         self.stop_button.pack(side="right")
         self.root.protocol("WM_DELETE_WINDOW", self.stop)
         self.worker = threading.Thread(target=self._work, args=(work,), name="ocr-studio-launcher", daemon=True)
@@ -52,7 +55,7 @@ class LauncherWindow:
         try:
             self.result = work(self.lines.put, self.stopped, self._ready)
         except Exception as exc:  # shown, not lost with a console that does not exist
-            self.lines.put(f"The launcher failed: {exc}")
+            self.lines.put(t("launcher.window.crashed", error=str(exc)))
             self.result = 1
         self.lines.put("\x00done")
 
@@ -67,15 +70,16 @@ class LauncherWindow:
             except queue.Empty:
                 break
             if line == "\x00ready":
-                self.status.configure(text="OCR Studio is running. Keep this window open while you use it.")
+                self.status.configure(text=t("launcher.window.running"))
                 self.open_button.configure(state="normal")
             elif line == "\x00done":
                 if self.stopped.is_set():
                     self.root.destroy()
                     return
-                self.status.configure(text="OCR Studio has stopped." if self.result == 0 else "OCR Studio stopped.")
+                said = "launcher.window.stopped" if self.result == 0 else "launcher.window.failed"
+                self.status.configure(text=t(said))
                 self.open_button.configure(state="disabled")
-                self.stop_button.configure(text="Close", command=self.root.destroy)
+                self.stop_button.configure(text=t("launcher.window.close"), command=self.root.destroy)
             else:
                 self.log.configure(state="normal")
                 self.log.insert("end", line + "\n")
@@ -93,7 +97,7 @@ class LauncherWindow:
             self.root.destroy()
             return
         self.stopped.set()
-        self.status.configure(text="Stopping OCR Studio …")
+        self.status.configure(text=t("launcher.window.stopping"))
         self.stop_button.configure(state="disabled")
 
     def run(self) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import socket
 
+from .i18n import t
+
 SEARCH = 100  # how many ports after the preferred one are tried before the system picks one
 
 
@@ -42,4 +44,5 @@ def free_port(host: str, preferred: int) -> int:
 
 
 def busy_message(preferred: int, chosen: int) -> str:
-    return f"Port {preferred} is in use by another program (or another OCR Studio); using port {chosen} instead."
+    """The sentence the launcher and ``serve`` print, in the current language."""
+    return t("launcher.ports.busy", preferred=preferred, chosen=chosen)

@@ -17,6 +17,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from .i18n import Message, message, render
+
 INDEX = "https://download.pytorch.org/whl/"
 DRIVER_DOWNLOAD = "https://www.nvidia.com/drivers"
 
@@ -103,16 +105,27 @@ CUDA_BUILDS: tuple[CudaBuild, ...] = (
 
 @dataclass(frozen=True)
 class TorchChoice:
-    """What to install: a build name, the index it comes from (None: PyPI), and why."""
+    """What to install: a build name, the index it comes from (None: PyPI), and why.
+
+    ``why`` and ``caution`` are messages (launcher catalog); ``reason`` and ``warning`` are their
+    text in the current language, as the launcher prints them."""
 
     build: str  # "cu130", "cpu", "pypi"
     index_url: str | None
-    reason: str
-    warning: str = ""  # something the user must do besides (update the driver)
+    why: Message | str
+    caution: Message | str = ""  # something the user must do besides (update the driver)
 
     @property
     def cuda(self) -> bool:
         return self.build.startswith("cu")
+
+    @property
+    def reason(self) -> str:
+        return render(self.why)
+
+    @property
+    def warning(self) -> str:
+        return render(self.caution)
 
 
 def choose(system: str, gpu: NvidiaGpu | None, *, cpu_only: bool = False) -> TorchChoice:
@@ -120,24 +133,32 @@ def choose(system: str, gpu: NvidiaGpu | None, *, cpu_only: bool = False) -> Tor
 
     ``cpu_only``: the light install (the text-layer engine needs no CUDA)."""
     if system == "Darwin":
-        return TorchChoice("pypi", None, "macOS has no CUDA: PyTorch from PyPI (Apple GPU or CPU)")
+        return TorchChoice("pypi", None, message("launcher.torch.macos"))
     if cpu_only:
-        return TorchChoice("cpu", INDEX + "cpu", "light install asked for: CPU-only PyTorch, no CUDA libraries")
+        return TorchChoice("cpu", INDEX + "cpu", message("launcher.torch.light"))
     if gpu is None:
-        return TorchChoice("cpu", INDEX + "cpu", "no NVIDIA GPU found: CPU-only PyTorch")
-    label = gpu.name + (f", {gpu.sm}" if gpu.sm else "") + (f", driver {gpu.driver}" if gpu.driver else "")
+        return TorchChoice("cpu", INDEX + "cpu", message("launcher.torch.no_gpu"))
+    label: Message | str = gpu.name + (f", {gpu.sm}" if gpu.sm else "")
+    if gpu.driver:
+        label = message("launcher.torch.gpu_driver", gpu=label, driver=gpu.driver)
     for build in CUDA_BUILDS:
         if build.runs(gpu):
-            return TorchChoice(build.tag, build.index_url, f"{label}: CUDA {_v(build.cuda)} build")
+            return TorchChoice(
+                build.tag, build.index_url, message("launcher.torch.cuda_build", gpu=label, cuda=_v(build.cuda))
+            )
     # Nothing fits the driver: take the build that fits the GPU, and say the driver must be updated.
     fitting = [b for b in CUDA_BUILDS if gpu.capability is None or b.min_capability <= gpu.capability]
     build = fitting[0] if fitting else CUDA_BUILDS[-1]
     return TorchChoice(
         build.tag,
         build.index_url,
-        f"{label}: CUDA {_v(build.cuda)} build",
-        warning=f"Driver {gpu.driver or '(unknown)'} is too old for it: update the NVIDIA driver to "
-        f"{build.min_driver} or newer ({DRIVER_DOWNLOAD}).",
+        message("launcher.torch.cuda_build", gpu=label, cuda=_v(build.cuda)),
+        caution=message(
+            "launcher.torch.driver_too_old",
+            driver=gpu.driver or message("launcher.torch.driver_unknown"),
+            needed=build.min_driver,
+            url=DRIVER_DOWNLOAD,
+        ),
     )
 
 
@@ -178,13 +199,24 @@ class TorchFacts:
 
 @dataclass(frozen=True)
 class GpuProblem:
-    """Why the GPU is not (fully) used, and the exact fix."""
+    """Why the GPU is not (fully) used, and the exact fix.
 
-    what: str
-    fix: str
+    Kept as messages (``why``, ``remedy``) so the sidebar shows them in each reader's language;
+    ``what`` and ``fix`` are the text in the current language (``i18n.current_language()``)."""
+
+    why: Message | str
+    remedy: Message | str
+
+    @property
+    def what(self) -> str:
+        return render(self.why)
+
+    @property
+    def fix(self) -> str:
+        return render(self.remedy)
 
     def text(self) -> str:
-        return f"{self.what} Fix: {self.fix}"
+        return render(message("launcher.gpu.with_fix", what=self.why, fix=self.remedy))
 
 
 def arch_supported(capability: tuple[int, int], arch_list: list[str] | tuple[str, ...]) -> bool:
@@ -220,37 +252,36 @@ def diagnose(torch: TorchFacts, gpu: NvidiaGpu | None, system: str, python: str)
     if gpu is None or system == "Darwin":
         return None
     right = choose(system, gpu)
-    fix = reinstall_command(python, right, system)
+    command = reinstall_command(python, right, system)
+    fix = message("launcher.gpu.fix_and_warning", fix=command, warning=right.caution) if right.caution else command
     label = gpu.name + (f" ({gpu.sm})" if gpu.sm else "")
     if not torch.cuda:
-        return GpuProblem(
-            f"An NVIDIA GPU is present ({label}) but PyTorch {torch.version} is a CPU-only build: "
-            "the vision engines cannot use the GPU.",
-            fix + (f" — {right.warning}" if right.warning else ""),
-        )
+        return GpuProblem(message("launcher.gpu.cpu_only", gpu=label, version=torch.version), fix)
     built_for = _cuda_tuple(torch.cuda)
     driver_runs = gpu.driver_cuda()
     too_old = built_for and driver_runs and (driver_runs[0] < built_for[0] or driver_runs < built_for)
     if too_old and (driver_runs[0] < built_for[0] or not torch.cuda_available):  # same major: minor compatibility
         older = next((b for b in CUDA_BUILDS if b.runs(gpu) and b.cuda <= driver_runs), None)
-        update = f"update the NVIDIA driver to {driver_for(built_for)} or newer ({DRIVER_DOWNLOAD})"
+        needed = driver_for(built_for)
+        remedy: Message
         if older is not None:
             choice = TorchChoice(older.tag, older.index_url, "")
-            remedy = f"{reinstall_command(python, choice, system)} — or {update}"
+            older_command = reinstall_command(python, choice, system)
+            remedy = message("launcher.gpu.fix_or_driver", command=older_command, driver=needed, url=DRIVER_DOWNLOAD)
         else:
-            remedy = update[0].upper() + update[1:] + "."
-        return GpuProblem(
-            f"The NVIDIA driver {gpu.driver} runs CUDA up to {_v(driver_runs)}, but PyTorch {torch.version} is "
-            f"built for CUDA {torch.cuda}: it cannot use the GPU.",
-            remedy,
+            remedy = message("launcher.gpu.update_driver", driver=needed, url=DRIVER_DOWNLOAD)
+        why = message(
+            "launcher.gpu.driver_too_old",
+            driver=gpu.driver,
+            runs=_v(driver_runs),
+            version=torch.version,
+            cuda=torch.cuda,
         )
+        return GpuProblem(why, remedy)
     if gpu.capability and not arch_supported(gpu.capability, torch.arch_list):
-        kernels = " ".join(a for a in torch.arch_list if a.startswith("sm_")) or "none"
-        return GpuProblem(
-            f"PyTorch {torch.version} (CUDA {torch.cuda}) has no kernels for {label} — it has {kernels} — so every "
-            'model fails with "no kernel image is available".',
-            fix + (f" — {right.warning}" if right.warning else ""),
-        )
+        kernels = " ".join(a for a in torch.arch_list if a.startswith("sm_")) or message("launcher.gpu.no_kernels_none")
+        why = message("launcher.gpu.no_kernels", version=torch.version, cuda=torch.cuda, gpu=label, kernels=kernels)
+        return GpuProblem(why, fix)
     return None
 
 
