@@ -59,7 +59,11 @@ def _alone(generator: FastGenerator, inputs, config: GenerationConfig, budget: i
     return result.tokens[0], result.stop_reasons[0]
 
 
-def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen):
+@pytest.mark.parametrize("window", [8, 1024], ids=["attention window grows", "whole cache"])
+def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen, window, monkeypatch):
+    from ocr_studio.models import generation
+
+    monkeypatch.setattr(generation._SlotState, "WINDOW_BUCKET", window)
     model, processor = qwen
     tokenizer = processor.tokenizer
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id
@@ -198,3 +202,124 @@ def test_out_of_memory_names_the_pages_in_flight(qwen, monkeypatch):
             seen.append(page.key)
     assert sorted(seen + caught.value.keys) == [0, 1, 2]  # nothing lost: done, or named as in flight
     assert 2 in caught.value.keys
+
+
+# -- the engines: pages stream through the slots, results come back in page order --------------------
+
+
+def _dots_pages():
+    from PIL import Image, ImageDraw
+
+    from ocr_studio.documents import Page
+
+    pages = []
+    for number, size in enumerate(((400, 520), (600, 300), (300, 300), (500, 400), (350, 600)), start=1):
+        image = Image.new("RGB", size, "white")
+        ImageDraw.Draw(image).text((20, 20), f"Section {number}", fill="black")
+        pages.append(Page.from_image(image, number=number))
+    return pages
+
+
+@pytest.fixture(scope="module")
+def tiny_dots(tmp_path_factory):
+    from tests.tiny_dots import build_tiny_dots_ocr
+
+    return build_tiny_dots_ocr(tmp_path_factory.mktemp("tiny-dots-cb"))
+
+
+def _engine(name: str, folder, **overrides):
+    from ocr_studio.engines import get_engine
+    from ocr_studio.settings import Settings
+
+    model = {"dots-ocr": "dots_model", "qwen3-vl": "qwen_model"}[name]
+    values = {model: str(folder), "max_new_tokens": 24, "device": "cpu", "max_pixels": 256 * 256, **overrides}
+    return get_engine(name, Settings(**values))
+
+
+@pytest.mark.parametrize("name", ["dots-ocr", "qwen3-vl"])
+def test_an_engine_streams_pages_through_slots_in_page_order_as_read_alone(name, tiny_dots, tiny_qwen3_vl):
+    from ocr_studio.engines import RecognizeRequest, Task
+
+    folder = {"dots-ocr": tiny_dots, "qwen3-vl": tiny_qwen3_vl}[name]
+    pages = _dots_pages()
+    task = Task.LAYOUT_TEXT if name == "dots-ocr" else Task.TEXT
+    engine = _engine(name, folder, batch_size=2)
+    assert engine.pages_in_flight(task) == 2
+    streamed: list[str] = []
+    calls = {"stream": 0}
+    generator = engine._load().generator
+    real_stream = generator.stream
+
+    def counting(*args, **kwargs):
+        calls["stream"] += 1
+        return real_stream(*args, **kwargs)
+
+    generator.stream = counting
+    try:
+        together = list(engine.recognize_stream(iter(pages), RecognizeRequest(task, on_text=streamed.append)))
+    finally:
+        del generator.stream
+    assert calls["stream"] == 1  # the continuous path, not batches
+    alone = _engine(name, folder, batch_size=1)
+    assert [r.page_number for r in together] == [1, 2, 3, 4, 5]
+    for result, page in zip(together, pages, strict=True):
+        [single] = alone.recognize([page], RecognizeRequest(task))
+        assert result.raw_text == single.raw_text
+        assert [b.text for b in result.blocks] == [b.text for b in single.blocks]
+    assert together[0].raw_text in streamed  # the first page streamed as it was read, ending on what is kept
+
+
+def test_out_of_memory_with_pages_in_flight_reads_them_again_alone_and_goes_on(tiny_dots, monkeypatch):
+    from ocr_studio.engines import RecognizeRequest, Task
+    from ocr_studio.models import generation
+
+    pages = _dots_pages()
+    engine = _engine("dots-ocr", tiny_dots, batch_size=4)
+    real = generation._SlotState.install
+    calls = {"n": 0}
+
+    def install(self, slot, inputs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third page's prefill: two pages are in flight
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, slot, inputs)
+
+    monkeypatch.setattr(generation._SlotState, "install", install)
+    results = list(engine.recognize_stream(iter(pages), RecognizeRequest(Task.LAYOUT_TEXT)))
+    assert [r.page_number for r in results] == [1, 2, 3, 4, 5]  # nothing lost, in order
+    redone = [r.page_number for r in results if any("read again on its own" in w for w in r.warnings)]
+    assert redone == [1, 2, 3]
+    alone = _engine("dots-ocr", tiny_dots, batch_size=1)
+    for result, page in zip(results, pages, strict=True):
+        [single] = alone.recognize([page], RecognizeRequest(Task.LAYOUT_TEXT))
+        assert result.raw_text == single.raw_text
+
+
+def test_a_page_the_model_cannot_take_keeps_its_place_in_the_stream(tiny_dots):
+    from PIL import Image
+
+    from ocr_studio.documents import Page
+    from ocr_studio.engines import RecognizeRequest, Task
+
+    pages = _dots_pages()[:3]
+    sliver = Page.from_image(Image.new("RGB", (6000, 20), "white"), number=9)
+    engine = _engine("dots-ocr", tiny_dots, batch_size=2)
+    results = list(engine.recognize_stream(iter([pages[0], sliver, *pages[1:]]), RecognizeRequest(Task.LAYOUT_TEXT)))
+    assert [r.page_number for r in results] == [1, 9, 2, 3]
+    assert results[1].blocks == [] and "cannot read this page" in results[1].warnings[0]
+
+
+def test_the_vram_plan_fits_a_laptop_card_and_respects_a_cap():
+    from ocr_studio.engines import get_engine
+    from ocr_studio.models.slot_plan import GIB, plan_slots
+    from ocr_studio.settings import Settings
+
+    dots = get_engine("dots-ocr", Settings())
+    on_laptop = dots.slot_plan(total_bytes=16 * GIB)
+    assert on_laptop.slots >= 4  # several pages in flight on a 16 GB card at dots.ocr's 16k-token budget
+    used = on_laptop.weight_bytes + on_laptop.slots * on_laptop.slot_bytes + on_laptop.prefill_bytes
+    assert used <= 16 * GIB
+    assert dots.slot_plan(total_bytes=8 * GIB).slots == 1 and not dots.slot_plan(total_bytes=8 * GIB).fits
+    smaller_budget = get_engine("dots-ocr", Settings(max_new_tokens=3000)).slot_plan(total_bytes=14 * GIB)
+    assert smaller_budget.slots > dots.slot_plan(total_bytes=14 * GIB).slots  # KV per page follows the budget
+    assert plan_slots(10 * GIB, weight_bytes=0, slot_bytes=GIB, prefill_bytes=0, most=4).slots == 4

@@ -44,6 +44,7 @@ MAX_BATCH = 8
 TYPICAL_PAGE_PIXELS = 3_800_000  # a Letter/A4 page at 200 DPI after resizing, for memory estimates
 KV_BYTES_PER_TOKEN = 28 * 2 * 2 * 128 * 2  # layers × (k, v) × kv heads × head_dim × bf16 bytes
 WEIGHT_BYTES = int(6.1 * 1024**3)  # ~3.0 B parameters in bf16
+PREFILL_BYTES_PER_PIXEL = 250  # one page's prefill workspace (42-layer vision encoder, then the prompt)
 # what dots.ocr's own vLLM client puts in front of the prompt (the image itself goes as image_url)
 REMOTE_IMAGE_PLACEHOLDER = "<|img|><|imgpad|><|endofimg|>"
 
@@ -120,6 +121,15 @@ class DotsOcrEngine(VisionEngine):
             key["loop_retry"] = False  # a looping page reads differently; named only when off (keys stay as they were)
         return key
 
+    kv_bytes_per_token = KV_BYTES_PER_TOKEN
+    weight_bytes = WEIGHT_BYTES
+
+    def plan_prompt_tokens(self) -> int:
+        return min(self.max_pixels, TYPICAL_PAGE_PIXELS) // (28 * 28) + 400
+
+    def plan_prefill_bytes(self) -> int:
+        return min(self.max_pixels, TYPICAL_PAGE_PIXELS) * PREFILL_BYTES_PER_PIXEL
+
     def batch_size(self, task: Task) -> int:
         pixels = min(self.max_pixels, TYPICAL_PAGE_PIXELS)
         tokens = pixels // (28 * 28) + 400 + self.max_new_tokens
@@ -159,6 +169,29 @@ class DotsOcrEngine(VisionEngine):
             raise EngineError(str(exc)) from exc
         return _PreparedPage(page, resized, page_size, resized_size, prompt)  # type: ignore[arg-type]
 
+    def _page_inputs(self, loaded: LoadedDots, page: Page, request: RecognizeRequest, max_pixels: int):
+        try:
+            prepared = self._prepare(loaded.processor, page, request, max_pixels)
+        except _PageError as exc:  # one unreadable page must not fail the others
+            return self._unreadable(page, request, exc)
+        return dict(loaded.processor([prepared.image], [prepared.prompt])), prepared
+
+    def _tokens_result(self, loaded, page, context, raw, stop_reason, request, warnings, seconds) -> PageResult:
+        return self._page_result(
+            page.number, context.page_size, context.resized_size, raw, stop_reason, request, warnings, seconds
+        )
+
+    def _unreadable(self, page: Page, request: RecognizeRequest, exc: Exception) -> PageResult:
+        width, height = page.size
+        return PageResult(
+            page_number=page.number,
+            width=width,
+            height=height,
+            engine=NAME,
+            task=request.task.value,
+            warnings=[f"dots.ocr cannot read this page: {exc}"],
+        )
+
     def _run_batch(
         self,
         loaded: LoadedDots,
@@ -176,15 +209,7 @@ class DotsOcrEngine(VisionEngine):
             try:
                 prepared.append(self._prepare(loaded.processor, page, request, max_pixels))
             except _PageError as exc:  # one unreadable page must not fail the others
-                width, height = page.size
-                results[index] = PageResult(
-                    page_number=page.number,
-                    width=width,
-                    height=height,
-                    engine=NAME,
-                    task=request.task.value,
-                    warnings=[f"dots.ocr cannot read this page: {exc}"],
-                )
+                results[index] = self._unreadable(page, request, exc)
         if prepared:
             processor = loaded.processor
             inputs = dict(processor([p.image for p in prepared], [p.prompt for p in prepared]))

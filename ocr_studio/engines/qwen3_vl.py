@@ -234,6 +234,20 @@ class Qwen3VLEngine(VisionEngine):
             key["loop_retry"] = False  # a looping page reads differently; named only when off (keys stay as they were)
         return key
 
+    @property
+    def kv_bytes_per_token(self) -> int:  # type: ignore[override]
+        return _kv_bytes_per_token(self.model_id)
+
+    @property
+    def weight_bytes(self) -> int:  # type: ignore[override]
+        return _estimated_weight_bytes(self.model_id)
+
+    def plan_prompt_tokens(self) -> int:
+        return self.max_pixels // (FACTOR * FACTOR) + 200
+
+    def plan_prefill_bytes(self) -> int:
+        return self.max_pixels * 120
+
     def batch_size(self, task: Task) -> int:
         tokens = self.max_pixels // (FACTOR * FACTOR) + 200 + self.max_new_tokens
         per_page = tokens * _kv_bytes_per_token(self.model_id) + self.max_pixels * 120  # KV cache + prefill activations
@@ -297,6 +311,15 @@ class Qwen3VLEngine(VisionEngine):
 
     def _load_model(self, folder, key, profile) -> LoadedQwen:
         return _load_qwen(folder, key, profile)
+
+    def _page_inputs(self, loaded: LoadedQwen, page: Page, request: RecognizeRequest, max_pixels: int):
+        return build_inputs(loaded.processor, [page.image], PROMPTS[request.task], max_pixels), None
+
+    def _tokens_result(self, loaded, page, context, raw, stop_reason, request, warnings, seconds) -> PageResult:
+        return self._page_result(page.number, page.image.size, raw, stop_reason, request, warnings, seconds)
+
+    def _decode(self, loaded: LoadedQwen, tokens: list[int]) -> str:
+        return loaded.processor.tokenizer.decode(tokens, skip_special_tokens=True)
 
     def _run_batch(
         self, loaded: LoadedQwen, pages: list[Page], request: RecognizeRequest, stream, max_pixels: int

@@ -8,12 +8,15 @@ read one batch of pages with it (``_run_batch``); everything else lives here onc
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import time
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..results import PageResult
-from .base import Engine, EngineError, RecognizeRequest
+from .base import Engine, EngineError, RecognizeRequest, Task
 
 if TYPE_CHECKING:
     from ..documents import Page
@@ -79,6 +82,40 @@ class VisionEngine(Engine):
     ) -> list[PageResult]:
         """One batch through the model; may raise torch.OutOfMemoryError."""
 
+    @abstractmethod
+    def _page_inputs(
+        self, loaded: Any, page: Page, request: RecognizeRequest, max_pixels: int
+    ) -> tuple[dict[str, Any], Any] | PageResult:
+        """One page's batch-1 model inputs and what ``_tokens_result`` needs back about it;
+        or, for a page the model cannot take, its result saying why (the others go on)."""
+
+    @abstractmethod
+    def _tokens_result(
+        self,
+        loaded: Any,
+        page: Page,
+        context: Any,
+        raw: str,
+        stop_reason: str,
+        request: RecognizeRequest,
+        warnings: Sequence[str],
+        seconds: float,
+    ) -> PageResult:
+        """One page's decoded answer as a result (``context`` from ``_page_inputs``)."""
+
+    def _decode(self, loaded: Any, tokens: list[int]) -> str:
+        return loaded.processor.decode(tokens, skip_special_tokens=True)
+
+    def _generation_config(self, loaded: Any) -> Any:
+        from ..models.generation import GenerationConfig
+
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            eos_token_ids=loaded.eos_token_ids,
+            pad_token_id=loaded.pad_token_id,
+            loop_retry=self.loop_penalty,
+        )
+
     def _check(self, request: RecognizeRequest) -> None:
         """Refuse a request this engine cannot do, before anything loads."""
         if request.task not in self.info().tasks:
@@ -106,6 +143,136 @@ class VisionEngine(Engine):
             stream = request.on_text if start == 0 else None
             results.extend(self._recognize_with_retries(loaded, chunk, request, stream, self.max_pixels))
         return results
+
+    def recognize_stream(self, pages: Iterable[Page], request: RecognizeRequest) -> Iterator[PageResult]:
+        """Results in page order, as soon as each is ready. On a GPU the pages stream through
+        decode slots (continuous batching): a page that stops frees its slot for the next page
+        while the others keep decoding. Elsewhere (one page at a time on the CPU, a model the
+        fused step does not support) pages go in batches as before."""
+        self._check(request)
+        pages = iter(pages)
+        first = next(pages, None)
+        if first is None:
+            return
+        pages = itertools.chain([first], pages)
+        loaded = self._load(request.status)
+        slots = self.pages_in_flight(request.task)
+        if slots <= 1 or loaded.generator.stream_unsupported():
+            yield from super().recognize_stream(pages, request)
+            return
+        yield from self._stream_pages(loaded, pages, request, slots)
+
+    def pages_in_flight(self, task: Task) -> int:
+        """Decode slots for continuous batching: the batch_size setting, else the VRAM plan (1 on the CPU)."""
+        if self.settings.batch_size:
+            return max(1, int(self.settings.batch_size))
+        try:
+            import torch
+        except ImportError:
+            return 1
+        if self.settings.device == "cpu" or not torch.cuda.is_available():
+            return 1
+        return self.slot_plan().slots
+
+    # what the VRAM plan needs to know of a model (engines give their figures)
+    kv_bytes_per_token: int = 0
+    weight_bytes: int = 0
+
+    def plan_prompt_tokens(self) -> int:
+        """Prompt tokens of a typical full page (image + prompt text), for the plan."""
+        return 0
+
+    def plan_prefill_bytes(self) -> int:
+        """Workspace of one page's prefill (vision encoder, prompt), for the plan."""
+        return 0
+
+    def plan_tokens(self) -> int:
+        """Cache positions one page in flight takes: prompt, budget, the steps between two checks."""
+        from ..models.generation import GenerationConfig
+
+        check = next(f.default for f in dataclasses.fields(GenerationConfig) if f.name == "check_every")
+        return self.plan_prompt_tokens() + self.max_new_tokens + int(check)
+
+    def slot_plan(self, total_bytes: int | None = None) -> Any:
+        """The VRAM plan (``models.slot_plan.SlotPlan``): live, from what this process can still
+        allocate; or, with ``total_bytes``, for a card of that size before anything is loaded."""
+        from ..models.slot_plan import card_bytes, plan_slots, usable_cuda_bytes
+
+        if total_bytes is None:
+            usable, weights = usable_cuda_bytes(), (0 if self._is_loaded() else self.weight_bytes)
+        else:
+            usable, weights = card_bytes(total_bytes), self.weight_bytes
+        return plan_slots(
+            usable,
+            weight_bytes=weights,
+            slot_bytes=self.plan_tokens() * self.kv_bytes_per_token,
+            prefill_bytes=self.plan_prefill_bytes(),
+        )
+
+    def _stream_pages(
+        self, loaded: Any, pages: Iterator[Page], request: RecognizeRequest, slots: int
+    ) -> Iterator[PageResult]:
+        """Continuous batching through ``FastGenerator.stream``, results put back in page order.
+        Out of GPU memory: the pages in flight are read again alone (with the batch path's own
+        fallbacks, down to a lower resolution) and the rest go on with half the slots."""
+        from ..models.generation import PageRequest, SlotsOutOfMemory
+
+        numbered = enumerate(pages)
+        in_flight: dict[int, tuple[Page, Any, float]] = {}
+        ready: dict[int, PageResult] = {}
+        streamed: dict[int, int] = {}
+        next_out = 0
+        config = self._generation_config(loaded)
+
+        def requests() -> Iterator[PageRequest]:
+            for index, page in numbered:
+                prepared = self._page_inputs(loaded, page, request, self.max_pixels)
+                if isinstance(prepared, PageResult):
+                    ready[index] = prepared
+                    continue
+                inputs, context = prepared
+                in_flight[index] = (page, context, time.perf_counter())
+                yield PageRequest(index, inputs)
+
+        def on_tokens(key: int, tokens: list[int]) -> None:
+            # the job shows the text of its earliest unfinished page
+            if request.on_text is not None and key == next_out and len(tokens) - streamed.get(key, 0) >= STREAM_EVERY:
+                streamed[key] = len(tokens)
+                request.on_text(self._decode(loaded, tokens))
+
+        while True:
+            try:
+                stream = loaded.generator.stream(
+                    requests(), config, slots=slots, on_tokens=on_tokens, reserve_tokens=self.plan_tokens()
+                )
+                for done in stream:
+                    page, context, started = in_flight.pop(done.key)
+                    raw = self._decode(loaded, done.tokens)
+                    if done.key == next_out and request.on_text is not None:
+                        request.on_text(raw)  # the final text, so the stream always ends on what is kept
+                    warnings = self._with_retry_note(done.warnings, done.loop_retry)
+                    ready[done.key] = self._tokens_result(
+                        loaded, page, context, raw, done.stop_reason, request, warnings, time.perf_counter() - started
+                    )
+                    while next_out in ready:
+                        yield ready.pop(next_out)
+                        next_out += 1
+                break
+            except SlotsOutOfMemory as exc:
+                for key in sorted(exc.keys):
+                    page, _context, _started = in_flight.pop(key)
+                    [result] = self._recognize_with_retries(loaded, [page], request, None, self.max_pixels)
+                    result.warnings.append(
+                        f"Ran out of GPU memory with {slots} pages in flight; the page was read again on its own."
+                    )
+                    ready[key] = result
+                while next_out in ready:
+                    yield ready.pop(next_out)
+                    next_out += 1
+                slots = max(1, slots // 2)
+        while next_out in ready:  # pages the model could not take, after the last one read
+            yield ready.pop(next_out)
+            next_out += 1
 
     def batch_pages_for_memory(self, per_page_bytes: int, weight_bytes: int, most: int = 8) -> int:
         """Pages per batch: the setting, else what fits the free GPU memory (1 on the CPU)."""

@@ -200,10 +200,13 @@ class FusedDecoder:
         cache: Any,  # transformers StaticCache, filled by the prefill
         write_at: torch.Tensor,  # [1] long: the cache slot of this token; [B] with ``rows``
         rows: torch.Tensor | None = None,  # [B] arange: each row writes at its own write_at (continuous batching)
+        window: int | None = None,  # attend to the first ``window`` cache positions only (all later ones masked)
     ) -> torch.Tensor:
         """Logits [B, vocab] of the next token; writes this token's keys/values into the cache."""
         batch = token.shape[0]
         groups = self.heads // self.kv_heads
+        if window is not None:
+            mask = mask[..., :window]
         hidden = self.embed(token)
         cos, sin = self.rotary(hidden, position_ids)
         residual, x = hidden, self.rms_norm(hidden, self.layers[0][0], self.eps)
@@ -222,6 +225,8 @@ class FusedDecoder:
             else:
                 keys[rows, :, write_at] = k[:, :, 0]
                 values[rows, :, write_at] = v[:, :, 0]
+            if window is not None:
+                keys, values = keys[:, :, :window], values[:, :, :window]
             # grouped-query attention: the q heads sharing a kv head form the rows of one product
             scores = torch.matmul(q.view(batch, self.kv_heads, groups, self.head_dim), keys.transpose(-1, -2))
             probs = self.attention_probs(scores, mask, self.scaling)

@@ -420,6 +420,7 @@ class FastGenerator:
                 started = time.perf_counter()
                 first = state.install(slot, request.inputs)
                 page = _SlotPage(request, request.max_new_tokens or config.max_new_tokens, [first])
+                page.prompt_len = request.inputs["input_ids"].shape[1]
                 page.prefill_seconds = time.perf_counter() - started
                 active[slot] = page
                 finished = self._check_page(page, config, on_tokens)
@@ -432,8 +433,10 @@ class FastGenerator:
                 if exhausted and waiting is None:
                     return
                 continue  # the cache is remade for the waiting page
+            # attention reads the cache only as far as the longest page in flight can reach by the next check
+            reach = max(page.prompt_len + len(page.tokens) - 1 + check for page in active.values())
             for index in range(check):
-                state.step(index)
+                state.step(index, reach)
             host = state.chunk.tolist()
             for slot, page in list(active.items()):
                 page.tokens.extend(host[slot])
@@ -782,13 +785,20 @@ class _SlotPage:
     checked: int = 0
     kept: list[int] = field(default_factory=list)
     prefill_seconds: float = 0.0
+    prompt_len: int = 0
 
 
 class _SlotState:
     """Continuous batching's decode state: a KV cache of ``slots`` rows, each with its own write
     position, prompt and mask, so a row can take a new page while the others decode; and the
     fused step over all rows, captured once as a CUDA graph on the GPU. A free row decodes
-    masked garbage that nobody reads (a fixed slot count keeps one graph)."""
+    masked garbage that nobody reads (a fixed slot count keeps one graph per attention window).
+
+    Attention reads only a window of the cache: the positions the longest page in flight can
+    reach before the next host check, rounded up to ``WINDOW_BUCKET``; one graph per window size
+    (sharing one memory pool), so a step costs what the pages in flight hold, not the cache's length."""
+
+    WINDOW_BUCKET = 1024
 
     def __init__(self, model, fused, slots: int, cache_len: int, device, dtype, graphs: bool):
         self.model = model
@@ -821,14 +831,15 @@ class _SlotState:
         self.pad = 0
         self.stop_tokens: tuple = ((), (), 0, 0)
         self.mrope: bool | None = None  # decided by the first prefill; the same model always answers the same
-        self.graph: torch.cuda.CUDAGraph | None = None
+        self.graphs_by_window: dict[int, torch.cuda.CUDAGraph] = {}
+        self.window = cache_len
 
     def configure(self, config: GenerationConfig) -> None:
         """Stop and suppressed tokens (the graph reads them by address: new values, new graph)."""
         eos_ids, suppress_ids = tuple(config.eos_token_ids), tuple(config.suppress_token_ids)
         wanted = (eos_ids, suppress_ids, config.pad_token_id, config.check_every)
         if wanted != self.stop_tokens:
-            self.graph = None
+            self.graphs_by_window = {}
             self.eos = torch.tensor(eos_ids, dtype=torch.long, device=self.device)
             self.suppress = torch.tensor(suppress_ids, dtype=torch.long, device=self.device)
             self.pad = config.pad_token_id
@@ -885,7 +896,9 @@ class _SlotState:
         else:
             position_ids = self.position.view(-1, 1)
         mask = self.mask.view(self.slots, 1, 1, -1)
-        logits = self.fused.logits(self.token, position_ids, mask, self.cache, self.write_at, rows=self.rows)
+        logits = self.fused.logits(
+            self.token, position_ids, mask, self.cache, self.write_at, rows=self.rows, window=self.window
+        )
         chosen = self._pick(logits)
         chosen = torch.where(self.stopped, torch.full_like(chosen, self.pad), chosen)
         self.stopped |= torch.isin(chosen, self.eos)
@@ -895,20 +908,24 @@ class _SlotState:
         self.position.add_(moving)
         self.write_at.add_(moving).clamp_(max=self.cache_len - 1)
 
-    def step(self, index: int) -> None:
+    def step(self, index: int, reach: int) -> None:
+        """One decode step of all rows, attending to at least the first ``reach`` positions."""
+        self.window = min(self.cache_len, -(-reach // self.WINDOW_BUCKET) * self.WINDOW_BUCKET)
         if not self.graphs:
             self._step_body()
         else:
-            if self.graph is None:
-                self._capture()
-            self.graph.replay()
+            graph = self.graphs_by_window.get(self.window)
+            if graph is None:
+                graph = self.graphs_by_window[self.window] = self._capture()
+            graph.replay()
         self.chunk[:, index].copy_(self.next_token)
 
     def _buffers(self) -> tuple[torch.Tensor, ...]:
         return (self.mask, self.token, self.position, self.write_at, self.stopped, self.next_token)
 
-    def _capture(self) -> None:
-        """Capture one step as a CUDA graph (warm-up on a side stream first, buffers restored)."""
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        """Capture one step at the current window as a CUDA graph (warm-up on a side stream first,
+        buffers restored); all windows' graphs share one memory pool."""
         saved = [t.clone() for t in self._buffers()]
 
         def restore() -> None:
@@ -924,10 +941,11 @@ class _SlotState:
         torch.cuda.current_stream(self.device).wait_stream(stream)
         restore()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        pool = next(iter(self.graphs_by_window.values())).pool() if self.graphs_by_window else None
+        with torch.cuda.graph(graph, pool=pool):
             self._step_body()
         restore()
-        self.graph = graph
+        return graph
 
 
 def decode_kernels():
