@@ -5,6 +5,10 @@ re-run only converts what changed and an interrupted run resumes), then writes t
 exports. Errors users can act on are printed as one clean line, never a traceback.
 Exit codes: 0 all went well, 1 something failed (the summary says what and why),
 2 the command line or the settings are wrong, 130 interrupted.
+
+Messages follow the locale (LC_ALL, LC_MESSAGES, LANG: ``i18n.from_environment``), unless
+``OCR_STUDIO_LANGUAGE`` or the setting ``language`` fixes one; English by default. The help
+text of the options (argparse) stays English: it names options and values that are English anyway.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from . import i18n
 from .documents import SUPPORTED_SUFFIXES, DocumentError
 from .engines import engine_names
 from .engines.base import EngineError, Task
+from .i18n import as_text, message, render, t, text
 from .jobs import JobError, WorkspaceError
 from .settings import Settings, SettingsError, default_config_path, load_settings
 
@@ -33,11 +39,12 @@ EXPORT_FORMATS = ("md", "txt", "json", "html", "pdf", "docx", "zip")
 ZIP_NAME = "ocr-studio.zip"
 
 
-class UsageError(Exception):
+class UsageError(i18n.LocalizedError):
     """The command line asks for something impossible; exit code 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    i18n.set_language(i18n.configured_language() or i18n.from_environment())
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -49,16 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[command](args)
     except UsageError as exc:
-        _error(str(exc))
+        _error(i18n.error_text(exc))
         return EXIT_USAGE
     except SettingsError as exc:
-        _error(str(exc))
+        _error(i18n.error_text(exc))
         return EXIT_USAGE
     except (DocumentError, EngineError, JobError) as exc:
-        _error(str(exc))
+        _error(i18n.error_text(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
-        _error("Interrupted. Finished pages are kept; run the same command again to resume.")
+        _error(t("cli.error.interrupted"))
         return EXIT_INTERRUPTED
 
 
@@ -142,7 +149,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     overrides["dpi"] = getattr(args, "dpi", None)
     overrides["engine"] = getattr(args, "engine", None)
     overrides["ocr_languages"] = getattr(args, "lang", None)
-    return load_settings(config_path=args.config, overrides=overrides)
+    settings = load_settings(config_path=args.config, overrides=overrides)
+    if i18n.configured_language(settings):  # the config file's language, where the environment sets none
+        i18n.set_language(i18n.configured_language(settings))
+    return settings
 
 
 # --- serve ---------------------------------------------------------------------------------
@@ -153,7 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .ui.server import serve
     except ImportError as exc:
-        _error(f"The UI cannot start: {exc}. `ocr-studio convert` works without it.")
+        _error(t("cli.error.ui_cannot_start", detail=str(exc)))
         return EXIT_FAILED
     serve(settings, host=args.host or settings.host, port=args.port or settings.port, open_browser=not args.no_browser)
     return EXIT_OK
@@ -168,17 +178,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     rows = list(doctor_report(settings))
-    rows += [("Config file", str(_config_path(args))), ("Workspace", str(settings.workspace))]
+    rows += [
+        (t("cli.doctor.config_file"), str(_config_path(args))),
+        (t("cli.doctor.workspace"), str(settings.workspace)),
+    ]
     _print_rows(rows)
-    print("\nEngines:")
+    print("\n" + t("cli.doctor.engines"))
     for info in engine_infos(settings):
-        state = "available" if info.available else "unavailable"
-        gpu = ", needs a GPU" if info.needs_gpu else ""
-        print(f"  {info.name:<12} {state}{gpu}" + (f" — {info.reason}" if info.reason else ""))
+        state = t("cli.doctor.available") if info.available else t("cli.doctor.unavailable")
+        gpu = t("cli.doctor.needs_gpu") if info.needs_gpu else ""
+        print(f"  {info.name:<12} {state}{gpu}" + (f" — {render(info.reason)}" if info.reason else ""))
     if settings.runtime == "remote":
         from .remote import remote_status
 
-        print("\n" + remote_status(settings).replace("**", "").replace("`", ""))
+        print("\n" + render(remote_status(settings)).replace("**", "").replace("`", ""))
     return EXIT_OK
 
 
@@ -228,12 +241,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     engine = get_engine(settings.engine, settings)
     info = engine.info()
     if not info.available:
-        raise EngineError(f"The {info.name} engine cannot run here: {info.reason}")
+        raise EngineError(message("cli.error.engine_unavailable", engine=info.name, reason=info.reason))
     task = Task(args.task) if args.task else info.default_task
     if task not in info.tasks:
-        raise UsageError(
-            f"The {info.name} engine cannot do {task.value!r}; it can do: {', '.join(t.value for t in info.tasks)}."
-        )
+        tasks = ", ".join(each.value for each in info.tasks)
+        raise UsageError(message("cli.error.task_unsupported", engine=info.name, task=repr(task.value), tasks=tasks))
     if args.lang is not None:
         check_languages(args.lang)
 
@@ -251,17 +263,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
             outcome = Outcome(path=path, folder=folders[path])
             outcomes.append(outcome)
             if engine_failure is not None:
-                outcome.error = f"not converted: {engine_failure}"
+                outcome.error = text("cli.convert.not_converted", reason=engine_failure)
                 continue
             spec = JobSpec(files=[path], engine=info.name, task=task, pages=args.pages, password=args.password)
             try:
                 job = store.create(spec, engine, settings)
                 if job.status == "done":
-                    outcome.notes.append("cached result (converted before with the same settings)")
+                    outcome.notes.append(text("cli.convert.cached"))
                 outcome.job = run_job(job, engine, settings, progress=bars)
             except WorkspaceError as exc:  # read-only or full: one line for this file, the batch goes on
                 bars.close()
-                outcome.error = str(exc)
+                outcome.error = as_text(exc)
                 continue
             bars.close()
             record_job(outcome)
@@ -289,8 +301,8 @@ def parse_formats(text: str) -> list[str]:
     formats = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()))
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
-        named = ", ".join(unknown) or "(none given)"
-        raise UsageError(f"Unknown output format(s): {named}. Choose from: {','.join(EXPORT_FORMATS)}.")
+        named = ", ".join(unknown) or message("cli.error.none_given")
+        raise UsageError(message("cli.error.unknown_format", named=named, choices=",".join(EXPORT_FORMATS)))
     return formats
 
 
@@ -301,10 +313,10 @@ def check_languages(value: str) -> None:
     try:
         languages = tesseract.resolve_languages(value)
     except tesseract.LanguageError as exc:
-        raise UsageError(f"--lang {value}: {exc}") from None
+        raise UsageError(message("cli.error.lang", value=value, problem=exc.message)) from None
     problem = tesseract.language_problem(languages)
     if problem is not None:
-        raise UsageError(f"--lang {value}: {problem}")
+        raise UsageError(message("cli.error.lang", value=value, problem=problem))
 
 
 def collect_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]], list[Path]]:
@@ -319,13 +331,13 @@ def collect_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[tup
             every = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
             found = [p for p in every if p.suffix.lower() in SUPPORTED_SUFFIXES]
             if not found:
-                problems.append((path, f"no {', '.join(SUPPORTED_SUFFIXES)} files in this folder"))
+                problems.append((path, text("cli.convert.no_files_in_folder", suffixes=", ".join(SUPPORTED_SUFFIXES))))
             files.extend((p, p.parent.relative_to(path)) for p in found)
             skipped.extend(p for p in every if p.suffix.lower() not in SUPPORTED_SUFFIXES)
         elif path.exists():
             files.append((path, Path()))
         else:
-            problems.append((path, "does not exist; check the path"))
+            problems.append((path, text("cli.convert.path_missing")))
     unique = list(dict.fromkeys(path for path, _ in files))
     folders = dict(reversed(files))  # a file named twice keeps its first place
     return [(path, folders[path]) for path in unique], problems, list(dict.fromkeys(skipped))
@@ -336,43 +348,57 @@ def record_job(outcome: Outcome) -> None:
     assert job is not None
     if doc is not None and doc.error:
         outcome.error = doc.error
-        if "password" in doc.error:  # the UI asks for it; here it is a flag
-            outcome.error += " On the command line, give it with --password (or check the one given)."
+        if _about_the_password(doc.error):  # the UI asks for it; here it is a flag
+            outcome.error = text("cli.convert.password_hint", reason=doc.error)
     elif job.status == "failed":
-        outcome.error = job.message or "the engine failed"
+        outcome.error = job.message or text("cli.convert.engine_failed")
     elif job.status != "done":
-        outcome.error = f"{job.status}: {job.message}".strip(": ")
-    for number, message in sorted((job.page_errors[0] if job.page_errors else {}).items()):
-        outcome.notes.append(f"page {number} failed: {message}")
+        status = t(f"core.status.{job.status}")
+        outcome.error = (
+            t("cli.convert.status_reason", status=status, reason=render(job.message)) if job.message else status
+        )
+    for number, reason in sorted((job.page_errors[0] if job.page_errors else {}).items()):
+        outcome.notes.append(text("cli.convert.page_failed", page=number, reason=reason))
     if doc is not None:
         outcome.warnings += document_warnings(doc)
+
+
+def _about_the_password(error: str) -> bool:
+    carried = getattr(error, "message", None)
+    if isinstance(carried, i18n.Message):
+        return carried.id in ("core.document.password_required", "core.document.password_wrong")
+    return "password" in error  # a job file written before messages had ids
 
 
 def document_warnings(doc: DocumentResult) -> list[str]:
     """What every page of a document warns about (a PDF MuPDF had to repair), and which pages
     came out blank after that repair, once each rather than once a page."""
-    from .documents import BLANK_AFTER_REPAIR
-
     pages = [p for p in doc.pages if p.width]
     if not pages:
         return []
     shared = [w for w in pages[0].warnings if all(w in p.warnings for p in pages[1:])]
-    blank = [p.page_number for p in pages if BLANK_AFTER_REPAIR.format(number=p.page_number) in p.warnings]
+    blank = [p.page_number for p in pages if any(_is_blank_after_repair(w) for w in p.warnings)]
     if blank:
-        shared.append(f"{_page_list(blank)} came out blank after the repair")
+        shared.append(text("cli.convert.blank_after_repair", count=len(blank), pages=_page_list(blank)))
     return shared
 
 
+def _is_blank_after_repair(warning: str) -> bool:
+    carried = getattr(warning, "message", None)
+    if isinstance(carried, i18n.Message):
+        return carried.id == "core.document.blank_after_repair"
+    return "came out blank after the repair" in warning  # a job file written before messages had ids
+
+
 def _page_list(numbers: list[int]) -> str:
-    """[2, 5, 6, 7] → "pages 2, 5-7"."""
+    """[2, 5, 6, 7] → "2, 5-7"."""
     runs: list[list[int]] = []
     for number in numbers:
         if runs and number == runs[-1][-1] + 1:
             runs[-1].append(number)
         else:
             runs.append([number])
-    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
-    return f"page{'s' * (len(numbers) > 1)} {text}"
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def _page_failures(outcome: Outcome) -> int:
@@ -438,7 +464,8 @@ def export_outcomes(
                 outcome.written.append(zip_path)
     except (ExportError, OSError) as exc:
         for outcome in ready:
-            outcome.error = outcome.error or f"could not write the results to {out_dir}: {exc}"
+            detail = i18n.error_message(exc)
+            outcome.error = outcome.error or text("cli.convert.export_failed", folder=str(out_dir), detail=detail)
 
 
 def _renamed(docs: list[DocumentResult], stems: list[str], outcomes: list[Outcome]) -> list[DocumentResult]:
@@ -455,22 +482,28 @@ def print_summary(outcomes: list[Outcome], out_dir: Path, stream: TextIO | None 
     skipped = [o for o in outcomes if o.skipped]
     outcomes = [o for o in outcomes if not o.skipped]
     ok = [o for o in outcomes if o.error is None and not _page_failures(o)]
-    print(f"\n{len(ok)} of {len(outcomes)} file(s) converted; results in {out_dir}", file=stream)
+    converted = t("cli.summary.converted", ok=len(ok), count=len(outcomes), folder=str(out_dir))
+    print(f"\n{converted}", file=stream)
+    labels = {key: t(f"cli.summary.{key}") for key in ("ok", "warning", "partial", "failed", "skipped")}
+    width = max(len(label) for label in labels.values())
+    indent = " " * (width + 3)
     for outcome in outcomes:
         doc = outcome.document
         if outcome.error is None:
-            pages = len(doc.pages) if doc is not None else 0
-            names = ", ".join(dict.fromkeys(str(outcome.folder / p.name) for p in outcome.written)) or "nothing written"
-            label = "PARTIAL" if _page_failures(outcome) else "WARNING" if outcome.warnings else "OK"
-            print(f"  {label:<7} {outcome.path}  ({pages} page{'s' * (pages != 1)}) -> {names}", file=stream)
+            pages = t("cli.summary.pages", count=len(doc.pages) if doc is not None else 0)
+            names = ", ".join(dict.fromkeys(str(outcome.folder / p.name) for p in outcome.written))
+            names = names or t("cli.summary.nothing_written")
+            key = "partial" if _page_failures(outcome) else "warning" if outcome.warnings else "ok"
+            print(f"  {labels[key]:<{width}} {outcome.path}  ({pages}) -> {names}", file=stream)
         else:
-            print(f"  FAILED  {outcome.path}: {outcome.error}", file=stream)
+            print(f"  {labels['failed']:<{width}} {outcome.path}: {render(outcome.error)}", file=stream)
             if outcome.written:
-                print(f"          finished pages written: {', '.join(p.name for p in outcome.written)}", file=stream)
+                files = ", ".join(p.name for p in outcome.written)
+                print(indent + t("cli.summary.finished_written", files=files), file=stream)
         for note in [*outcome.warnings, *outcome.notes]:
-            print(f"          {note}", file=stream)
+            print(f"{indent}{render(note)}", file=stream)
     for outcome in skipped:
-        print(f"  SKIPPED {outcome.path}: neither a PDF nor an image", file=stream)
+        print(f"  {labels['skipped']:<{width}} {outcome.path}: {t('cli.summary.neither')}", file=stream)
 
 
 class ProgressBars:
@@ -488,9 +521,9 @@ class ProgressBars:
             return
         if event.status is not None:  # downloading / loading / compiling a model
             if self.bar is not None:
-                self.bar.set_postfix_str(event.status[:60], refresh=True)
+                self.bar.set_postfix_str(render(event.status)[:60], refresh=True)
             elif not self.disabled:
-                tqdm.write(event.status, file=sys.stderr)
+                tqdm.write(render(event.status), file=sys.stderr)
             return
         if event.page is None and event.error is None:  # a document was opened
             self.close()
@@ -498,14 +531,14 @@ class ProgressBars:
                 total=event.pages_total,
                 initial=event.pages_done,
                 desc=self.label or event.document,
-                unit="page",
+                unit=t("cli.convert.progress_unit"),
                 file=sys.stderr,
                 disable=self.disabled,
                 leave=True,
             )
             return
         if event.error is not None and not self.disabled:
-            tqdm.write(f"{event.document}: {event.error}", file=sys.stderr)
+            tqdm.write(f"{event.document}: {render(event.error)}", file=sys.stderr)
         if event.page is not None and self.bar is not None:
             self.bar.update(event.pages_done - self.bar.n)
 
@@ -515,8 +548,8 @@ class ProgressBars:
             self.bar = None
 
 
-def _error(message: str) -> None:
-    print(f"ocr-studio: {message}", file=sys.stderr)
+def _error(line: str) -> None:
+    print(t("cli.error.line", message=line), file=sys.stderr)
 
 
 COMMANDS = {"serve": cmd_serve, "convert": cmd_convert, "doctor": cmd_doctor, "config-path": cmd_config_path}

@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .i18n import LocalizedError, Message, Text, message, text
+
 if TYPE_CHECKING:  # pymupdf takes most of a second to import: it is imported where a PDF is touched
     import pymupdf
 
 
-class DocumentError(Exception):
+class DocumentError(LocalizedError):
     """A file cannot be read as a document. The message says what is wrong and
-    what the user can do about it (it is shown as is in the UI and CLI)."""
+    what the user can do about it (``.message`` in the reader's language; ``str()`` is English)."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None, needs_password: bool = False):
+    def __init__(self, message: Message | str, *, path: str | Path | None = None, needs_password: bool = False):
         super().__init__(message)
         self.path = str(path) if path is not None else None
         self.needs_password = needs_password
@@ -60,49 +62,47 @@ _PDF_MAGIC_WINDOW = 1024  # the PDF header may follow some junk bytes
 _EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the image by 90°
 _TIFF_WIDTH, _TIFF_LENGTH = 256, 257
-_LIMIT_HINT = "raise max_image_megapixels in the settings"
 
 # A PDF MuPDF had to repair (a truncated download, a broken cross-reference table) opens and may
 # look fine; these say so on every page, and which pages came out blank.
-REPAIRED_PDF = (
-    "This PDF is damaged: MuPDF had to repair it, so pages may be missing, incomplete or blank. "
-    "Download or export it again."
-)
-BLANK_AFTER_REPAIR = "page {number} came out blank after the repair: its content is missing from the file"
+REPAIRED_PDF = text("core.document.repaired")
 
 # MuPDF is not safe to call from two threads at once (PyMuPDF says so for the whole
 # library), so every call into it here holds this lock. Callers of Page.pdf_page() should too.
 MUPDF_LOCK = threading.RLock()
 
 
-def _human_bytes(count: float) -> str:
+def _human_bytes(count: float) -> Message:
     if count < 1024:
-        return f"{int(count)} bytes"
+        return message("core.units.bytes", count=int(count))
     if count < 1024 * 1024:
-        return f"{count / 1024:.1f} KB"
-    return f"{count / 1024 / 1024:.1f} MB"
+        return message("core.units.kilobytes", value=count / 1024)
+    return message("core.units.megabytes", value=count / 1024 / 1024)
 
 
-def _pixel_count(pixels: float) -> str:
+def _pixel_count(pixels: float) -> Message:
     if pixels < 100_000:
-        return f"{int(pixels)} pixels"
-    return f"{pixels / 1_000_000:.1f} megapixels"
+        return message("core.units.pixels", count=int(pixels))
+    return message("core.units.megapixels", value=pixels / 1_000_000)
 
 
-def _too_many_pixels(what: str, width: int, height: int, limits: Limits, advice: str) -> str:
-    return (
-        f"{what} is {width}×{height} pixels ({_pixel_count(width * height)}), more than the limit of "
-        f"{_pixel_count(limits.max_image_pixels)} per image; {advice}."
+def _too_many_pixels(msg_id: str, name: str, width: int, height: int, limits: Limits, **args: object) -> Message:
+    """One of the "larger than the pixel limit" messages, its sizes filled in."""
+    return message(
+        msg_id,
+        name=name,
+        width=width,
+        height=height,
+        pixels=_pixel_count(width * height),
+        limit=_pixel_count(limits.max_image_pixels),
+        **args,
     )
 
 
 def check_page_budget(numbers: list[int], limits: Limits) -> None:
     """Refuse a job whose selected pages exceed ``limits.max_pages``."""
     if len(numbers) > limits.max_pages:
-        raise DocumentError(
-            f"{len(numbers)} pages are selected, more than the limit of {limits.max_pages} pages per job. "
-            f"Choose a page range (for example 1-{limits.max_pages}) or raise max_pages in the settings."
-        )
+        raise DocumentError(message("core.document.too_many_pages", count=len(numbers), limit=limits.max_pages))
 
 
 class Page:
@@ -118,7 +118,7 @@ class Page:
         self.dpi = dpi
         self._image: Image.Image | None = None
         self._wrapper: pymupdf.Document | None = None  # one-page PDF around an image page
-        self.warnings: list[str] = []  # problems met while rendering that did not stop it
+        self.warnings: list[str] = []  # problems met while rendering that did not stop it (i18n.Text)
 
     def __repr__(self) -> str:
         return f"<Page {self.number} of {self.document_name!r} at {self.dpi} DPI>"
@@ -203,8 +203,7 @@ class _PdfPage(Page):
             return pdf.load_page(self.number - 1)
         except Exception as exc:
             raise DocumentError(
-                f"{self.document_name}: page {self.number} is damaged and cannot be read ({exc}). "
-                "The other pages can still be processed; re-save the PDF to repair it.",
+                message("core.document.page_damaged", name=self.document_name, page=self.number, detail=str(exc)),
                 path=self._document.path,
             ) from exc
 
@@ -223,8 +222,15 @@ class _PdfPage(Page):
         width, height = self._header_size()
         if width * height > self._document.limits.max_image_pixels:
             raise DocumentError(
-                f"{self.document_name}: page {self.number} is too large to render at {self.dpi} DPI: "
-                + _too_many_pixels("it", width, height, self._document.limits, f"lower the DPI or {_LIMIT_HINT}"),
+                _too_many_pixels(
+                    "core.document.page_too_large_to_render",
+                    self.document_name,
+                    width,
+                    height,
+                    self._document.limits,
+                    page=self.number,
+                    dpi=self.dpi,
+                ),
                 path=self._document.path,
             )
         with self._document._lock:
@@ -237,14 +243,18 @@ class _PdfPage(Page):
                 found = pymupdf.TOOLS.mupdf_warnings(reset=True)
                 self.warnings = list(self._document.warnings)
                 if found:
-                    self.warnings += [f"page {self.number} may be incomplete: {line}" for line in found.splitlines()]
+                    self.warnings += [
+                        text("core.document.page_incomplete", page=self.number, detail=line)
+                        for line in found.splitlines()
+                    ]
                 if self._document.warnings and image.convert("L").getextrema()[0] >= 250:
-                    self.warnings.append(BLANK_AFTER_REPAIR.format(number=self.number))
+                    self.warnings.append(text("core.document.blank_after_repair", page=self.number))
                 return image
             except Exception as exc:
                 raise DocumentError(
-                    f"{self.document_name}: page {self.number} could not be rendered ({exc}). "
-                    "The other pages can still be processed; re-save the PDF to repair it.",
+                    message(
+                        "core.document.page_render_failed", name=self.document_name, page=self.number, detail=str(exc)
+                    ),
                     path=self._document.path,
                 ) from exc
 
@@ -257,7 +267,9 @@ class _PdfPage(Page):
                 content = page.get_text("dict", sort=True)
             except Exception as exc:
                 raise DocumentError(
-                    f"{self.document_name}: the text of page {self.number} could not be read ({exc}).",
+                    message(
+                        "core.document.page_text_failed", name=self.document_name, page=self.number, detail=str(exc)
+                    ),
                     path=self._document.path,
                 ) from exc
             # Text comes in unrotated page coordinates; the image shows the page rotated.
@@ -308,8 +320,14 @@ class _ImagePage(Page):
         frame = self._frame
         if frame.width * frame.height > limits.max_image_pixels:
             raise DocumentError(
-                f"{self.document_name}: "
-                + _too_many_pixels(f"page {self.number}", frame.width, frame.height, limits, _LIMIT_HINT),
+                _too_many_pixels(
+                    "core.document.image_page_too_large",
+                    self.document_name,
+                    frame.width,
+                    frame.height,
+                    limits,
+                    page=self.number,
+                ),
                 path=self._document.path,
             )
         try:
@@ -322,8 +340,7 @@ class _ImagePage(Page):
             raise
         except Exception as exc:
             raise DocumentError(
-                f"{self.document_name}: the image of page {self.number} is damaged or truncated and cannot be "
-                f"decoded ({exc}). Re-export the image and try again.",
+                message("core.document.image_page_damaged", name=self.document_name, page=self.number, detail=str(exc)),
                 path=self._document.path,
             ) from exc
 
@@ -394,12 +411,15 @@ def _open_image(path: Path, limits: Limits) -> Image.Image:
         return Image.open(path)
     except Image.DecompressionBombError as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f" ({_pixel_count(int(found.group(1)))})" if found else ""
-        raise DocumentError(
-            f"{path.name}: the image is too large to open safely{size}; the limit is "
-            f"{_pixel_count(limits.max_image_pixels)} per image. Scale the image down or {_LIMIT_HINT}.",
-            path=path,
-        ) from exc
+        limit = _pixel_count(limits.max_image_pixels)
+        reason = (
+            message(
+                "core.document.image_bomb_size", name=path.name, pixels=_pixel_count(int(found.group(1))), limit=limit
+            )
+            if found
+            else message("core.document.image_bomb", name=path.name, limit=limit)
+        )
+        raise DocumentError(reason, path=path) from exc
 
 
 class Document:
@@ -429,17 +449,17 @@ class Document:
         self._frames = frames or []
         self._closed = False
         self._lock = MUPDF_LOCK
-        self.warnings: list[str] = []  # problems with the whole file that did not stop it (a repaired PDF)
+        self.warnings: list[str] = []  # problems with the whole file that did not stop it (i18n.Text)
 
     def __repr__(self) -> str:
         return f"<Document {self.name!r} {self.kind}, {self.page_count} pages>"
 
     def page(self, number: int, *, dpi: int | None = None) -> Page:  # 1-based
         if self._closed:
-            raise DocumentError(f"{self.name} is closed; open it again.", path=self.path)
+            raise DocumentError(message("core.document.closed", name=self.name), path=self.path)
         if not isinstance(number, int) or not 1 <= number <= self.page_count:
             raise DocumentError(
-                f"{self.name} has no page {number}; its pages are 1-{self.page_count}.",
+                message("core.document.no_such_page", name=self.name, page=str(number), count=self.page_count),
                 path=self.path,
             )
         dpi = dpi or self.limits.dpi
@@ -463,7 +483,7 @@ class Document:
 
     def _open_pdf(self) -> pymupdf.Document:
         if self._pdf is None:
-            raise DocumentError(f"{self.name} is closed; open it again.", path=self.path)
+            raise DocumentError(message("core.document.closed", name=self.name), path=self.path)
         return self._pdf
 
     def __enter__(self) -> Document:
@@ -478,26 +498,31 @@ def open_document(path: str | Path, *, limits: Limits | None = None, password: s
     limits = limits or Limits()
     path = Path(path)
     if limits.dpi <= 0:
-        raise DocumentError(f"the DPI must be a positive number, not {limits.dpi}; set dpi in the settings.")
+        raise DocumentError(message("core.document.dpi_invalid", dpi=limits.dpi))
     if not path.exists():
-        raise DocumentError(f"{path} does not exist; check the path.", path=path)
+        raise DocumentError(message("core.document.missing", path=str(path)), path=path)
     if path.is_dir():
-        raise DocumentError(f"{path} is a folder, not a file; choose the PDF or image files inside it.", path=path)
+        raise DocumentError(message("core.document.folder", path=str(path)), path=path)
     try:
         size = path.stat().st_size
         if size == 0:
-            raise DocumentError(f"{path.name} is empty (0 bytes); the upload or copy may have failed.", path=path)
+            raise DocumentError(message("core.document.empty", name=path.name), path=path)
         if size > limits.max_file_bytes:
             raise DocumentError(
-                f"{path.name} is {_human_bytes(size)}, more than the limit of "
-                f"{_human_bytes(limits.max_file_bytes)} per file; "
-                "split it or raise max_file_mb in the settings.",
+                message(
+                    "core.document.file_too_large",
+                    name=path.name,
+                    size=_human_bytes(size),
+                    limit=_human_bytes(limits.max_file_bytes),
+                ),
                 path=path,
             )
         with path.open("rb") as handle:
             head = handle.read(_PDF_MAGIC_WINDOW)
     except OSError as exc:
-        raise DocumentError(f"{path.name} cannot be read ({exc.strerror or exc}); check its permissions.") from exc
+        raise DocumentError(
+            message("core.document.unreadable", name=path.name, detail=str(exc.strerror or exc))
+        ) from exc
     if _PDF_MAGIC in head:
         return _open_pdf(path, limits, password)
     return _open_image_document(path, limits)
@@ -515,15 +540,13 @@ def _open_pdf_locked(path: Path, limits: Limits, password: str | None) -> Docume
         pdf = pymupdf.open(path, filetype="pdf")
     except Exception as exc:
         raise DocumentError(
-            f"{path.name} looks like a PDF but is damaged or truncated and cannot be opened ({exc}). "
-            "Download or export it again.",
-            path=path,
+            message("core.document.pdf_damaged_open", name=path.name, detail=str(exc)), path=path
         ) from exc
     try:
         if pdf.needs_pass:
             if password is None:
                 raise DocumentError(
-                    f"{path.name} is protected by a password; enter the password to open it.",
+                    message("core.document.password_required", name=path.name),
                     path=path,
                     needs_password=True,
                 )
@@ -531,35 +554,27 @@ def _open_pdf_locked(path: Path, limits: Limits, password: str | None) -> Docume
             # loses the decryption and pages then come out blank.
             if not pdf.authenticate(password):
                 raise DocumentError(
-                    f"the password for {path.name} is wrong; check it and try again.",
+                    message("core.document.password_wrong", name=path.name),
                     path=path,
                     needs_password=True,
                 )
         page_count = pdf.page_count
         if page_count == 0:
-            raise DocumentError(
-                f"{path.name} has no pages (it may be damaged or truncated); download or export it again.",
-                path=path,
-            )
+            raise DocumentError(message("core.document.pdf_no_pages", name=path.name), path=path)
     except DocumentError:
         pdf.close()
         raise
     except Exception as exc:
         pdf.close()
-        raise DocumentError(
-            f"{path.name} is a damaged PDF and cannot be read ({exc}); download or export it again.", path=path
-        ) from exc
+        raise DocumentError(message("core.document.pdf_damaged", name=path.name, detail=str(exc)), path=path) from exc
     document = Document(path, "pdf", page_count, limits, pdf=pdf)
     if getattr(pdf, "is_repaired", False):  # MuPDF rebuilt a broken file: pages may be missing or blank
         document.warnings.append(REPAIRED_PDF)  # no file name: jobs keep their inputs under neutral names
     return document
 
 
-def not_supported_message(name: str) -> str:
-    return (
-        f"{name} is not a PDF or an image that OCR Studio can read, whatever its name says; "
-        "use PDF, PNG, JPEG, TIFF, WebP, BMP or GIF files."
-    )
+def not_supported_message(name: str) -> Text:
+    return text("core.document.not_supported", name=name)
 
 
 def sniff(path: Path) -> str | None:
@@ -579,14 +594,12 @@ def sniff(path: Path) -> str | None:
 
 
 def _open_image_document(path: Path, limits: Limits) -> Document:
-    not_supported = not_supported_message(path.name)
+    not_supported = not_supported_message(path.name).message
     try:
         with _open_image(path, limits) as image:
             if image.format not in _IMAGE_FORMATS:
                 raise DocumentError(
-                    f"{path.name} is a {image.format} image, which OCR Studio does not read; "
-                    "convert it to PNG, JPEG, TIFF or PDF.",
-                    path=path,
+                    message("core.document.image_format", name=path.name, format=str(image.format)), path=path
                 )
             count = getattr(image, "n_frames", 1) if image.format in _MULTI_PAGE_FORMATS else 1
             frames = [_read_frame(image, index) for index in range(count)]
@@ -596,16 +609,14 @@ def _open_image_document(path: Path, limits: Limits) -> Document:
         raise DocumentError(not_supported, path=path) from exc
     except Exception as exc:
         raise DocumentError(
-            f"{path.name} is an image whose header is damaged or truncated ({exc}); export it again.", path=path
+            message("core.document.image_header_damaged", name=path.name, detail=str(exc)), path=path
         ) from exc
     if not frames:
-        raise DocumentError(f"{path.name} has no pages; export it again.", path=path)
+        raise DocumentError(message("core.document.image_no_pages", name=path.name), path=path)
     if len(frames) == 1 and frames[0].width * frames[0].height > limits.max_image_pixels:
         first = frames[0]
         raise DocumentError(
-            f"{path.name}: "
-            + _too_many_pixels("the image", first.width, first.height, limits, f"scale it down or {_LIMIT_HINT}"),
-            path=path,
+            _too_many_pixels("core.document.image_too_large", path.name, first.width, first.height, limits), path=path
         )
     return Document(path, "image", len(frames), limits, frames=frames)
 
@@ -637,8 +648,8 @@ def parse_page_range(spec: str | None, page_count: int) -> list[int]:
     """ "1-3,7" → [1, 2, 3, 7]; empty/None → all pages; raises DocumentError with a
     clear message on bad syntax or pages out of range."""
     if page_count < 1:
-        raise DocumentError("the document has no pages to choose from.")
-    valid = f"this document has pages 1-{page_count}"
+        raise DocumentError(message("core.page_range.no_pages"))
+    valid = message("core.page_range.valid", count=page_count)
     if spec is None or not spec.strip():
         return list(range(1, page_count + 1))
     normalized = spec.replace("–", "-").replace("—", "-")
@@ -652,18 +663,15 @@ def parse_page_range(spec: str | None, page_count: int) -> list[int]:
         else:
             match = _RANGE_PART.match(part)
             if match is None or not (match.group(1) or match.group(2)):
-                raise DocumentError(
-                    f'"{part}" in the page range "{spec}" is not a page or a range; '
-                    f'write pages like "1-3,7", "5-" (to the end) or "-3" (from the start); {valid}.'
-                )
+                raise DocumentError(message("core.page_range.bad_part", part=part, spec=spec, valid=valid))
             first = int(match.group(1)) if match.group(1) else 1
             last = int(match.group(2)) if match.group(2) else page_count
         for number in (first, last):
             if not 1 <= number <= page_count:
-                raise DocumentError(f'page {number} (in "{part}") is out of range; {valid}.')
+                raise DocumentError(message("core.page_range.out_of_range", page=number, part=part, valid=valid))
         if first > last:
-            raise DocumentError(f'"{part}" in the page range starts after it ends; write it as {last}-{first}.')
+            raise DocumentError(message("core.page_range.reversed", part=part, first=first, last=last))
         chosen.update(range(first, last + 1))
     if not chosen:
-        raise DocumentError(f'the page range "{spec}" names no pages; {valid}.')
+        raise DocumentError(message("core.page_range.empty", spec=spec, valid=valid))
     return sorted(chosen)

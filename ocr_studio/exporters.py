@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .i18n import LocalizedError, message
 from .results import DocumentResult, ImageRef, PageResult
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("md", "txt", "json", "html", "pdf", "docx")
 # The per-document formats the UI offers as downloads (the zip holds them all).
 DOCUMENT_FORMATS = FORMATS
-FORMAT_LABELS = {
+FORMAT_LABELS = {  # English; in the reader's language: t(f"core.format.{fmt}", lang)
     "md": "Markdown",
     "txt": "Plain text",
     "json": "JSON",
@@ -59,7 +60,7 @@ _UNSAFE_CHARS = re.compile(r"[^\w.\- ()+,=@\[\]]+")
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)$", re.I)
 
 
-class ExportError(Exception):
+class ExportError(LocalizedError):
     """An export cannot be written; the message says what to do."""
 
 
@@ -80,7 +81,9 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     chosen = [f.lower().lstrip(".") for f in formats]
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown:
-        raise ExportError(f"Unknown export format(s): {', '.join(unknown)}. Choose from: {', '.join(FORMATS)}.")
+        raise ExportError(
+            message("core.export.unknown_formats", formats=", ".join(unknown), choices=", ".join(FORMATS))
+        )
     return list(dict.fromkeys(chosen))
 
 
@@ -186,8 +189,8 @@ def render(doc: DocumentResult, fmt: str, *, clean: bool = False, image_ref: Ima
     if fmt == "html":
         return doc.html(furniture=furniture, image_ref=image_ref)
     if fmt in _BINARY_FORMATS:
-        raise ExportError(f"{fmt} is a binary format; export_document writes it.")
-    raise ExportError(f"Unknown export format {fmt!r}. Choose from: {', '.join(FORMATS)}.")
+        raise ExportError(message("core.export.binary_format", format=fmt))
+    raise ExportError(message("core.export.unknown_format", format=repr(fmt), choices=", ".join(FORMATS)))
 
 
 def _document_files(
@@ -331,7 +334,7 @@ def export_document(
     for relative, data in files.items():
         target = (root / relative).resolve()
         if not target.is_relative_to(root):  # defence in depth: names are built safe above
-            raise ExportError(f"Refusing to write outside the export folder: {relative}")
+            raise ExportError(message("core.export.outside_folder", path=str(relative)))
         written.append(write_atomic(target, data))
     return written
 

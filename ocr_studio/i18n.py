@@ -134,10 +134,28 @@ def t(msg_id: str, lang: str | None = None, /, **args: Any) -> str:
 
 
 def _render_arg(value: Any, lang: str) -> Any:
-    if isinstance(value, Message):
+    if isinstance(value, Message | Text):
         return value.render(lang)
     if isinstance(value, dict) and "id" in value:
         return Message.from_json(value).render(lang)
+    if isinstance(value, list | tuple):  # a list of items (messages or text), shown comma-separated
+        return ", ".join(str(_render_arg(item, lang)) for item in value)
+    return value
+
+
+def _arg_json(value: Any) -> Any:
+    if isinstance(value, Message | Text):
+        return value.to_json()
+    if isinstance(value, list | tuple):
+        return [_arg_json(item) for item in value]
+    return value
+
+
+def _arg_from_json(value: Any) -> Any:
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return Message.from_json(value)
+    if isinstance(value, list):
+        return [_arg_from_json(item) for item in value]
     return value
 
 
@@ -150,7 +168,8 @@ LITERAL = ""  # the id of text that is not from a catalog (an old job file's pla
 class Message:
     """A message id with its arguments: what the core stores (job files) and raises (errors),
     rendered in the reader's language when shown. ``str()`` is English, so code that prints an
-    error without knowing the language keeps working."""
+    error without knowing the language keeps working. Arguments are JSON-safe: text, numbers,
+    nested messages (rendered in the same language), or lists of those (shown comma-separated)."""
 
     id: str
     args: dict[str, Any] = field(default_factory=dict)
@@ -167,7 +186,7 @@ class Message:
         """``{"id": ..., "args": {...}}`` with nested messages as JSON too."""
         return {
             "id": self.id,
-            "args": {k: v.to_json() if isinstance(v, Message) else v for k, v in self.args.items()},
+            "args": {k: _arg_json(v) for k, v in self.args.items()},
         }
 
     @classmethod
@@ -175,18 +194,77 @@ class Message:
         """A stored message back; a plain string (an old job file) becomes a literal message."""
         if isinstance(value, Message):
             return value
+        if isinstance(value, Text):
+            return value.message
         if isinstance(value, Mapping) and isinstance(value.get("id"), str):
             args = value.get("args") or {}
-            return cls(
-                value["id"],
-                {k: cls.from_json(v) if isinstance(v, Mapping) and "id" in v else v for k, v in args.items()},
-            )
+            return cls(value["id"], {k: _arg_from_json(v) for k, v in args.items()})
         return cls.literal("" if value is None else str(value))
+
+    def replaced(self, old: str, new: str) -> Message:
+        """A copy with ``old`` replaced by ``new`` in every text argument (nested messages too): a
+        message about a job's copy of a file (``inputs/01.pdf``) naming the file the user knows."""
+        if not old:
+            return self
+        args = {}
+        for key, value in self.args.items():
+            if isinstance(value, Text):
+                value = value.message
+            if isinstance(value, Message):
+                value = value.replaced(old, new)
+            elif isinstance(value, str):
+                value = value.replace(old, new)
+            args[key] = value
+        return Message(self.id, args)
 
     @classmethod
     def literal(cls, text: str) -> Message:
         """Text shown as is in every language (a library's own error text, an old plain string)."""
         return cls(LITERAL, {"text": text})
+
+
+class Text(str):
+    """A Message's English text that remembers the Message: for the fields that have always held
+    text (a page's warnings, a job's message, a document's error), so code that searches, joins
+    or compares them keeps working, while ``render(value, lang)`` and job files get the Message.
+    Anything made from it (``+``, slices, ``format``) is plain English text."""
+
+    message: Message
+
+    def __new__(cls, message: Message) -> Text:
+        text = super().__new__(cls, message.render(DEFAULT_LANGUAGE))
+        text.message = message
+        return text
+
+    def render(self, lang: str | None = None) -> str:
+        return self.message.render(lang)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.message.to_json()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (the page worker's pipe), not as its English
+        return (Text, (self.message,))
+
+
+def text(msg_id: str, /, **args: Any) -> Text:
+    """The message as a ``Text``: ``text("core.jobs.cancelled")`` where a str is expected."""
+    return Text(Message(msg_id, args))
+
+
+def stored(value: Message | str | None) -> dict[str, Any] | str | None:
+    """What a job file keeps for a text field: a Message's JSON, or a plain string as it is."""
+    if isinstance(value, Text | Message):
+        message = value.message if isinstance(value, Text) else value
+        return message.render(DEFAULT_LANGUAGE) if message.id == LITERAL else message.to_json()
+    return value
+
+
+def loaded(value: Any) -> Any:
+    """A text field read back from a job file: a stored Message as ``Text``, anything else as it is
+    (a plain string from an old job file stays a string)."""
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return Text(Message.from_json(value))
+    return value
 
 
 def message(msg_id: str, /, **args: Any) -> Message:
@@ -198,6 +276,8 @@ def render(value: Message | Mapping[str, Any] | str | None, lang: str | None = N
     """Anything a job file or an error holds — a Message, its JSON, or an old plain string — as text."""
     if value is None:
         return ""
+    if isinstance(value, Text):
+        return value.render(lang)
     if isinstance(value, str):
         return value
     if isinstance(value, BaseException):
@@ -213,6 +293,9 @@ class LocalizedError(Exception):
         self.message = Message.from_json(message)
         super().__init__(str(self.message), *args)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # across a process pipe with its Message, not its English
+        return (type(self), (self.message,), self.__dict__)
+
 
 def error_text(error: BaseException, lang: str | None = None) -> str:
     """An exception's text in ``lang``: rendered when it carries a Message, else ``str(error)``."""
@@ -220,6 +303,15 @@ def error_text(error: BaseException, lang: str | None = None) -> str:
     if isinstance(carried, Message):
         return carried.render(lang)
     return str(error)
+
+
+def as_text(value: BaseException | Message) -> str:
+    """What a text field keeps for an exception or a Message: the Message as ``Text``, else
+    (an exception without one, a literal) its plain text."""
+    carried = value if isinstance(value, Message) else getattr(value, "message", None)
+    if isinstance(carried, Message):
+        return Text(carried) if carried.id != LITERAL else carried.render()
+    return str(value)
 
 
 def error_message(error: BaseException) -> Message:

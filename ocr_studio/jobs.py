@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .i18n import LocalizedError, Message, as_text, error_message, loaded, message, stored, text
 from .results import DocumentResult, PageResult
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ JOB_ID = r"[0-9a-f]{8,64}"
 STATUSES = ("pending", "running", "done", "cancelled", "failed", "interrupted", "damaged")
 
 
-class JobError(Exception):
+class JobError(LocalizedError):
     """A job cannot be found or read. The message says which and why."""
 
 
@@ -65,10 +66,7 @@ class WorkspaceError(JobError):
     @classmethod
     def from_os_error(cls, exc: OSError, workspace: Path) -> WorkspaceError:
         why = exc.strerror or str(exc)
-        return cls(
-            f"cannot write to the workspace {workspace} ({why}); free some space, fix its permissions "
-            "or choose another workspace."
-        )
+        return cls(message("core.jobs.workspace_unwritable", workspace=str(workspace), detail=why))
 
 
 @dataclass
@@ -146,10 +144,10 @@ class Job:
     status: str  # "pending" | "running" | "done" | "cancelled" | "failed" | "interrupted"
     created: float
     documents: list[DocumentResult] = field(default_factory=list)
-    message: str = ""  # why the job failed or stopped
+    message: str = ""  # why the job failed or stopped (i18n.Text when it came from a catalog)
     updated: float = 0.0
     inputs: list[InputFile] = field(default_factory=list)
-    # per document: page number -> why that page failed (it has a PageResult with the warning)
+    # per document: page number -> why that page failed (it has a PageResult with the warning); i18n.Text
     page_errors: list[dict[int, str]] = field(default_factory=list)
 
     def page_image_path(self, document_index: int, page_number: int) -> Path:
@@ -165,7 +163,8 @@ class Job:
             with Image.open(path) as image:
                 return image.convert("RGB")
         except OSError as exc:
-            raise JobError(f"No image for page {page_number} of {self.inputs[document_index].name}: {exc}") from exc
+            name = self.inputs[document_index].name
+            raise JobError(message("core.jobs.no_page_image", page=page_number, name=name, detail=str(exc))) from exc
 
     def input_path(self, document_index: int) -> Path | None:
         """The job's own copy of an input file (what exporters read the original pages from),
@@ -227,7 +226,7 @@ class JobStore:
             if size <= settings.limits.max_file_bytes and not digest.startswith("unreadable:"):
                 kind = sniff(path)
                 if kind is None:
-                    document["refused"] = not_supported_message(path.name)
+                    document["refused"] = stored(not_supported_message(path.name))
                 else:
                     copy = _copy_input(path, job_dir / "inputs", f"{index + 1:02d}.{kind}")
             (job_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -264,13 +263,16 @@ class JobStore:
     def load(self, job_id: str) -> Job:
         """The job as it is on disk, finished pages included; never runs anything."""
         if not re.fullmatch(JOB_ID, job_id or ""):
-            raise JobError(f"{job_id!r} is not a job id.")
+            raise JobError(message("core.jobs.not_a_job_id", job_id=repr(job_id)))
         job_dir = self.root / job_id
         state = _read_state(job_dir)
         try:
             return _job_from_state(job_dir, state)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise JobError(f"The job file {job_dir / JOB_FILE} is damaged ({type(exc).__name__}: {exc}).") from exc
+            detail = f"{type(exc).__name__}: {exc}"
+            raise JobError(
+                message("core.jobs.job_file_damaged_error", path=str(job_dir / JOB_FILE), detail=detail)
+            ) from exc
 
     def history(self, limit: int = 50, *, pages: bool = True) -> list[Job]:
         """Jobs, newest first. A job whose files cannot be read is listed with status "damaged"
@@ -289,7 +291,7 @@ class JobStore:
                 raw = _raw_state(job_dir)
                 created = raw.get("created") if isinstance(raw, dict) else None
                 created = float(created) if isinstance(created, int | float) else _mtime(job_dir)
-                found.append((created, job_dir, None, str(exc)))
+                found.append((created, job_dir, None, as_text(exc)))
         found.sort(key=lambda item: (item[0], item[1].name), reverse=True)
         jobs = []
         for created, job_dir, state, problem in found[:limit]:
@@ -299,7 +301,7 @@ class JobStore:
                 jobs.append(_job_from_state(job_dir, state, pages=pages))
             except Exception as exc:  # one bad field never hides the other jobs
                 raw = state if state is not None else _raw_state(job_dir)
-                jobs.append(_damaged_job(job_dir, raw, created, str(exc) or type(exc).__name__))
+                jobs.append(_damaged_job(job_dir, raw, created, as_text(exc) or type(exc).__name__))
         return jobs
 
 
@@ -346,10 +348,10 @@ def _run_job(
         try:
             run = _Run(job, state, engine, settings, progress or (lambda _p: None), cancel or threading.Event())
             outcome = run.documents()
-            stopped = "Cancelled; the finished pages are kept. Run it again to go on."
+            stopped = stored(text("core.jobs.cancelled"))
             state.update(status=outcome, message=stopped if outcome == "cancelled" else "")
         except EngineError as exc:
-            state.update(status="failed", message=str(exc))
+            state.update(status="failed", message=stored(as_text(exc)))
         except BaseException as exc:  # a bug or an interrupt: record it, keep the pages, let it surface
             interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
             state.update(status="interrupted" if interrupted else "failed", message=f"{type(exc).__name__}: {exc}")
@@ -397,7 +399,7 @@ class _Run:
                 doc_state = self.state["documents"][index]
                 folder = self.job.dir / item.folder
                 if doc_state.get("refused") and not doc_state.get("error"):
-                    self.document_failed(index, item, doc_state, doc_state["refused"])
+                    self.document_failed(index, item, doc_state, loaded(doc_state["refused"]))
                     continue  # never stored, never opened
                 if doc_state.get("error") and not (doc_state.get("needs_password") and self.job.spec.password):
                     continue  # recorded before; opening it again would fail the same way
@@ -438,22 +440,23 @@ class _Run:
             document.name = item.name
             return document
         except DocumentError as exc:
-            message = _renamed(str(exc), path, item.name)
-            self.document_failed(index, item, doc_state, message, needs_password=exc.needs_password)
+            reason = as_text(_renamed(exc.message, path, item.name))
+            self.document_failed(index, item, doc_state, reason, needs_password=exc.needs_password)
         except Exception as exc:  # one unreadable file never stops the others
             from .page_worker import Cancelled
 
             if isinstance(exc, Cancelled):
                 raise
-            self.document_failed(index, item, doc_state, f"{item.name} could not be opened: {exc}")
+            reason = text("core.jobs.open_failed", name=item.name, detail=error_message(exc))
+            self.document_failed(index, item, doc_state, reason)
         return None
 
     def document_failed(
-        self, index: int, item: InputFile, doc_state: dict[str, Any], message: str, *, needs_password: bool = False
+        self, index: int, item: InputFile, doc_state: dict[str, Any], reason: str, *, needs_password: bool = False
     ) -> None:
-        doc_state.update(error=message, needs_password=needs_password)
+        doc_state.update(error=stored(reason), needs_password=needs_password)
         self.save_state()
-        self.emit(index, item, page=None, done=0, total=0, error=message, message=message)
+        self.emit(index, item, page=None, done=0, total=0, error=reason, message=reason)
 
     def plan(
         self, index: int, item: InputFile, doc_state: dict[str, Any], page_count: int, folder: Path
@@ -466,14 +469,14 @@ class _Run:
             numbers = parse_page_range(self.job.spec.pages, page_count)
             check_page_budget(numbers, self.settings.limits)
         except DocumentError as exc:
-            self.document_failed(index, item, doc_state, str(exc))
+            self.document_failed(index, item, doc_state, as_text(exc))
             return None
         doc_state.update(page_count=page_count, pages=numbers, error=None, needs_password=False)
         self.save_state()
         folder.mkdir(parents=True, exist_ok=True)
         todo = [n for n in numbers if not _page_done(folder, n)]
         done, total = len(numbers) - len(todo), len(numbers)
-        self.emit(index, item, page=None, done=done, total=total, message=f"Opened {item.name}")
+        self.emit(index, item, page=None, done=done, total=total, message=text("core.jobs.opened", name=item.name))
         return todo, done, total
 
     def page_failed(
@@ -488,7 +491,7 @@ class _Run:
     ) -> None:
         """Record a page that could not be done (its PageResult carries why) and tell the caller."""
         failure.engine, failure.task = self.engine_name, self.task.value
-        doc_state.setdefault("failed_pages", {})[str(failure.page_number)] = failure.warnings[0]
+        doc_state.setdefault("failed_pages", {})[str(failure.page_number)] = stored(failure.warnings[0])
         self.save_state()
         _write_page(folder, failure, None)
         self.emit(index, item, page=failure.page_number, done=done, total=total, error=failure.warnings[0])
@@ -518,7 +521,7 @@ class _Run:
                 return False
             except PageFailed as exc:
                 done += 1
-                failure = PageResult(page_number=number, width=0, height=0, warnings=[str(exc)])
+                failure = PageResult(page_number=number, width=0, height=0, warnings=[as_text(exc)])
                 self.page_failed(index, item, doc_state, folder, failure, done, total)
                 continue
             page = Page.from_image(rendered.image, number=number, dpi=self.settings.dpi, document_name=item.name)
@@ -577,10 +580,7 @@ class _Run:
         try:
             for result in results:
                 if not in_flight:
-                    raise EngineError(
-                        f"The {self.engine_name} engine returned more results than pages; "
-                        "nothing more of this document was kept. Try again, or report this engine bug."
-                    )
+                    raise EngineError(message("core.jobs.too_many_results", engine=self.engine_name))
                 page = in_flight.popleft()
                 self.finish(page, result)
                 _write_page(folder, result, page.image)
@@ -592,10 +592,7 @@ class _Run:
         finally:
             results.close()  # a cancel stops the engine after what is in flight
         if in_flight and not self.cancel.is_set():
-            raise EngineError(
-                f"The {self.engine_name} engine returned no result for page {in_flight[0].number}; "
-                "the pages before it are kept. Try again, or report this engine bug."
-            )
+            raise EngineError(message("core.jobs.no_result", engine=self.engine_name, page=in_flight[0].number))
         return not self.cancel.is_set()
 
     def finish(self, page: Page, result: PageResult) -> None:
@@ -661,38 +658,38 @@ def _read_state(job_dir: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise JobError(f"No job {job_dir.name} in {job_dir.parent}.") from None
+        raise JobError(message("core.jobs.no_such_job", job_id=job_dir.name, folder=str(job_dir.parent))) from None
     except (OSError, ValueError) as exc:
-        raise JobError(f"The job file {path} cannot be read: {exc}") from exc
+        raise JobError(message("core.jobs.job_file_unreadable", path=str(path), detail=str(exc))) from exc
     if not isinstance(state, dict) or "inputs" not in state or "documents" not in state:
-        raise JobError(f"The job file {path} is not an OCR Studio job.")
+        raise JobError(message("core.jobs.not_a_job_file", path=str(path)))
     problem = _state_problem(state)
     if problem:
-        raise JobError(f"The job file {path} is damaged: {problem}.")
+        raise JobError(message("core.jobs.job_file_damaged", path=str(path), problem=problem))
     return state
 
 
-def _state_problem(state: dict[str, Any]) -> str:
+def _state_problem(state: dict[str, Any]) -> Message | None:
     """What is wrong with the shape of a job file ("" when nothing), so that one bad field
     makes that job "damaged" instead of breaking whatever reads it."""
     inputs, documents, spec = state.get("inputs"), state.get("documents"), state.get("spec")
     if not isinstance(inputs, list) or not isinstance(documents, list) or len(inputs) != len(documents):
-        return "its inputs and documents do not match"
+        return message("core.jobs.problem_inputs")
     if not isinstance(spec, dict) or not isinstance(spec.get("files", []), list):
-        return "its request is missing"
+        return message("core.jobs.problem_request")
     if not isinstance(state.get("created", 0), int | float) or not isinstance(state.get("status", ""), str):
-        return "its status or time is not what it should be"
+        return message("core.jobs.problem_status")
     for number, (item, doc) in enumerate(zip(inputs, documents, strict=True), start=1):
         if not isinstance(item, dict) or not all(isinstance(item.get(key), str) for key in ("name", "folder")):
-            return f"input {number} has no name or folder"
+            return message("core.jobs.problem_input", number=number)
         if not isinstance(doc, dict):
-            return f"document {number} is not a record"
+            return message("core.jobs.problem_document", number=number)
         pages = doc.get("pages")
         if pages is not None and not (isinstance(pages, list) and all(isinstance(n, int) for n in pages)):
-            return f"the pages of document {number} are not page numbers"
+            return message("core.jobs.problem_pages", number=number)
         if not isinstance(doc.get("failed_pages") or {}, dict):
-            return f"the failed pages of document {number} are not a record"
-    return ""
+            return message("core.jobs.problem_failed_pages", number=number)
+    return None
 
 
 def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True) -> Job:
@@ -707,24 +704,26 @@ def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True)
     )
     inputs = [InputFile.from_dict(i) for i in state["inputs"]]
     status = str(state.get("status", "pending"))
-    message = str(state.get("message", ""))
+    reason = _text_field(state.get("message"))
     if status == "running" and not _is_alive(state.get("pid"), str(state.get("id", job_dir.name))):
         status = "interrupted"
-        message = message or "The run stopped before it finished (closed or crashed); run it again to resume."
+        reason = reason or text("core.jobs.interrupted")
     documents = [
-        _load_document(job_dir, item, doc) if pages else DocumentResult(name=item.name, error=doc.get("error"))
+        _load_document(job_dir, item, doc)
+        if pages
+        else DocumentResult(name=item.name, error=_text_field(doc.get("error")) or None)
         for item, doc in zip(inputs, state["documents"], strict=True)
     ]
     if status == "done" and pages:
         missing = [
-            f"page {n} of {item.name}"
+            message("core.jobs.page_of", page=n, name=item.name)
             for item, doc, result in zip(inputs, state["documents"], documents, strict=True)
             for n in sorted(set(doc.get("pages") or []) - {p.page_number for p in result.pages})
         ]
         if missing:  # never silently: the job says so, and running it again redoes those pages
             status = "interrupted"
-            message = f"{', '.join(missing[:3])}{' …' if len(missing) > 3 else ''} missing or damaged on disk; "
-            message += "run the job again to redo it."
+            more = "core.jobs.missing_pages_more" if len(missing) > 3 else "core.jobs.missing_pages"
+            reason = text(more, pages=missing[:3])
     return Job(
         id=job_dir.name,
         dir=job_dir,
@@ -732,11 +731,20 @@ def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True)
         status=status,
         created=float(state.get("created", 0.0)),
         documents=documents,
-        message=message,
+        message=reason,
         updated=float(state.get("updated", 0.0)),
         inputs=inputs,
-        page_errors=[{int(n): str(m) for n, m in (d.get("failed_pages") or {}).items()} for d in state["documents"]],
+        page_errors=[
+            {int(n): _text_field(m) for n, m in (d.get("failed_pages") or {}).items()} for d in state["documents"]
+        ],
     )
+
+
+def _text_field(value: Any) -> str:
+    """A text field of a job file as read back: a stored message as ``i18n.Text``, an old plain
+    string as it is ("" for nothing)."""
+    value = loaded(value)
+    return value if isinstance(value, str) else "" if value is None else str(value)
 
 
 def _refresh(job: Job, state: dict[str, Any]) -> Job:
@@ -764,7 +772,7 @@ def _load_document(job_dir: Path, item: InputFile, doc_state: dict[str, Any]) ->
         name=item.name,
         pages=pages,
         page_count=int(doc_state.get("page_count") or 0),
-        error=doc_state.get("error"),
+        error=_text_field(doc_state.get("error")) or None,
     )
 
 
@@ -841,8 +849,8 @@ def _damaged_job(job_dir: Path, state: dict[str, Any] | None, created: float, re
         engine=str(spec_data.get("engine", "")),
         task=_task("text"),
     )
-    message = f"This job's files are damaged ({reason}); run the same files again to redo it."
-    return Job(id=job_dir.name, dir=job_dir, spec=spec, status="damaged", created=created, message=message)
+    why = text("core.jobs.damaged", reason=reason)
+    return Job(id=job_dir.name, dir=job_dir, spec=spec, status="damaged", created=created, message=why)
 
 
 def _write_page(folder: Path, result: PageResult, image: Image.Image | None) -> None:
@@ -853,7 +861,7 @@ def _write_page(folder: Path, result: PageResult, image: Image.Image | None) -> 
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", compress_level=1)
         _write_atomic(folder / f"page-{result.page_number:04d}.png", buffer.getvalue())
-    payload = json.dumps(result.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
+    payload = json.dumps(result.to_dict(messages=True), ensure_ascii=False, indent=2).encode("utf-8")
     _write_atomic(_page_json(folder, result.page_number), payload)
 
 
@@ -877,8 +885,11 @@ def _render(document: Document | PageWorker, number: int) -> tuple[Page | None, 
                 width, height = page.size
             except Exception:
                 pass
-        message = str(exc) if isinstance(exc, PageFailed) else f"Page {number} could not be rendered: {exc}"
-        return None, PageResult(page_number=number, width=width, height=height, warnings=[message])
+        if isinstance(exc, PageFailed):
+            reason = as_text(exc)
+        else:
+            reason = text("core.jobs.page_render_failed", page=number, detail=error_message(exc))
+        return None, PageResult(page_number=number, width=width, height=height, warnings=[reason])
 
 
 # --- inputs and the cache key ------------------------------------------------------
@@ -916,9 +927,9 @@ def _copy_input(path: Path, folder: Path, name: str) -> str | None:
     return target.relative_to(folder.parent).as_posix()
 
 
-def _renamed(message: str, path: Path, name: str) -> str:
+def _renamed(reason: Message, path: Path, name: str) -> Message:
     """A message about the job's copy (``inputs/01.pdf``) naming the file the user knows."""
-    return message.replace(str(path), name).replace(path.name, name)
+    return reason.replaced(str(path), name).replaced(path.name, name)
 
 
 def _where_pages_run(engine: Engine, settings: Settings) -> str:

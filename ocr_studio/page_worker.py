@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .documents import DocumentError, Page
+from .i18n import LocalizedError, Message, message
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -78,7 +79,7 @@ class Cancelled(Exception):
     """The job was cancelled while the worker was busy; the worker was killed."""
 
 
-class PageFailed(Exception):
+class PageFailed(LocalizedError):
     """One page could not be done (over its time budget, or the worker died on it).
     The message names the page and says why; the job goes on with the next page."""
 
@@ -135,12 +136,14 @@ class PageWorker:
         self._opened = (Path(path), name, password)
         self.name = name
         self._live_document = False
-        self.page_count = self._ensure_document(f"{name} took longer than {self.budget:.0f} s to open")
+        self.page_count = self._ensure_document(message("core.worker.slow_open", name=name, seconds=self._seconds))
         return self.page_count
 
     def page(self, number: int, *, dpi: int | None = None) -> Page:
         if not 1 <= number <= self.page_count:
-            raise DocumentError(f"{self.name} has no page {number}; its pages are 1-{self.page_count}.")
+            raise DocumentError(
+                message("core.document.no_such_page", name=self.name, page=str(number), count=self.page_count)
+            )
         return WorkerPage(self, number, dpi or self.settings.limits.dpi)
 
     def render(self, number: int) -> Rendered:
@@ -174,8 +177,8 @@ class PageWorker:
         try:
             reply = self._ask(
                 ("call", target, args, kwargs),
-                slow=f"{target} took longer than {self.budget:.0f} s",
-                died=f"{target} failed",
+                slow=message("core.worker.slow_call", target=target, seconds=self._seconds),
+                died=message("core.worker.died_call", target=target),
             )
         finally:
             self.budget = budget
@@ -239,13 +242,21 @@ class PageWorker:
         self._process, self._channel, self._inbox = process, channel, inbox
         budget, self.budget = self.budget, STARTUP_SECONDS
         try:
-            self._ask(("settings", self.settings, memory), slow="the page worker did not start", died="start")
+            self._ask(
+                ("settings", self.settings, memory),
+                slow=message("core.worker.slow_start"),
+                died=message("core.worker.died_start"),
+            )
         except PageFailed as exc:
-            raise PageFailed(f"the page worker could not start ({exc}).") from None
+            raise PageFailed(message("core.worker.cannot_start", detail=exc.message)) from None
         finally:
             self.budget = budget
 
-    def _ensure_document(self, slow: str) -> int:
+    @property
+    def _seconds(self) -> str:
+        return f"{self.budget:.0f}"
+
+    def _ensure_document(self, slow: Message) -> int:
         """A running worker with the current document open; its page count."""
         if self._process is None or self._process.poll() is not None:
             self.kill()
@@ -255,23 +266,26 @@ class PageWorker:
         assert self._opened is not None
         path, name, password = self._opened
         try:
-            reply = self._ask(("open", str(path), name, password), slow=slow, died=f"{name} could not be opened")
+            reply = self._ask(
+                ("open", str(path), name, password), slow=slow, died=message("core.worker.died_open", name=name)
+            )
         except PageFailed as exc:
-            raise DocumentError(str(exc), path=path) from None
+            raise DocumentError(exc.message, path=path) from None
         self._live_document = True
         return int(reply[1])
 
     def _page_request(self, request: tuple, number: int, *, on_text: Callable[[str], None] | None = None) -> tuple:
-        page = f"page {number}"
-        self._ensure_document(f"{self.name} took longer than {self.budget:.0f} s to open again for {page}")
+        self._ensure_document(message("core.worker.slow_reopen", name=self.name, page=number, seconds=self._seconds))
         return self._ask(
             request,
-            slow=f"{page} took longer than {self.budget:.0f} s to {{phase}}",
-            died=f"{page} could not be rendered",
+            slow=message("core.worker.slow_page", page=number, seconds=self._seconds),
+            died=message("core.worker.died_page", page=number),
             on_text=on_text,
         )
 
-    def _ask(self, request: tuple, *, slow: str, died: str, on_text: Callable[[str], None] | None = None) -> tuple:
+    def _ask(
+        self, request: tuple, *, slow: Message, died: Message, on_text: Callable[[str], None] | None = None
+    ) -> tuple:
         """Send ``request`` and wait for its answer within the budget (see the class docstring)."""
         assert self._channel is not None and self._process is not None
         process, inbox = self._process, self._inbox
@@ -280,7 +294,7 @@ class PageWorker:
             self._channel.send(request)
         except (OSError, ValueError):
             self.kill()
-            raise PageFailed(f"{died}: the page worker stopped.") from None
+            raise PageFailed(message("core.worker.stopped", what=died)) from None
         deadline = time.monotonic() + self.budget
         while True:
             if self.cancel.is_set():
@@ -289,39 +303,40 @@ class PageWorker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
-                raise PageFailed(
-                    slow.format(phase="recognise" if phase == "recognize" else phase)
-                    + " (the limit is page_timeout in the settings); it was stopped and the job went on."
+                phase_name = message(
+                    "core.worker.phase_recognize" if phase == "recognize" else "core.worker.phase_render"
                 )
+                what = Message(slow.id, {**slow.args, "phase": phase_name})
+                raise PageFailed(message("core.worker.timed_out", what=what))
             try:
-                message = inbox.get(timeout=min(POLL_SECONDS, remaining))
+                incoming = inbox.get(timeout=min(POLL_SECONDS, remaining))
             except queue.Empty:
                 continue
-            if message is None:  # the worker is gone: crashed, or killed for its memory
+            if incoming is None:  # the worker is gone: crashed, or killed for its memory
                 try:
                     code = process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     code = None
                 self.kill()
-                raise PageFailed(f"{died}: the page worker stopped ({_exit_reason(code)}).")
-            kind = message[0]
+                raise PageFailed(message("core.worker.stopped_why", what=died, why=_exit_reason(code)))
+            kind = incoming[0]
             if kind == "text":
                 if on_text is not None:
-                    on_text(message[1])
+                    on_text(incoming[1])
             elif kind == "phase":
-                phase = message[1]
+                phase = incoming[1]
             elif kind == "ok":
-                return message
+                return incoming
             elif kind == "document-error":
                 if request[0] == "open":
-                    raise DocumentError(message[1], needs_password=bool(message[2]))
-                raise PageFailed(message[1])
+                    raise DocumentError(incoming[1], needs_password=bool(incoming[2]))
+                raise PageFailed(incoming[1])
             elif kind == "engine-error":
                 from .engines.base import EngineError
 
-                raise EngineError(message[1])
+                raise EngineError(incoming[1])
             else:
-                raise PageFailed(f"{died}: {message[1]}")
+                raise PageFailed(Message("core.worker.failed", {"what": died, "detail": incoming[1]}))
 
 
 def run_isolated(settings: Settings, target: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
@@ -348,9 +363,9 @@ def _image(data: tuple[str, tuple[int, int], bytes]) -> Image.Image:
     return Image.frombytes(mode, size, raw)
 
 
-def _exit_reason(code: int | None) -> str:
+def _exit_reason(code: int | None) -> Message:
     if code is None:
-        return "no exit code"
+        return message("core.worker.exit_none")
     if code < 0:
         import signal
 
@@ -358,8 +373,10 @@ def _exit_reason(code: int | None) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return f"killed by {name}; it may have run out of memory" if name == "SIGKILL" else f"killed by {name}"
-    return f"exit code {code}"
+        return message(
+            "core.worker.exit_killed_memory" if name == "SIGKILL" else "core.worker.exit_killed", signal=name
+        )
+    return message("core.worker.exit_code", code=code)
 
 
 # --- the worker process --------------------------------------------------------------------
@@ -409,8 +426,8 @@ def _serve(conn: Channel, settings: Settings, memory_mb: int) -> None:
                 try:
                     document = open_document(path, limits=settings.limits, password=password)
                 except DocumentError as exc:
-                    message = _renamed(str(exc), Path(path), name)
-                    raise DocumentError(message, needs_password=exc.needs_password) from None
+                    renamed = _renamed(exc.message, Path(path), name)
+                    raise DocumentError(renamed, needs_password=exc.needs_password) from None
                 document.name = name
                 conn.send(("ok", document.page_count))
             elif kind == "render":
@@ -430,7 +447,9 @@ def _serve(conn: Channel, settings: Settings, memory_mb: int) -> None:
                 image = page.image
                 conn.send(("phase", "recognize"))
                 result = _recognize(engines, settings, engine_name, task, region, page, conn)
-                conn.send(("ok", (image.mode, image.size, image.tobytes()), page.warnings, result.to_dict()))
+                conn.send(
+                    ("ok", (image.mode, image.size, image.tobytes()), page.warnings, result.to_dict(messages=True))
+                )
                 page.release()
             else:
                 conn.send(("error", f"unknown request {kind!r}"))
@@ -440,24 +459,25 @@ def _serve(conn: Channel, settings: Settings, memory_mb: int) -> None:
             if isinstance(exc.__cause__, MemoryError):  # MuPDF's allocation failed under the limit
                 conn.send(("error", _out_of_memory(memory_mb)))
             else:
-                conn.send(("document-error", str(exc), exc.needs_password))
+                conn.send(("document-error", exc.message, exc.needs_password))
         except Exception as exc:
             from .engines.base import EngineError
 
             if isinstance(exc, EngineError):
-                conn.send(("engine-error", str(exc)))
+                conn.send(("engine-error", getattr(exc, "message", None) or str(exc)))
             else:
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def _out_of_memory(memory_mb: int) -> str:
-    limit = f" ({memory_mb} MB: worker_memory_mb in the settings)" if memory_mb else ""
-    return f"it needs more memory than the page worker may use{limit}; the other pages go on"
+def _out_of_memory(memory_mb: int) -> Message:
+    if memory_mb:
+        return message("core.worker.out_of_memory_limit", limit=memory_mb)
+    return message("core.worker.out_of_memory")
 
 
 def _page(document: Any, number: int) -> Page:
     if document is None:
-        raise DocumentError("no document is open in the page worker.")
+        raise DocumentError(message("core.document.no_open_document"))
     return document.page(number)
 
 
@@ -484,9 +504,9 @@ def _recognize(
     return results[0]
 
 
-def _renamed(message: str, path: Path, name: str) -> str:
+def _renamed(reason: Message, path: Path, name: str) -> Message:
     """Messages about the job's copy (``inputs/01.pdf``) name the file the user knows."""
-    return message.replace(str(path), name).replace(path.name, name)
+    return reason.replaced(str(path), name).replaced(path.name, name)
 
 
 def _limit_memory(megabytes: int) -> None:

@@ -22,6 +22,7 @@ import httpx
 from PIL import Image
 
 from .engines.base import EngineError
+from .i18n import message, text
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class RemoteClient:
 
     def __init__(self, config: RemoteConfig, *, sleep: Callable[[float], None] = time.sleep):
         if not config.base_url:
-            raise RemoteError("No server URL is set. Set remote_url (e.g. http://gpu-server:8000/v1).")
+            raise RemoteError(message("core.remote.no_url"))
         self.config = config
         self._slots = threading.BoundedSemaphore(max(1, config.concurrency))
         self._sleep = sleep
@@ -106,22 +107,20 @@ class RemoteClient:
         except httpx.HTTPError as exc:
             return RemoteHealth(False, message=self._down(exc))
         if response.status_code in (401, 403):
-            return RemoteHealth(False, message=f"The server refused the API key (HTTP {response.status_code}).")
+            return RemoteHealth(False, message=text("core.remote.key_refused", status=response.status_code))
         models: tuple[str, ...] = ()
         if response.status_code == 200:
             try:
                 models = tuple(str(m.get("id", "")) for m in response.json().get("data", []))
             except (ValueError, AttributeError):
-                return RemoteHealth(False, message=f"{url} did not answer like an OpenAI-compatible server.")
+                return RemoteHealth(False, message=text("core.remote.not_openai", url=url))
         elif response.status_code == 404:
-            return RemoteHealth(
-                False, message=f"{url} does not exist: is {self.config.base_url} an OpenAI-compatible server?"
-            )
+            return RemoteHealth(False, message=text("core.remote.no_such_url", url=url, base=self.config.base_url))
         wanted = self.config.model
         if wanted and wanted in models:
-            return RemoteHealth(True, models, f"Up, serving {wanted}.")
+            return RemoteHealth(True, models, text("core.remote.up", model=wanted))
         if not wanted and len(models) == 1:
-            return RemoteHealth(True, models, f"Up, serving {models[0]}.")
+            return RemoteHealth(True, models, text("core.remote.up", model=models[0]))
         return self._probe(models)
 
     def _probe(self, listed: tuple[str, ...]) -> RemoteHealth:
@@ -158,18 +157,17 @@ class RemoteClient:
                     "Set remote_model to the model the server runs, or start the server with the model you want.",
                 )
             return RemoteHealth(
-                False, listed, f"The server answered HTTP {response.status_code} to a test request: {detail}"
+                False, listed, text("core.remote.test_failed", status=response.status_code, detail=detail)
             )
         try:
             served_by = str(response.json().get("model") or "")
         except (ValueError, AttributeError):
             served_by = ""
-        name = self.config.model or served_by or "an unnamed model"
-        return RemoteHealth(True, listed or ((served_by,) if served_by else ()), f"Up, serving {name}.")
+        name = self.config.model or served_by or message("core.remote.unnamed_model")
+        return RemoteHealth(True, listed or ((served_by,) if served_by else ()), text("core.remote.up", model=name))
 
     def _down(self, exc: Exception) -> str:
-        where = self.config.base_url
-        return f"The server at {where} does not answer ({_reason(exc)}). Is it running, and is the URL right?"
+        return text("core.remote.down", url=self.config.base_url, detail=_reason(exc))
 
     # -- completions ------------------------------------------------------------
     def model_name(self) -> str:
@@ -265,8 +263,7 @@ class RemoteClient:
                 except _Retryable as exc:
                     last_problem = str(exc)
         raise RemoteError(
-            f"The server at {self.config.base_url} failed {attempts} times in a row (last: {last_problem}). "
-            "Check that it is running and reachable; finished pages are kept and the job resumes where it stopped."
+            message("core.remote.failed_repeatedly", url=self.config.base_url, attempts=attempts, last=last_problem)
         )
 
     def _once(self, url: str, body: dict) -> tuple[str, str]:
@@ -279,7 +276,7 @@ class RemoteClient:
             choice = response.json()["choices"][0]
             return str(choice["message"].get("content") or ""), str(choice.get("finish_reason") or "stop")
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise RemoteError(f"The server's answer is not a chat completion: {response.text[:200]!r}") from exc
+            raise RemoteError(message("core.remote.not_a_completion", body=repr(response.text[:200]))) from exc
 
     def _stream(self, url: str, body: dict, on_text: Callable[[str], None]) -> tuple[str, str]:
         parts: list[str] = []
@@ -300,7 +297,7 @@ class RemoteClient:
                     except ValueError:
                         continue
                     if isinstance(event, dict) and event.get("error"):
-                        raise RemoteError(f"The server failed while generating: {_error_text(event['error'])}")
+                        raise RemoteError(message("core.remote.failed_generating", detail=_error_text(event["error"])))
                     try:
                         choice = event["choices"][0]
                     except (KeyError, IndexError, TypeError):
@@ -346,14 +343,11 @@ def _check(response: httpx.Response, model: str) -> None:
     if response.status_code in RETRY_STATUSES:
         raise _Retryable(f"HTTP {response.status_code}: {detail}")
     if response.status_code in (401, 403):
-        raise RemoteError(f"The server refused the API key (HTTP {response.status_code}). Check remote_api_key.")
+        raise RemoteError(message("core.remote.key_refused_check", status=response.status_code))
     names_model = "model" in detail.lower() or bool(model and model in detail)
     if response.status_code == 404 or (response.status_code == 400 and names_model):
-        raise RemoteError(
-            f"The server does not serve this model or has no such endpoint (HTTP {response.status_code}: {detail}). "
-            "Check remote_model and remote_url."
-        )
-    raise RemoteError(f"The server refused the request (HTTP {response.status_code}: {detail}).")
+        raise RemoteError(message("core.remote.no_model", status=response.status_code, detail=detail))
+    raise RemoteError(message("core.remote.refused", status=response.status_code, detail=detail))
 
 
 def _reason(exc: Exception) -> str:
@@ -378,16 +372,14 @@ def remote_status(settings: Settings) -> str:
     if settings.runtime != "remote":
         return ""
     if not settings.remote_url:
-        return (
-            "**Remote server:** not set. Set `remote_url` (e.g. `http://gpu-server:8000/v1`) or use the local runtime."
-        )
+        return text("core.remote.status_not_set")
     try:
         client = RemoteClient(remote_config(settings))
     except RemoteError as exc:
-        return f"**Remote server:** {exc}"
+        return text("core.remote.status_error", detail=exc.message)
     try:
         health = client.health()
     finally:
         client.close()
     mark = "✅" if health.ok else "❌"
-    return f"**Remote server** `{settings.remote_url}`: {mark} {health.message}"
+    return text("core.remote.status_line", url=settings.remote_url, mark=mark, detail=health.message)

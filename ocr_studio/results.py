@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from .i18n import loaded, stored
+
 # dots.ocr's layout categories; other engines use a subset ("Text" by default).
 CATEGORIES = (
     "Caption",
@@ -100,9 +102,12 @@ class PageResult:
     raw_text: str = ""  # the engine's raw output, kept so nothing is ever lost
     seconds: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, messages: bool = False) -> dict[str, Any]:
+        """The page as JSON. ``messages=True`` (job files) keeps each warning as a message id with its
+        arguments, to be read in either language; otherwise warnings are English text (exports)."""
         data = asdict(self)
         data["blocks"] = [b.to_dict() for b in self.blocks]
+        data["warnings"] = [stored(w) if messages else str(w) for w in self.warnings]
         return data
 
     @classmethod
@@ -115,7 +120,7 @@ class PageResult:
             engine=str(data.get("engine", "")),
             task=str(data.get("task", "")),
             truncated=bool(data.get("truncated", False)),
-            warnings=list(data.get("warnings", [])),
+            warnings=[loaded(w) for w in data.get("warnings", [])],
             raw_text=str(data.get("raw_text", "")),
             seconds=float(data.get("seconds", 0.0)),
         )
@@ -140,7 +145,7 @@ class DocumentResult:
         return {
             "name": self.name,
             "page_count": self.page_count,
-            "error": self.error,
+            "error": None if self.error is None else str(self.error),
             "pages": [p.to_dict() for p in self.pages],
         }
 
@@ -150,7 +155,7 @@ class DocumentResult:
             name=str(data["name"]),
             pages=[PageResult.from_dict(p) for p in data.get("pages", [])],
             page_count=int(data.get("page_count", 0)),
-            error=data.get("error"),
+            error=loaded(data.get("error")),
         )
 
     def markdown(self, *, furniture: bool = True, image_ref: ImageRef | None = None) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .i18n import as_text, text
 from .jobs import Job, Progress, run_job
 
 if TYPE_CHECKING:
@@ -33,10 +34,10 @@ class JobRun:
     progress: Progress | None = None
     status: str = ""  # news of slow preparation (download, load, compile)
     partial_text: str = ""  # the page in progress, as the engine streams it
-    errors: list[str] = field(default_factory=list)  # documents and pages that failed, with why
+    errors: list[str] = field(default_factory=list)  # documents and pages that failed, with why (i18n.Text)
     pages_done: int = 0  # pages finished in this run (all documents)
     error: Exception | None = None  # the run itself failed (an engine error, a bug)
-    export_error: str = ""
+    export_error: str = ""  # i18n.Text when the exporter's error carries a message
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -110,7 +111,7 @@ class BackgroundJobs:
                     run.phase = "exports"
                     self.after_pages(run.job)
             except Exception as exc:  # the pages are safe; only the files are missing
-                run.export_error = str(exc)
+                run.export_error = as_text(exc)
             finally:
                 run.phase = "done"
                 run.partial_text = ""
@@ -119,8 +120,11 @@ class BackgroundJobs:
     @staticmethod
     def _news(run: JobRun, event: Progress) -> None:
         if event.error:
-            where = f"page {event.page}" if event.page is not None else ""
-            run.errors.append(f"{event.document}{', ' + where if where else ''}: {event.error}")
+            if event.page is not None:
+                why = text("core.runner.page_error", document=event.document, page=event.page, reason=event.error)
+            else:
+                why = text("core.runner.document_error", document=event.document, reason=event.error)
+            run.errors.append(why)
         if event.status is not None:
             run.status = event.status
             return

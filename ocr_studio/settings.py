@@ -41,6 +41,9 @@ class Settings:
     # to script the API without it (gradio_client): the Host and Origin checks stay either way
     require_token: bool = True
     allowed_hosts: str = ""  # extra host names the server answers to, comma-separated (loopback always)
+    # the language of the UI and the CLI's messages: "en" or "ru"; "" = follow the browser (the UI)
+    # and the locale (the CLI); OCR_STUDIO_LANGUAGE wins over the config file, as for every setting
+    language: str = ""
     # documents
     dpi: int = 200
     max_file_mb: int = 200

@@ -3,6 +3,9 @@ the same placeholders, Russian plurals, stored messages that read in either lang
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from ocr_studio import i18n
@@ -82,19 +85,23 @@ def test_english_plural():
 
 
 def test_a_message_renders_in_either_language_and_str_is_english():
-    msg = i18n.message("cli.error.prefix", message=i18n.message("core.pages.count", count=5))
-    assert str(msg) == "error: 5 pages"
-    assert msg.render("ru") == "ошибка: 5 страниц"
+    msg = i18n.message(
+        "core.runner.page_error", document="a.pdf", page=2, reason=i18n.message("core.pages.count", count=5)
+    )
+    assert str(msg) == "a.pdf, page 2: 5 pages"
+    assert msg.render("ru") == "a.pdf, страница 2: 5 страниц"
 
 
 def test_a_stored_message_round_trips_through_json():
     import json
 
-    msg = i18n.message("cli.error.prefix", message=i18n.message("core.pages.count", count=2))
+    msg = i18n.message(
+        "core.runner.page_error", document="a.pdf", page=2, reason=i18n.message("core.pages.count", count=2)
+    )
     stored = json.loads(json.dumps(msg.to_json()))
     assert Message.from_json(stored) == msg
-    assert i18n.render(stored, "ru") == "ошибка: 2 страницы"
-    assert i18n.render(stored, "en") == "error: 2 pages"
+    assert i18n.render(stored, "ru") == "a.pdf, страница 2: 2 страницы"
+    assert i18n.render(stored, "en") == "a.pdf, page 2: 2 pages"
 
 
 def test_an_old_plain_string_still_reads():
@@ -105,7 +112,7 @@ def test_an_old_plain_string_still_reads():
 
 def test_a_missing_id_never_crashes():
     assert i18n.t("core.no.such.message", "ru") == "core.no.such.message"
-    assert i18n.t("cli.error.prefix", "ru") == "ошибка: {message}"  # a missing argument stays visible
+    assert i18n.t("core.jobs.opened", "ru") == "Открыт «{name}»"  # a missing argument stays visible
 
 
 def test_an_unknown_language_renders_english():
@@ -198,3 +205,176 @@ def test_russian_ui_reads_russian_first_when_the_pack_is_installed(monkeypatch):
     assert i18n.ocr_languages_default("ru", "deu") == "deu"  # a configured choice wins
     monkeypatch.setattr(tesseract, "installed_languages", lambda: ["eng"])
     assert i18n.ocr_languages_default("ru") == "eng"
+
+
+def test_text_is_english_str_that_keeps_its_message():
+    import pickle
+
+    value = i18n.text("core.pages.count", count=2)
+    assert value == "2 pages" and "pages" in value and value.startswith("2")
+    assert i18n.render(value, "ru") == "2 страницы"
+    again = pickle.loads(pickle.dumps(value))
+    assert i18n.render(again, "ru") == "2 страницы"
+    assert i18n.loaded(i18n.stored(value)).render("ru") == "2 страницы"
+    assert i18n.stored("plain") == "plain" and i18n.loaded("plain") == "plain"
+
+
+def test_a_localized_error_keeps_its_message_through_pickle():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(i18n.LocalizedError(i18n.message("core.pages.count", count=5))))
+    assert i18n.error_text(error, "ru") == "5 страниц" and str(error) == "5 pages"
+    assert i18n.render(i18n.as_text(error), "ru") == "5 страниц"
+
+
+# --- messages stored by a real job read in both languages -------------------------------------
+
+CYRILLIC = set("абвгдеёжзийклмнопрстуфхцчшщъыьэюя")
+
+
+def _russian(text: str) -> bool:
+    """Mostly Cyrillic letters: Russian text, not English with a Russian file name in it."""
+    letters = [ch for ch in text.lower() if ch.isalpha()]
+    return sum(ch in CYRILLIC for ch in letters) > len(letters) / 2
+
+
+@pytest.fixture
+def job_settings(tmp_path):
+    from tests.test_jobs import make_settings
+
+    return make_settings(tmp_path / "workspace")
+
+
+def _run(paths, settings, **spec):
+    from ocr_studio.engines import get_engine
+    from ocr_studio.engines.base import Task
+    from ocr_studio.jobs import JobSpec, JobStore, run_job
+
+    engine = get_engine("text-layer", settings)
+    store = JobStore(settings.workspace)
+    job = run_job(
+        store.create(JobSpec(list(paths), "text-layer", Task.TEXT, **spec), engine, settings), engine, settings
+    )
+    return store, job
+
+
+def test_a_jobs_stored_failure_reads_in_both_languages(tmp_path, job_settings):
+    import pymupdf
+
+    from tests.test_jobs import make_pdf
+
+    locked = make_pdf(tmp_path / "locked.pdf", 1, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="x", owner_pw="y")
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"this is not a pdf at all" * 20)
+    store, job = _run([locked, broken], job_settings)
+
+    stored = json.loads((job.dir / "job.json").read_text(encoding="utf-8"))
+    assert stored["documents"][0]["error"]["id"] == "core.document.password_required"  # an id, not English
+
+    reopened = store.load(job.id)  # read back from disk, as the studio does after a restart
+    password, refused = (doc.error for doc in reopened.documents)
+    assert i18n.render(password, "en") == "locked.pdf is protected by a password; enter the password to open it."
+    assert i18n.render(password, "ru") == "«locked.pdf» защищён паролем; введите пароль, чтобы открыть его."
+    assert "not a PDF or an image" in i18n.render(refused, "en")
+    assert _russian(i18n.render(refused, "ru")) and "broken.pdf" in i18n.render(refused, "ru")
+
+
+def test_a_jobs_stored_page_warnings_read_in_both_languages(tmp_path, job_settings):
+    from tests import generated_pages
+
+    damaged = generated_pages.truncated_pdf(tmp_path / "download.pdf")
+    store, job = _run([damaged], job_settings)
+    page = store.load(job.id).documents[0].pages[-1]
+    english = [i18n.render(w, "en") for w in page.warnings]
+    russian = [i18n.render(w, "ru") for w in page.warnings]
+    assert any("MuPDF had to repair it" in w for w in english)
+    assert any("MuPDF пришлось его восстанавливать" in w for w in russian)
+    assert all(ru != en for ru, en in zip(russian, english, strict=True)), russian  # each one translated
+    assert any(w.startswith("страница 10 после восстановления оказалась пустой") for w in russian)
+    assert [str(w) for w in page.warnings] == english  # code that reads them as text gets English
+
+
+def test_a_failed_pages_reason_reads_in_both_languages(tmp_path, job_settings):
+    """A page over its time budget in the page worker: the reason is stored as an id with arguments."""
+    import dataclasses
+
+    from tests.test_jobs import make_pdf
+
+    source = make_pdf(tmp_path / "big.pdf", 1, big_pages=(1,))
+    settings = dataclasses.replace(job_settings, max_image_megapixels=1)
+    store, job = _run([source], settings)
+    [reason] = store.load(job.id).page_errors[0].values()
+    assert "too large to render" in i18n.render(reason, "en")
+    assert "слишком велика для отрисовки" in i18n.render(reason, "ru")
+
+
+def test_an_old_job_file_with_plain_strings_still_reads(tmp_path, job_settings):
+    from tests.test_jobs import make_pdf
+
+    source = make_pdf(tmp_path / "doc.pdf", 1)
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"junk" * 100)
+    store, job = _run([source, broken], job_settings)
+    path = job.dir / "job.json"
+    state = json.loads(path.read_text(encoding="utf-8"))
+    state["documents"][1]["error"] = "broken.pdf is not a PDF (written by an older version)"
+    state["status"], state["message"] = "failed", "The GPU ran out of memory."
+    state["documents"][0]["failed_pages"] = {"1": "page 1 took longer than 2 s to render"}
+    path.write_text(json.dumps(state), encoding="utf-8")
+    page_file = next(job.dir.rglob("page-0001.json"))
+    page = json.loads(page_file.read_text(encoding="utf-8"))
+    page["warnings"] = ["Tesseract found no text on this page."]
+    page_file.write_text(json.dumps(page), encoding="utf-8")
+
+    old = store.load(job.id)
+    assert i18n.render(old.documents[1].error, "ru") == "broken.pdf is not a PDF (written by an older version)"
+    assert i18n.render(old.message, "ru") == "The GPU ran out of memory."
+    assert i18n.render(old.page_errors[0][1], "ru") == "page 1 took longer than 2 s to render"
+    assert [i18n.render(w, "ru") for w in old.documents[0].pages[0].warnings] == [
+        "Tesseract found no text on this page."
+    ]
+
+
+# --- the command line follows the locale ------------------------------------------------------
+
+
+def _cli(tmp_path, **env_vars):
+    import os
+    import subprocess
+    import sys
+
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"this is not a pdf at all" * 20)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCR_STUDIO_", "LC_", "LANG"))}
+    env.update(OCR_STUDIO_CONFIG=str(tmp_path / "absent-config.toml"), **env_vars)
+    args = ["convert", str(broken), "-o", str(tmp_path / "out"), "-q", "--workspace", str(tmp_path / "ws")]
+    return subprocess.run(
+        [sys.executable, "-m", "ocr_studio", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_cli_speaks_english_by_default(tmp_path):
+    result = _cli(tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "0 of 1 file(s) converted" in result.stdout
+    assert "FAILED" in result.stdout and "is not a PDF or an image that OCR Studio can read" in result.stdout
+
+
+def test_the_cli_speaks_russian_with_a_russian_locale(tmp_path):
+    result = _cli(tmp_path, LANG="ru_RU.UTF-8")
+    assert result.returncode == 1, result.stderr
+    assert "Преобразовано файлов: 0 из 1" in result.stdout
+    assert "ОШИБКА" in result.stdout and "не PDF и не изображение" in result.stdout
+    assert "FAILED" not in result.stdout and "not a PDF" not in result.stdout
+
+
+def test_the_cli_language_setting_wins_over_the_locale(tmp_path):
+    result = _cli(tmp_path, LANG="ru_RU.UTF-8", OCR_STUDIO_LANGUAGE="en")
+    assert "FAILED" in result.stdout and "ОШИБКА" not in result.stdout
+    usage = _cli(tmp_path, LC_ALL="ru_RU.UTF-8")  # errors of the command line itself too
+    assert "Преобразовано" in usage.stdout

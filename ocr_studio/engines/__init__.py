@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..i18n import as_text, message
 from ..settings import Settings
 from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
 
@@ -27,18 +28,18 @@ def get_engine(name: str, settings: Settings) -> Engine:
     try:
         target = REGISTRY[name]
     except KeyError:
-        raise EngineError(f"Unknown engine {name!r}. Choose one of: {', '.join(REGISTRY)}.") from None
+        raise EngineError(message("core.engine.unknown", name=repr(name), choices=", ".join(REGISTRY))) from None
     module_name, _, factory = target.partition(":")
     module = importlib.import_module(module_name)
     engine = getattr(module, factory)(settings)
     if settings.runtime == "remote" and engine.info().needs_gpu:
         if not (hasattr(engine, "prepare") and hasattr(engine, "parse")):
-            raise EngineError(f"The {name} engine cannot run on a remote server; use the local runtime.")
+            raise EngineError(message("core.engine.no_remote", name=name))
         from .remote import RemoteEngine
 
         return RemoteEngine(engine, settings)
     if settings.runtime not in ("local", "remote"):
-        raise EngineError(f"Unknown runtime {settings.runtime!r}: use 'local' or 'remote'.")
+        raise EngineError(message("core.engine.unknown_runtime", runtime=repr(settings.runtime)))
     return engine
 
 
@@ -52,7 +53,9 @@ def engine_infos(settings: Settings) -> list[EngineInfo]:
             engine = get_engine(name, settings)
             infos.append(checked(engine, settings))
         except Exception as exc:  # an engine whose import fails is listed as unavailable
-            infos.append(EngineInfo(name=name, label=name, tasks=(), needs_gpu=False, available=False, reason=str(exc)))
+            infos.append(
+                EngineInfo(name=name, label=name, tasks=(), needs_gpu=False, available=False, reason=as_text(exc))
+            )
     return infos
 
 

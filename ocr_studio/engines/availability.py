@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..i18n import as_text, text
 from .base import EngineInfo
 
 if TYPE_CHECKING:
@@ -52,11 +53,7 @@ def _gpu_problem(settings: Settings) -> str | None:
             return None
     except Exception:  # torch missing or broken: the same advice
         pass
-    return (
-        "no CUDA GPU here. Vision models need an NVIDIA GPU with a CUDA build of PyTorch "
-        '(`ocr-studio doctor` says what is missing), or an inference server (set `runtime = "remote"` and '
-        '`remote_url`). To try it on the CPU anyway (very slow), set `device = "cpu"`.'
-    )
+    return text("core.engine.no_cuda")
 
 
 def _model_problem(model_id: str, info: EngineInfo) -> str | None:
@@ -67,17 +64,14 @@ def _model_problem(model_id: str, info: EngineInfo) -> str | None:
     if path.is_absolute() or model_id.startswith((".", "~")) or path.is_dir():
         if (path / "config.json").is_file():
             return None
-        return f"the model folder {model_id} has no config.json. Point the setting at a downloaded model folder."
+        return text("core.engine.model_folder_no_config", folder=model_id)
     if _is_cached(model_id):
         return None
     problem = _remembered("hub", _hub_problem)
     if problem is None:
         return None
     setting = "dots_model" if info.name == "dots-ocr" else "qwen_model"
-    return (
-        f"{model_id} is not downloaded and {problem} Download it on a connected machine "
-        f"(`huggingface-cli download {model_id}`) or set `{setting}` to a folder that holds it."
-    )
+    return text("core.engine.not_downloaded", model=model_id, problem=problem, setting=setting)
 
 
 def _is_cached(model_id: str) -> bool:
@@ -91,31 +85,33 @@ def _is_cached(model_id: str) -> bool:
 
 def _hub_problem() -> str | None:
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return "the hub is switched off (HF_HUB_OFFLINE is set)."
+        return text("core.engine.hub_off")
     try:
         import httpx
         from huggingface_hub import constants
 
         httpx.head(constants.ENDPOINT, timeout=HUB_PROBE_SECONDS, follow_redirects=False)
     except Exception:
-        return "the Hugging Face hub cannot be reached from this computer."
+        return text("core.engine.hub_unreachable")
     return None
 
 
 def _server_problem(settings: Settings) -> str | None:
     if not settings.remote_url:
-        return "no inference server is set: set `remote_url`, or run on this computer."
+        return text("core.engine.no_server")
     from ..remote import RemoteClient, RemoteError, remote_config
 
     try:
         client = RemoteClient(remote_config(settings))
     except RemoteError as exc:
-        return str(exc)
+        return as_text(exc)
     try:
         health = client.health()
     finally:
         client.close()
-    return None if health.ok else f"the inference server {settings.remote_url} is not usable: {health.message}"
+    if health.ok:
+        return None
+    return text("core.engine.server_unusable", url=settings.remote_url, detail=health.message)
 
 
 def _remembered(key: str, check) -> str | None:

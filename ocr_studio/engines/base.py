@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from ..i18n import LocalizedError, t
+
 if TYPE_CHECKING:
     from ..documents import Page
     from ..results import PageResult
@@ -26,6 +28,10 @@ class Task(StrEnum):
     def label(self) -> str:
         return TASK_LABELS[self]
 
+    def label_in(self, lang: str | None = None) -> str:
+        """The task's name in ``lang`` (``label`` is English)."""
+        return t(f"core.task.{self.value}", lang)
+
 
 TASK_LABELS = {
     Task.LAYOUT_TEXT: "Layout + text",
@@ -36,7 +42,7 @@ TASK_LABELS = {
 }
 
 
-class EngineError(Exception):
+class EngineError(LocalizedError):
     """An engine cannot run (model missing, out of memory after retries...).
     The message says what happened and what to do."""
 
@@ -48,7 +54,7 @@ class EngineInfo:
     tasks: tuple[Task, ...]
     needs_gpu: bool
     available: bool = True
-    reason: str = ""  # why it is unavailable, or a warning worth showing
+    reason: str = ""  # why it is unavailable, or a warning worth showing (i18n.Text: i18n.render it)
     default_task: Task = Task.TEXT
 
 

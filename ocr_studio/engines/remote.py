@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..i18n import text
 from ..models.repetition import TEXT_GUARD
 from ..remote import RemoteClient, RemoteError, remote_config
 from ..results import PageResult
@@ -78,13 +79,17 @@ class RemoteEngine(Engine):
         return replace(
             base,
             name=base.name,
-            label=f"{base.label} — remote ({where})",
+            label=text("core.remote.label", engine=base.label, url=where),
             needs_gpu=False,
             available=bool(where),
             reason=(
-                f"Model runs on {where}" + (f" as {self.settings.remote_model}" if self.settings.remote_model else "")
+                (
+                    text("core.remote.runs_on_as", url=where, model=self.settings.remote_model)
+                    if self.settings.remote_model
+                    else text("core.remote.runs_on", url=where)
+                )
                 if where
-                else "The remote runtime is selected but no server URL is set (remote_url)."
+                else text("core.remote.no_url_selected")
             ),
         )
 

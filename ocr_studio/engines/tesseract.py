@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..i18n import LocalizedError, Message, message, text
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -44,11 +46,7 @@ SUPPORTED_LANGUAGES: dict[str, str] = {
 OCR_TIMEOUT_S = 300.0
 # Words of punctuation only, read with less confidence than this, are specks of the scan.
 _NOISE_CONFIDENCE = 50.0
-NO_TESSERACT = (
-    "No text layer on this page and Tesseract is not installed — pick a vision model "
-    "(dots.ocr or Qwen3-VL) or install Tesseract (Debian/Ubuntu: sudo apt install tesseract-ocr; "
-    "Windows: the UB-Mannheim installer; macOS: brew install tesseract)."
-)
+NO_TESSERACT = text("core.tesseract.not_installed")
 _LANGUAGE_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{1,30}$")
 _WINDOWS_BINARIES = (
     r"C:\Program Files\Tesseract-OCR\tesseract.exe",
@@ -56,7 +54,7 @@ _WINDOWS_BINARIES = (
 )
 
 
-class LanguageError(ValueError):
+class LanguageError(LocalizedError, ValueError):
     """The OCR languages asked for are written wrong or not installed; the message says what to install."""
 
 
@@ -122,13 +120,24 @@ def installed_languages() -> list[str]:
     return sorted(p.name.removesuffix(".traineddata") for p in folder.glob("*.traineddata") if p.stem != "osd")
 
 
-def language_choices() -> list[tuple[str, str]]:
+def language_choices(lang: str | None = None) -> list[tuple[str, str]]:
     """(label, code) for a language picker: the supported languages that are installed, then any
-    other installed pack, e.g. [("English (eng)", "eng"), ("Russian (rus)", "rus")]."""
+    other installed pack, e.g. [("English (eng)", "eng"), ("Russian (rus)", "rus")]; the names
+    are in ``lang`` (None: ``i18n.current_language()``): [("Английский (eng)", "eng"), ...]."""
     installed = installed_languages()
     codes = [code for code in SUPPORTED_LANGUAGES if code in installed]
     codes += [code for code in installed if code not in SUPPORTED_LANGUAGES]
-    return [(f"{SUPPORTED_LANGUAGES.get(code, code)} ({code})", code) for code in codes]
+    return [(_named(code).render(lang), code) for code in codes]
+
+
+def _named(code: str) -> Message:
+    """ "Russian (rus)" as a message: the name in the reader's language, the code as it is."""
+    name = message(f"core.ocr_language.{code}") if code in SUPPORTED_LANGUAGES else code
+    return message("core.tesseract.language_named", name=name, code=code)
+
+
+def _installed_list() -> Message | str:
+    return ", ".join(installed_languages()) or message("core.tesseract.none")
 
 
 def default_languages() -> str:
@@ -147,8 +156,7 @@ def parse_languages(value: str) -> list[str]:
     bad = [p for p in parts if not _LANGUAGE_CODE.match(p)]
     if bad:
         raise LanguageError(
-            f"{', '.join(map(repr, bad))} is not a Tesseract language code; write codes such as "
-            f"eng, rus or eng+rus (installed here: {', '.join(installed_languages()) or 'none'})."
+            message("core.tesseract.bad_code", codes=", ".join(map(repr, bad)), installed=_installed_list())
         )
     return list(dict.fromkeys(parts))
 
@@ -158,13 +166,10 @@ def resolve_languages(value: str) -> str:
     return "+".join(parse_languages(value)) or default_languages()
 
 
-def install_hint(codes: list[str]) -> str:
+def install_hint(codes: list[str]) -> Message:
     """How to install these language packs on Debian/Ubuntu, Windows and macOS."""
     packages = " ".join(f"tesseract-ocr-{code.lower().replace('_', '-')}" for code in codes)
-    return (
-        f"Debian/Ubuntu: sudo apt install {packages}; Windows: run the Tesseract installer (UB-Mannheim) again "
-        "and tick them under “Additional language data”; macOS: brew install tesseract-lang"
-    )
+    return message("core.tesseract.install_hint", packages=packages)
 
 
 def missing_languages(languages: str) -> list[str]:
@@ -173,17 +178,17 @@ def missing_languages(languages: str) -> list[str]:
 
 
 def language_problem(languages: str) -> str | None:
-    """Why Tesseract cannot read ``languages`` ("eng+rus") here, or None when it can."""
+    """Why Tesseract cannot read ``languages`` ("eng+rus") here (an ``i18n.Text``), or None when it can."""
     if find_tessdata() is None:
         return NO_TESSERACT
     missing = missing_languages(languages)
     if not missing:
         return None
-    names = ", ".join(f"{SUPPORTED_LANGUAGES.get(code, code)} ({code})" for code in missing)
-    return (
-        f"Tesseract has no language data for {names} (installed: {', '.join(installed_languages()) or 'none'}). "
-        f"Install it — {install_hint(missing)} — or choose other OCR languages (setting ocr_languages, "
-        "--lang on the command line)."
+    return text(
+        "core.tesseract.no_language_data",
+        names=[_named(code) for code in missing],
+        installed=_installed_list(),
+        hint=install_hint(missing),
     )
 
 

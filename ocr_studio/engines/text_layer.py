@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..documents import MUPDF_LOCK
+from ..i18n import as_text, error_message, text
 from ..results import Block, PageResult
 from . import page_layout, pdf_tables, tesseract
 from .base import Engine, EngineInfo, RecognizeRequest, Task
@@ -46,7 +47,7 @@ _SCAN_SHARE = 0.6
 _STAMP_CHARS = 200
 # A text layer with more than this share of unreadable characters is OCR'd instead.
 _GARBLED_SHARE = 0.3
-GARBLED_TEXT_LAYER = "This page's own text is unreadable (its fonts have no character map), so it was OCR'd instead."
+GARBLED_TEXT_LAYER = text("core.text_layer.garbled")
 
 
 def requested_languages(settings: Settings) -> str:
@@ -63,22 +64,19 @@ class TextLayerEngine(Engine):
         try:
             self.language = tesseract.resolve_languages(requested_languages(settings))
         except tesseract.LanguageError as exc:
-            self.language, self.language_error = "eng", str(exc)
+            self.language, self.language_error = "eng", as_text(exc)
 
     def info(self) -> EngineInfo:
         problem = self.language_error or tesseract.language_problem(self.language)
         if problem is None:
-            reason = f"The PDF's own text, instantly; Tesseract OCR ({self.language}) for scans and images."
+            reason = text("core.text_layer.reason_ok", languages=self.language)
         elif tesseract.find_tessdata() is None:
-            reason = (
-                "The PDF's own text only: Tesseract is not installed, so scans and images get no text "
-                "(install tesseract-ocr, or pick a vision model)."
-            )
+            reason = text("core.text_layer.reason_no_tesseract")
         else:
-            reason = f"The PDF's own text; for OCR: {problem}"
+            reason = text("core.text_layer.reason_problem", problem=problem)
         return EngineInfo(
             name=NAME,
-            label="Text layer / Tesseract (no GPU)",
+            label=text("core.text_layer.label"),
             tasks=(Task.TEXT, Task.LAYOUT_TEXT, Task.MARKDOWN, Task.REGION),
             needs_gpu=False,
             available=True,
@@ -101,7 +99,7 @@ class TextLayerEngine(Engine):
             blocks = self._page_blocks(page, result, region, width, height)
         except Exception as exc:  # a page problem is reported on the page, never raised
             log.warning("text-layer: %s page %s: %s", page.document_name, page.number, exc)
-            result.warnings.append(f"Could not read the text of this page: {exc}")
+            result.warnings.append(text("core.text_layer.page_unreadable", detail=error_message(exc)))
             blocks = []
         result.blocks = blocks
         result.raw_text = "\n\n".join(b.text for b in blocks if b.text)
@@ -145,21 +143,21 @@ class TextLayerEngine(Engine):
 
     def _ocr_pieces(self, page: Page, result: PageResult) -> list[Piece]:
         if self.language_error:
-            result.warnings.append(
-                f"No text layer on this page, and the OCR languages are wrong. {self.language_error}"
-            )
+            result.warnings.append(text("core.text_layer.wrong_languages", problem=self.language_error))
             return []
         problem = tesseract.language_problem(self.language)
         languages = self.language
         if problem is not None:
-            result.warnings.append(problem if problem == NO_TESSERACT else f"No text layer on this page. {problem}")
+            result.warnings.append(
+                problem if problem == NO_TESSERACT else text("core.text_layer.no_text_layer", problem=problem)
+            )
             missing = tesseract.missing_languages(self.language)
             languages = "+".join(code for code in self.language.split("+") if code not in missing)
             if problem == NO_TESSERACT or not languages:
                 return []
         words = tesseract.recognize_image(page.image, languages, dpi=page.dpi)
         if not words:
-            result.warnings.append("Tesseract found no text on this page.")
+            result.warnings.append(text("core.text_layer.tesseract_empty"))
         letter_boxes = all(w.letter_box for w in words)
         return page_layout.ocr_pieces(((w.bbox, w.text, w.line) for w in words), letter_boxes=letter_boxes)
 
