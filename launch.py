@@ -61,7 +61,7 @@ BEFORE_THE_PACKAGE = {
             "    python3 launch.py\n\n"
             "Или установите пакет сами: pip install -e . в этой папке."
         ),
-        "old_python": "OCR Studio нужен Python 3.11 или новее, а это {version} ({executable}).",
+        "old_python": "Для OCR Studio нужен Python 3.11 или новее, а это {version} ({executable}).",
     },
 }
 
