@@ -1,7 +1,12 @@
 """The Gradio app: layout and wiring. No model logic here: it calls the job API (jobs, the
 background runner), the engine registry, the exporters and the hardware probe; the reader's
 HTML comes from viewer.py, its images and downloads from media.py, its behaviour in the
-browser (linked boxes and text, zoom, keys, thumbnails) from reader.js."""
+browser (linked boxes and text, zoom, keys, thumbnails) from reader.js.
+
+Every word on the page is in the tab's language (language.py): the texts of the Blocks are
+``StaticText`` keys the browser translates on its first paint, and every event handler runs in
+its request's language (``@localized``), so what it renders with ``t()`` — status, viewer,
+downloads, sidebar, the core's stored messages through ``i18n.render`` — is in that language."""
 
 from __future__ import annotations
 
@@ -14,33 +19,35 @@ from typing import Any
 
 import gradio as gr
 
-from .. import __version__, exporters, hardware
+from .. import __version__, exporters, hardware, i18n
 from ..engines import EngineInfo, Task, availability, engine_infos, get_engine
-from ..engines.tesseract import LanguageError, language_choices, resolve_languages
+from ..engines.tesseract import LanguageError, language_choices
+from ..i18n import Message, error_text, render, t
 from ..jobs import Job, JobSpec, JobStore, run_job
 from ..runner import BackgroundJobs, JobRun
 from ..settings import Settings
-from . import sidebar, viewer
+from . import language, sidebar, viewer
+from .language import StaticText, localized
 
 UI_DIR = Path(__file__).resolve().parent
 CSS_PATH = UI_DIR / "style.css"
 READER_JS = UI_DIR / "reader.js"
 GPU_REFRESH_SECONDS = 3.0
 POLL_SECONDS = 0.5  # how often a tab asks a running job for news
-FORMAT_NAMES = {"md": "Markdown", "txt": "Text", "json": "JSON", "html": "HTML", "pdf": "PDF", "docx": "Word"}
-
-HELP = (
-    "Drop PDFs or images, pick an engine and press **Run**. Each page appears with its layout boxes "
-    "next to its text: point at a box to find its text, click a paragraph to find its box, ← and → turn pages. "
-    "Nothing leaves this computer unless you configure a remote server."
-)
+FORMAT_NAMES = {"md": "Markdown", "json": "JSON", "html": "HTML", "pdf": "PDF", "docx": "Word"}  # "txt": in words
 
 
-def ocr_languages(settings: Settings) -> str:
-    """The languages the picker starts with: the setting's, or the installed supported packs
-    (a setting that names no language leaves the picker empty; the engine note says why)."""
+def format_name(fmt: str) -> str:
+    """A download format as the bar names it."""
+    return t("ui.downloads.text_format") if fmt == "txt" else FORMAT_NAMES.get(fmt, fmt.upper())
+
+
+def ocr_languages(settings: Settings, ui_lang: str | None = None) -> str:
+    """The languages the picker starts with: the setting's; else Russian and English for a Russian
+    tab with the Russian pack installed; else the installed supported packs (a setting that names
+    no language leaves the picker empty; the engine note says why)."""
     try:
-        return resolve_languages(settings.ocr_languages)
+        return i18n.ocr_languages_default(ui_lang or i18n.current_language(), configured=settings.ocr_languages)
     except LanguageError:
         return ""
 
@@ -65,10 +72,15 @@ class Studio:
 
     # ----- engines and tasks ---------------------------------------------------------------
 
-    def engine_choices(self) -> list[tuple[str, str]]:
+    def engine_labels(self) -> list[tuple[Message | str, str]]:
+        """(label, name) of every engine; an unavailable one says so."""
         return [
-            (info.label if info.available else f"{info.label} (unavailable)", name) for name, info in self.infos.items()
+            (info.label if info.available else Message("ui.engine.unavailable_choice", {"engine": info.label}), name)
+            for name, info in self.infos.items()
         ]
+
+    def engine_choices(self) -> list[tuple[str, str]]:
+        return [(render(label), name) for label, name in self.engine_labels()]
 
     def default_engine(self) -> str:
         preferred = self.infos.get(self.settings.engine)
@@ -79,20 +91,20 @@ class Studio:
 
     @staticmethod
     def task_choices(info: EngineInfo | None) -> list[tuple[str, str]]:
-        return [(task.label, task.value) for task in (info.tasks if info else ())]
+        return [(t(f"core.task.{task.value}"), task.value) for task in (info.tasks if info else ())]
 
     @staticmethod
     def engine_note(info: EngineInfo | None) -> str:
         if info is None:
             return ""
         if not info.available:
-            return f"⚠ **{info.label} is unavailable here:** {info.reason or 'no reason given'}"
-        parts = ["Runs on the GPU." if info.needs_gpu else "Runs on the CPU, no model needed."]
-        if info.reason:
-            parts.append(f"ℹ️ {info.reason}")
-        return " ".join(parts)
+            reason = render(info.reason) or t("ui.engine.no_reason")
+            return t("ui.engine.unavailable", engine=render(info.label), reason=reason)
+        where = "gpu" if info.needs_gpu else "cpu"
+        return t(f"ui.engine.{where}_note", note=render(info.reason)) if info.reason else t(f"ui.engine.{where}")
 
-    def engine_changed(self, name: str) -> dict:
+    @localized
+    def engine_changed(self, name: str, request: gr.Request | None = None) -> dict:
         info = self.infos.get(name)
         choices = self.task_choices(info)
         values = [value for _, value in choices]
@@ -115,11 +127,9 @@ class Studio:
         try:
             x1, y1, x2, y2 = (float(p) for p in parts)
         except ValueError:
-            raise InputError(
-                "Type the region as four numbers x1, y1, x2, y2 in page pixels, e.g. 100, 200, 900, 450."
-            ) from None
+            raise InputError(t("ui.request.region_numbers")) from None
         if x2 <= x1 or y2 <= y1 or min(x1, y1) < 0:
-            raise InputError("The region's second corner must be right of and below the first (x1 < x2, y1 < y2).")
+            raise InputError(t("ui.request.region_corners"))
         return (x1, y1, x2, y2)
 
     def _start(
@@ -136,31 +146,32 @@ class Studio:
         """Validate a request and create (or find) its job; returns (job, engine, the run's settings)."""
         paths = [Path(f) for f in (files or []) if f]
         if not paths:
-            raise InputError("Add at least one PDF or image first (drop files on the drop zone).")
+            raise InputError(t("ui.request.no_files"))
         settings = self.settings
         if runtime and runtime != settings.runtime:
             if runtime not in ("local", "remote"):
-                raise InputError(f"Unknown runtime {runtime!r}: use 'local' or 'remote'.")
+                raise InputError(t("core.engine.unknown_runtime", runtime=repr(runtime)))
             settings = dataclasses.replace(settings, runtime=runtime)
         chosen_languages = "+".join(languages) if isinstance(languages, list | tuple) else (languages or "")
         if chosen_languages and chosen_languages != settings.ocr_languages:  # the OCR languages of this run
             settings = dataclasses.replace(settings, ocr_languages=chosen_languages)
         known = self.infos.get(engine_name)
         if known is None:
-            raise InputError(f"Unknown engine {engine_name!r}. Choose one of: {', '.join(self.infos)}.")
+            raise InputError(t("ui.request.unknown_engine", engine=engine_name, choices=", ".join(self.infos)))
         try:  # the engine as this run will use it (its runtime, its languages), checked now, not at start-up
             engine = get_engine(engine_name, settings)
         except Exception as exc:
-            raise InputError(f"{known.label} is unavailable here: {exc}") from None
+            raise InputError(t("ui.request.unavailable", engine=render(known.label), reason=error_text(exc))) from None
         info = availability.checked(engine, settings)
         if not info.available:
-            raise InputError(f"{info.label} is unavailable here: {info.reason}")
+            raise InputError(t("ui.request.unavailable", engine=render(info.label), reason=render(info.reason)))
         try:
             chosen = Task(task) if task else info.default_task
         except ValueError:
-            raise InputError(f"Unknown task {task!r}.") from None
+            raise InputError(t("ui.request.unknown_task", task=task)) from None
         if chosen not in info.tasks:
-            raise InputError(f"{info.label} cannot do “{chosen.label}”. Choose one of its tasks.")
+            task_name = t(f"core.task.{chosen.value}")
+            raise InputError(t("ui.request.task_unsupported", engine=render(info.label), task=task_name))
         box = self.parse_region(region) if chosen is Task.REGION else None
         spec = JobSpec(
             files=paths,
@@ -172,13 +183,25 @@ class Studio:
         )
         return self.store.create(spec, engine, settings), engine, settings
 
-    def run(self, files, engine_name, task, pages, password, region, runtime, languages=None) -> dict:
+    @localized
+    def run(
+        self,
+        files,
+        engine_name,
+        task,
+        pages,
+        password,
+        region,
+        runtime,
+        languages=None,
+        request: gr.Request | None = None,
+    ) -> dict:
         """The Run button: starts the job in the background (it outlives this tab) and lets
         the timer follow it."""
         try:
             job, engine, settings = self._start(files, engine_name, task, pages, password, region, runtime, languages)
         except Exception as exc:  # InputError, EngineError, DocumentError: all shown as they are
-            return {self.status: f"⚠ {viewer._md_text(str(exc))}"}
+            return {self.status: t("ui.request.not_started", reason=viewer._md_text(error_text(exc)))}
         run = self.background.start(job, engine, settings)
         return {
             **self.clear_view(),
@@ -189,25 +212,38 @@ class Studio:
             self.inputs: gr.Accordion(open=False),
         }
 
-    def cancel(self, job_id: str) -> str:
+    @localized
+    def cancel(self, job_id: str, request: gr.Request | None = None) -> str:
         if job_id and self.background.cancel(job_id):
-            return "■ Cancelling: the page in progress stops, the finished pages are kept."
-        return "Nothing is running."
+            return t("ui.actions.cancelling")
+        return t("ui.actions.nothing_running")
 
-    def convert(self, files, engine_name, task, pages, password="", region="", runtime="", languages=None):
+    @localized
+    def convert(
+        self,
+        files,
+        engine_name,
+        task,
+        pages,
+        password="",
+        region="",
+        runtime="",
+        languages=None,
+        request: gr.Request | None = None,
+    ):
         """API endpoint: (files, engine, task, pages[, password, region, runtime, OCR languages]) ->
         (status, markdown, exports). The status names every failed document and page with its reason."""
         try:
             job, engine, settings = self._start(files, engine_name, task, pages, password, region, runtime, languages)
             job = run_job(job, engine, settings)
         except Exception as exc:
-            return f"Failed: {exc}", "", []
+            return t("ui.request.failed", reason=error_text(exc)), "", []
         markdown = "\n\n".join(d.markdown() for d in job.documents if d.pages)
         status = viewer.job_summary(job, plain=True)
         try:
             files_out = self._export_list(self.exports(job))
         except Exception as exc:
-            status += f"\nExport failed: {exc}"
+            status += "\n" + t("ui.request.export_failed", reason=error_text(exc))
             files_out = []
         return status, markdown, files_out
 
@@ -223,28 +259,42 @@ class Studio:
 
     @staticmethod
     def progress_markdown(run: JobRun) -> str:
-        elapsed = f"{run.elapsed:.0f} s"
+        elapsed = t("ui.progress.seconds", seconds=f"{run.elapsed:.0f}")
         if run.phase == "starting":
-            return f"… **Waiting** for the job before this one to finish… · {elapsed}"
+            return t("ui.progress.waiting", elapsed=elapsed)
         if run.phase == "exports":
-            return f"… **Writing the downloads** (every format and the zip)… · {elapsed}"
+            return t("ui.progress.exports", elapsed=elapsed)
         event = run.progress
         if event is None:
-            return f"… **Starting** *{run.label}*… {run.status} · {elapsed}"
+            label, status = viewer._md_text(render(run.label)), viewer._md_text(render(run.status))
+            return t("ui.progress.starting", label=label, status=status, elapsed=elapsed)
         total = max(event.pages_total, 1)
         filled = round(20 * event.pages_done / total)
-        line = (
-            f"… **Working** on *{viewer._md_text(event.document)}* (document {event.document_index + 1} of "
-            f"{event.document_count}): page {event.pages_done} of {event.pages_total} · {elapsed}"
-            f"  \n`{'█' * filled}{'░' * (20 - filled)}`"
+        line = t(
+            "ui.progress.working",
+            document=viewer._md_text(event.document),
+            index=event.document_index + 1,
+            count=event.document_count,
+            done=event.pages_done,
+            total=event.pages_total,
+            elapsed=elapsed,
         )
+        line += f"  \n`{'█' * filled}{'░' * (20 - filled)}`"
         if run.status:
-            line += f" {viewer._md_text(run.status)}"
+            line += f" {viewer._md_text(render(run.status))}"
         if run.errors:
-            line += "\n" + "\n".join(f"- ⚠ {viewer._md_text(e)}" for e in run.errors[-3:])
+            line += "\n" + "\n".join(f"- ⚠ {viewer._md_text(render(e))}" for e in run.errors[-3:])
         return line
 
-    def poll(self, job_id: str, document_index: int | None, page_number: int | None, seen: int) -> dict:
+    @localized
+    def poll(
+        self,
+        job_id: str,
+        document_index: int | None,
+        page_number: int | None,
+        seen: int,
+        request: gr.Request | None = None,
+    ) -> dict:
         """The timer's tick while a job runs: progress, newly finished pages, and the result."""
         run = self.background.get(job_id) if job_id else None
         if run is None:
@@ -263,10 +313,11 @@ class Studio:
             return update
         job = self.job(job_id)
         status = viewer.job_summary(job, run.elapsed)
-        if run.error is not None and str(run.error) not in status:
-            status += f"\n- {viewer._md_text(f'{type(run.error).__name__}: {run.error}')}"
+        if run.error is not None and viewer._md_text(error_text(run.error)) not in status:
+            reason = t("ui.progress.run_error", kind=type(run.error).__name__, reason=error_text(run.error))
+            status += f"\n- {viewer._md_text(reason)}"
         if run.export_error:
-            status += f"\n- ⚠ The downloads could not be written: {viewer._md_text(run.export_error)}"
+            status += "\n- " + t("ui.progress.downloads_failed", reason=viewer._md_text(render(run.export_error)))
         if page_number is None:
             result = self.show_first(job)
         else:
@@ -368,10 +419,15 @@ class Studio:
         """After a run's pages: write the downloads the tab will offer (the run's last phase)."""
         self.exports(self.job(job.id), clean=False)  # read once: the tab's last tick reuses it
 
+    @staticmethod
+    def empty_downloads(text: object) -> str:
+        """The download bar before a page is done (``text``: our catalog's words, or their key)."""
+        return f'<div class="downloads empty">{text}</div>'
+
     def downloads_html(self, job: Job | None, document_index: int, clean: bool) -> str:
         """One place for every download, saying what each gives."""
         if job is None or not any(d.pages for d in job.documents):
-            return '<div class="downloads empty">Downloads appear here once a page is done.</div>'
+            return self.empty_downloads(html.escape(t("ui.downloads.empty")))
         base = f"{viewer.MEDIA_PREFIX}/download/{job.id}"
         query = f"?clean={int(bool(clean))}"
         parts = ['<div class="downloads">']
@@ -379,18 +435,18 @@ class Studio:
         document = job.documents[document_index]
         if document.pages:
             links = " ".join(
-                f'<a href="{base}/{document_index}/{fmt}{query}" download>{FORMAT_NAMES.get(fmt, fmt.upper())}</a>'
+                f'<a href="{base}/{document_index}/{fmt}{query}" download>{html.escape(format_name(fmt))}</a>'
                 for fmt in exporters.DOCUMENT_FORMATS
             )
             parts.append(
-                f'<span class="dl-group"><span class="dl-what">This document</span> '
+                f'<span class="dl-group"><span class="dl-what">{html.escape(t("ui.downloads.this_document"))}</span> '
                 f'<span class="dl-name">{html.escape(document.name)}</span>: {links}</span>'
             )
         count = sum(1 for d in job.documents if d.pages)
         parts.append(
-            f'<span class="dl-group"><span class="dl-what">Whole job</span> '
+            f'<span class="dl-group"><span class="dl-what">{html.escape(t("ui.downloads.whole_job"))}</span> '
             f'<a href="{base}/job/zip{query}" download>ZIP</a> '
-            f"<small>({count} document{'s' if count != 1 else ''}, every format, picture crops)</small></span>"
+            f"<small>{html.escape(t('ui.downloads.zip_note', count=count))}</small></span>"
         )
         parts.append("</div>")
         return "".join(parts)
@@ -401,7 +457,7 @@ class Studio:
         return {
             self.document: gr.update(choices=[], value=None),
             self.page: gr.update(choices=[], value=None),
-            self.page_view: viewer.message_html("The first page appears here as soon as it is done."),
+            self.page_view: viewer.message_html(t("ui.viewer.first_page_soon")),
             self.text_view: "",
             self.raw_view: "",
             self.json_view: "",
@@ -434,7 +490,17 @@ class Studio:
         document_index, page_number = viewer.first_page(job)
         return self.show_page(job, document_index, page_number)
 
-    def navigate(self, job_id: str, document_index: int | None, page_number: int | None, clean=False, step=0) -> dict:
+    @localized
+    def navigate(
+        self,
+        job_id: str,
+        document_index: int | None,
+        page_number: int | None,
+        clean=False,
+        request: gr.Request | None = None,
+        *,
+        step: int = 0,
+    ) -> dict:
         if not job_id:
             return {}
         job = self.job(job_id)
@@ -442,7 +508,8 @@ class Studio:
             document_index, page_number = viewer.step_page(job, int(document_index or 0), page_number, step)
         return self.show_page(job, document_index, page_number, clean)
 
-    def goto(self, job_id: str, target: str, clean: bool = False) -> dict:
+    @localized
+    def goto(self, job_id: str, target: str, clean: bool = False, request: gr.Request | None = None) -> dict:
         """A thumbnail's "document:page" (from reader.js) → that page."""
         try:
             document_index, page_number = (int(part) for part in (target or "").split(":")[:2])
@@ -450,26 +517,31 @@ class Studio:
             return {}
         return self.navigate(job_id, document_index, page_number, clean)
 
-    def choose_document(self, job_id: str, document_index: int | None, clean: bool = False) -> dict:
+    @localized
+    def choose_document(
+        self, job_id: str, document_index: int | None, clean: bool = False, request: gr.Request | None = None
+    ) -> dict:
         if not job_id:
             return {}
         job = self.job(job_id)
         numbers = viewer.page_numbers(job, int(document_index or 0))
         return self.show_page(job, document_index, numbers[0] if numbers else None, clean)
 
-    def set_clean(self, clean: bool, job_id: str, document_index: int | None) -> str:
+    @localized
+    def set_clean(self, clean: bool, job_id: str, document_index: int | None, request: gr.Request | None = None) -> str:
         """Downloads with or without page headers and footers; the view keeps them."""
         job = self.job(job_id) if job_id else None
         return self.downloads_html(job, int(document_index or 0), bool(clean))
 
-    def open_job(self, job_id: str) -> dict:
+    @localized
+    def open_job(self, job_id: str, request: gr.Request | None = None) -> dict:
         """Reopen a job from the history list: its first page and its status, failures included."""
         if not job_id:
             return {}
         try:
             job = self.job(job_id)
         except Exception as exc:
-            return {self.status: f"⚠ Cannot open that job: {viewer._md_text(str(exc))}"}
+            return {self.status: t("ui.request.cannot_open", reason=viewer._md_text(error_text(exc)))}
         result = self.show_first(job)
         run = self.background.get(job_id)
         if run is not None and run.running:
@@ -487,11 +559,16 @@ class Studio:
         except Exception:
             return []
 
-    def gpu_markdown(self) -> str:
+    @localized
+    def refresh_history(self, request: gr.Request | None = None) -> dict:
+        return gr.update(choices=self.history_choices())
+
+    @localized
+    def gpu_markdown(self, request: gr.Request | None = None) -> str:
         try:
             return sidebar.gpu_status_markdown(hardware.telemetry())
         except Exception as exc:  # telemetry never raises by contract; stay safe anyway
-            return f"GPU status unavailable: {exc}"
+            return t("ui.gpu.unavailable", reason=error_text(exc))
 
     def runtime_text(self) -> str:
         try:
@@ -499,7 +576,8 @@ class Studio:
         except Exception as exc:
             return sidebar.runtime_markdown(None, str(exc))
 
-    def loaded_models_text(self) -> str:
+    @localized
+    def loaded_models_text(self, request: gr.Request | None = None) -> str:
         """Models in memory against the budget: cheap, refreshed with the GPU status."""
         try:
             from ..models.manager import model_manager
@@ -508,7 +586,7 @@ class Studio:
             loaded = manager.loaded()
             return sidebar.loaded_models_markdown(loaded, manager.budget() if loaded else None)
         except Exception as exc:  # the sidebar never breaks the page
-            return f"Model list unavailable: {exc}"
+            return t("ui.models.unavailable", reason=error_text(exc))
 
     def models_view(self) -> dict:
         """Models in memory, the unload menu and the models on disk (a scan of the hub cache:
@@ -520,14 +598,15 @@ class Studio:
             choices = sidebar.loaded_model_choices(model_manager(self.settings).loaded())
             disk = sidebar.disk_models_markdown(cached_models())
         except Exception as exc:  # the sidebar never breaks the page
-            choices, disk = [], f"Model list unavailable: {exc}"
+            choices, disk = [], t("ui.models.unavailable", reason=error_text(exc))
         return {
             self.models: text,
             self.model_menu: gr.update(choices=choices, value=choices[0][1] if choices else None),
             self.disk_models: disk,
         }
 
-    def unload_model(self, label: str | None) -> dict:
+    @localized
+    def unload_model(self, label: str | None, request: gr.Request | None = None) -> dict:
         """The sidebar's Unload button: frees the chosen model (or every model with no choice)."""
         from ..models.manager import model_manager
 
@@ -540,7 +619,8 @@ class Studio:
             manager.unload_all()
         return self.models_view()
 
-    def server_status(self, runtime: str | None = None) -> str:
+    @localized
+    def server_status(self, runtime: str | None = None, request: gr.Request | None = None) -> str:
         """The inference server's health, for the sidebar (only when one is configured)."""
         if not self.settings.remote_url:
             return ""
@@ -548,125 +628,168 @@ class Studio:
 
         status = remote_status(dataclasses.replace(self.settings, runtime="remote"))
         if (runtime or self.settings.runtime) != "remote":
-            status += "  \n<small>Not in use: pages run on this computer.</small>"
+            status += f"  \n<small>{t('ui.sidebar.server_not_in_use')}</small>"
         return status
 
-    def on_load(self) -> dict:
+    @localized
+    def on_load(self, request: gr.Request | None = None) -> dict:
+        """A tab opens: the sidebar's news, the switch and the OCR languages for the tab's language,
+        and the running job if there is one."""
+        lang = i18n.current_language()
         return {
             self.gpu: self.gpu_markdown(),
             self.runtime: self.runtime_text(),
             self.history: gr.update(choices=self.history_choices()),
+            self.switch: gr.update(value=lang),
+            self.languages: gr.update(
+                choices=language_choices(lang),
+                value=[code for code in ocr_languages(self.settings, lang).split("+") if code],
+            ),
             **self.models_view(),
             **self.attach(),
         }
 
 
 def build_app(settings: Settings) -> gr.Blocks:
-    """The studio's Blocks; ``server.py`` serves it with ``launch_options(settings)``."""
+    """The studio's Blocks; ``server.py`` serves it with ``launch_options(settings)``. Its texts are
+    ``StaticText`` keys (``blocks.i18n_instance``): the browser shows them in the tab's language."""
     studio = Studio(settings)
     engine = studio.default_engine()
     info = studio.infos.get(engine)
-    task_choices = studio.task_choices(info)
     free = {"concurrency_limit": None, "show_progress": "hidden"}
     reader_js = READER_JS.read_text(encoding="utf-8")
+    static = StaticText()
+
+    start_lang = i18n.configured_language(settings) or i18n.DEFAULT_LANGUAGE
+    task_choices = [(static(f"core.task.{task.value}"), task.value) for task in (info.tasks if info else ())]
+    ocr_choices = [
+        (static.made(f"ui.static.ocr_language.{code}", lambda index=index: language_choices()[index][0]), code)
+        for index, (_, code) in enumerate(language_choices())
+    ]
 
     with gr.Blocks(title="OCR Studio", analytics_enabled=False, fill_width=True) as app:
-        with gr.Sidebar(label="Status", elem_id="sidebar", width=320):
-            gr.Markdown("### GPU")
-            studio.gpu = gr.Markdown("Checking the GPU…", elem_id="gpu-status")
-            gr.Markdown("### Runtime profile")
+        with gr.Sidebar(label=static("ui.sidebar.title"), elem_id="sidebar", width=320):
+            studio.switch = gr.Radio(
+                language.names(),
+                value=start_lang,
+                label=static("ui.sidebar.language"),
+                elem_id="language-switch",
+                container=False,
+            )
+            gr.Markdown(static("ui.sidebar.gpu"))
+            studio.gpu = gr.Markdown(static("ui.sidebar.checking_gpu"), elem_id="gpu-status")
+            gr.Markdown(static("ui.sidebar.runtime"))
             studio.runtime = gr.Markdown("…", elem_id="runtime-profile")
             with gr.Group(visible=bool(settings.remote_url)):
-                gr.Markdown("### Inference server")
+                gr.Markdown(static("ui.sidebar.server"))
                 studio.server = gr.Markdown("", elem_id="server-status")
-                server_check = gr.Button("Check server", size="sm", elem_id="server-check")
-            gr.Markdown("### Models in memory")
+                server_check = gr.Button(static("ui.sidebar.check_server"), size="sm", elem_id="server-check")
+            gr.Markdown(static("ui.sidebar.models"))
             studio.models = gr.Markdown("…", elem_id="loaded-models")
             with gr.Row():
                 studio.model_menu = gr.Dropdown(
-                    choices=[], label="Model", elem_id="model-menu", scale=3, show_label=False, container=False
+                    choices=[],
+                    label=static("ui.sidebar.model"),
+                    elem_id="model-menu",
+                    scale=3,
+                    show_label=False,
+                    container=False,
                 )
-                unload_button = gr.Button("Unload", size="sm", elem_id="unload-model", scale=1)
+                unload_button = gr.Button(static("ui.sidebar.unload"), size="sm", elem_id="unload-model", scale=1)
             studio.disk_models = gr.Markdown("", elem_id="disk-models")
-            gr.Markdown("### Recent jobs")
+            gr.Markdown(static("ui.sidebar.recent"))
             studio.history = gr.Dropdown(  # custom values: API scripts open a job by its id
                 choices=[],
-                label="Reopen a job",
+                label=static("ui.sidebar.reopen"),
                 elem_id="history",
                 interactive=True,
                 value=None,
                 allow_custom_value=True,
             )
-            history_refresh = gr.Button("Refresh list", size="sm", elem_id="history-refresh")
-            gr.Markdown(f"<small>Workspace: `{settings.workspace}` · v{__version__}</small>")
+            history_refresh = gr.Button(static("ui.sidebar.refresh"), size="sm", elem_id="history-refresh")
+            gr.Markdown(static("ui.sidebar.footer", workspace=str(settings.workspace), version=__version__))
 
         gr.HTML('<h1 class="studio-title">OCR Studio</h1>', elem_id="title", padding=False)
-        with gr.Accordion("New job: documents and engine", open=True, elem_id="inputs") as studio.inputs:
-            gr.Markdown(HELP, elem_id="help")
+        with gr.Accordion(static("ui.inputs.title"), open=True, elem_id="inputs") as studio.inputs:
+            gr.Markdown(static("ui.app.help"), elem_id="help")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=260):
                     studio.files = gr.File(
                         file_count="multiple",
-                        label="Documents (PDF, PNG, JPEG, TIFF, WebP…) — drop several at once",
+                        label=static("ui.inputs.files"),
                         elem_id="dropzone",
                         height=170,
                     )
                 with gr.Column(scale=2, min_width=260):
                     studio.engine = gr.Dropdown(
-                        choices=studio.engine_choices(), value=engine, label="Engine", elem_id="engine-select"
+                        choices=static.choices(studio.engine_labels()),
+                        value=engine,
+                        label=static("ui.inputs.engine"),
+                        elem_id="engine-select",
                     )
-                    studio.engine_info = gr.Markdown(studio.engine_note(info), elem_id="engine-note")
+                    studio.engine_info = gr.Markdown(
+                        static.made(f"ui.static.engine_note.{engine}", lambda: studio.engine_note(info)),
+                        elem_id="engine-note",
+                    )
                     studio.runtime_select = gr.Radio(
-                        [("This computer", "local"), (f"Server ({settings.remote_url})", "remote")],
+                        [
+                            (static("ui.inputs.this_computer"), "local"),
+                            (static("ui.inputs.server", url=str(settings.remote_url)), "remote"),
+                        ],
                         value=settings.runtime if settings.runtime in ("local", "remote") else "local",
-                        label="Runs on",
+                        label=static("ui.inputs.runs_on"),
                         elem_id="runtime-select",
                         visible=bool(settings.remote_url),
                     )
                     studio.task = gr.Dropdown(
                         choices=task_choices,
                         value=info.default_task.value if info and info.tasks else None,
-                        label="Task",
+                        label=static("ui.inputs.task"),
                         elem_id="task-select",
                     )
                     studio.languages = gr.Dropdown(
-                        choices=language_choices(),
-                        value=[code for code in ocr_languages(settings).split("+") if code],
+                        choices=ocr_choices,
+                        value=[code for code in ocr_languages(settings, start_lang).split("+") if code],
                         multiselect=True,
-                        label="OCR languages (scans and images)",
+                        label=static("ui.inputs.ocr_languages"),
                         elem_id="ocr-languages",
                         visible=not (info and info.needs_gpu),
                     )
                     studio.region = gr.Textbox(
                         "",
-                        label="Region: x1, y1, x2, y2 in page pixels",
-                        placeholder="e.g. 100, 200, 900, 450",
+                        label=static("ui.inputs.region"),
+                        placeholder=static("ui.inputs.region_placeholder"),
                         elem_id="region-box",
                         visible=False,
                     )
                     with gr.Row():
                         studio.pages = gr.Textbox(
-                            label="Pages", placeholder="all, or e.g. 1-3,7", elem_id="page-range", min_width=120
+                            label=static("ui.inputs.pages"),
+                            placeholder=static("ui.inputs.pages_placeholder"),
+                            elem_id="page-range",
+                            min_width=120,
                         )
                         studio.password = gr.Textbox(
-                            label="PDF password",
+                            label=static("ui.inputs.password"),
                             type="password",
-                            placeholder="if encrypted",
+                            placeholder=static("ui.inputs.password_placeholder"),
                             elem_id="pdf-password",
                             min_width=120,
                         )
         with gr.Row(elem_id="action-bar", equal_height=True):
             with gr.Column(scale=1, min_width=200, elem_id="status-column"):
-                studio.status = gr.Markdown("Ready.", elem_id="status")
+                studio.status = gr.Markdown(static("ui.actions.ready"), elem_id="status")
             studio.run_button = gr.Button(
-                "Run",
+                static("ui.actions.run"),
                 variant="primary",
                 elem_id="run-button",
                 interactive=bool(info and info.available),
                 scale=0,
                 min_width=90,
             )
-            cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel-button", scale=0, min_width=90)
+            cancel_button = gr.Button(
+                static("ui.actions.cancel"), variant="stop", elem_id="cancel-button", scale=0, min_width=90
+            )
         # the job on screen; a hidden textbox rather than State so the API's show_page can name a job
         studio.job_id = gr.Textbox("", visible="hidden", elem_id="job-id")
         studio.seen = gr.State(-1)
@@ -675,7 +798,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         with gr.Row(elem_id="navigator", equal_height=True):
             studio.document = gr.Dropdown(
                 choices=[],
-                label="Document",
+                label=static("ui.navigator.document"),
                 elem_id="document-select",
                 allow_custom_value=True,
                 scale=3,
@@ -683,10 +806,12 @@ def build_app(settings: Settings) -> gr.Blocks:
                 show_label=False,
                 container=False,
             )
-            prev_button = gr.Button("◀ Previous", elem_id="prev-page", scale=0, min_width=96, size="sm")
+            prev_button = gr.Button(
+                static("ui.navigator.previous"), elem_id="prev-page", scale=0, min_width=96, size="sm"
+            )
             studio.page = gr.Dropdown(
                 choices=[],
-                label="Page",
+                label=static("ui.navigator.page"),
                 elem_id="page-select",
                 allow_custom_value=True,
                 scale=1,
@@ -694,19 +819,19 @@ def build_app(settings: Settings) -> gr.Blocks:
                 show_label=False,
                 container=False,
             )
-            next_button = gr.Button("Next ▶", elem_id="next-page", scale=0, min_width=96, size="sm")
+            next_button = gr.Button(static("ui.navigator.next"), elem_id="next-page", scale=0, min_width=96, size="sm")
 
         with gr.Row(equal_height=False, elem_id="reader"):
             with gr.Column(scale=1, min_width=300, elem_id="page-column"):
                 studio.page_view = gr.HTML(
-                    viewer.message_html("Run a job, or reopen one from Recent jobs, to read it here."),
+                    viewer.EMPTY_HTML.format(static("ui.viewer.start")),
                     elem_id="page-view",
                     padding=False,
                     head=f"<script>{reader_js}</script>",
                 )
             with gr.Column(scale=1, min_width=300, elem_id="text-column"):
                 with gr.Tabs(elem_id="result-tabs"):
-                    with gr.Tab("Text", id="tab-text"):
+                    with gr.Tab(static("ui.tabs.text"), id="tab-text"):
                         studio.text_view = gr.Markdown(
                             "",
                             elem_id="text-view",
@@ -716,17 +841,19 @@ def build_app(settings: Settings) -> gr.Blocks:
                             padding=True,
                             sanitize_html=True,
                         )
-                    with gr.Tab("Markdown", id="tab-raw"):
+                    with gr.Tab(static("ui.tabs.markdown"), id="tab-raw"):
                         studio.raw_view = gr.Code(
                             "", language="markdown", elem_id="markdown-raw", wrap_lines=True, show_label=False
                         )
-                    with gr.Tab("JSON", id="tab-json"):
+                    with gr.Tab(static("ui.tabs.json"), id="tab-json"):
                         studio.json_view = gr.Code("", language="json", elem_id="json-view", show_label=False)
 
         with gr.Row(elem_id="download-bar", equal_height=True):
-            studio.downloads = gr.HTML(studio.downloads_html(None, 0, False), elem_id="downloads", padding=False)
+            studio.downloads = gr.HTML(
+                studio.empty_downloads(static("ui.downloads.empty")), elem_id="downloads", padding=False
+            )
             studio.clean = gr.Checkbox(
-                False, label="Leave page headers and footers out", elem_id="clean-exports", scale=0, min_width=260
+                False, label=static("ui.downloads.clean"), elem_id="clean-exports", scale=0, min_width=260
             )
         # reader.js writes "document:page" here when a thumbnail is clicked
         goto = gr.Textbox(visible="hidden", elem_id="goto-page")
@@ -794,20 +921,15 @@ def build_app(settings: Settings) -> gr.Blocks:
             **free,
         )
         studio.page.input(studio.navigate, [*where, studio.clean], viewer_outputs, api_name="show_page", **free)
-        prev_button.click(
-            lambda j, d, p, c: studio.navigate(j, d, p, c, -1),
-            [*where, studio.clean],
-            viewer_outputs,
-            api_visibility="private",
-            **free,
-        )
-        next_button.click(
-            lambda j, d, p, c: studio.navigate(j, d, p, c, 1),
-            [*where, studio.clean],
-            viewer_outputs,
-            api_visibility="private",
-            **free,
-        )
+
+        def previous_page(job_id, document_index, page_number, clean, request: gr.Request | None = None) -> dict:
+            return studio.navigate(job_id, document_index, page_number, clean, request, step=-1)
+
+        def next_page(job_id, document_index, page_number, clean, request: gr.Request | None = None) -> dict:
+            return studio.navigate(job_id, document_index, page_number, clean, request, step=1)
+
+        prev_button.click(previous_page, [*where, studio.clean], viewer_outputs, api_visibility="private", **free)
+        next_button.click(next_page, [*where, studio.clean], viewer_outputs, api_visibility="private", **free)
         goto.change(studio.goto, [studio.job_id, goto, studio.clean], viewer_outputs, api_visibility="private", **free)
         studio.clean.change(
             studio.set_clean,
@@ -817,27 +939,36 @@ def build_app(settings: Settings) -> gr.Blocks:
             **free,
         )
         studio.history.input(studio.open_job, studio.history, poll_outputs, api_name="open_job", **free)
-        history_refresh.click(
-            lambda: gr.update(choices=studio.history_choices()), None, studio.history, api_visibility="private", **free
-        )
+        history_refresh.click(studio.refresh_history, None, studio.history, api_visibility="private", **free)
         gpu_timer = gr.Timer(GPU_REFRESH_SECONDS)
         server_check.click(studio.server_status, studio.runtime_select, studio.server, api_name="server_status", **free)
         studio.runtime_select.change(
             studio.server_status, studio.runtime_select, studio.server, api_visibility="private", **free
         )
         if settings.remote_url:
-            app.load(studio.server_status, None, studio.server, api_visibility="private", **free)
+            app.load(studio.server_status, studio.runtime_select, studio.server, api_visibility="private", **free)
         gpu_timer.tick(studio.gpu_markdown, None, studio.gpu, api_visibility="private", **free)
         gpu_timer.tick(studio.loaded_models_text, None, studio.models, api_visibility="private", **free)
         unload_button.click(studio.unload_model, studio.model_menu, model_outputs, api_name="unload_model", **free)
         app.load(
             studio.on_load,
             None,
-            [studio.gpu, studio.runtime, studio.history, *model_outputs, *follow_outputs],
+            [
+                studio.gpu,
+                studio.runtime,
+                studio.history,
+                studio.switch,
+                studio.languages,
+                *model_outputs,
+                *follow_outputs,
+            ],
             api_visibility="private",
             **free,
         )
+        # the switch: a cookie remembers the choice, and the tab reloads in that language
+        studio.switch.input(None, studio.switch, None, js=language.switch_script(), api_visibility="private")
 
+    app.i18n_instance = static.gradio()  # before mounting: the page's config carries the texts
     app.queue(default_concurrency_limit=1)
     app.studio = studio  # type: ignore[attr-defined]  # for tests, the server and embedding
     return app

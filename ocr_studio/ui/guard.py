@@ -27,15 +27,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..i18n import DEFAULT_LANGUAGE, t
+from .language import cookies_of
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# (the request's cookies, its Accept-Language) → the language its answer is written in
+Language = Callable[[dict[str, str], str | None], str]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 TOKEN_PARAMETER = "token"
-NEEDS_LINK = "This studio opens only with the access link it printed when it started."
 # Raster images are the only files the browser may show inline; everything else downloads.
 INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/avif")
 FILE_ROUTES = ("/gradio_api/file=", "/file=", "/studio/")
@@ -70,16 +74,30 @@ SECURITY_HEADERS = [
 ]
 
 LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>OCR Studio — access link needed</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font:16px system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222}}
-input{{font:inherit;width:24em;padding:.3em}}button{{font:inherit;padding:.3em 1em}}</style></head>
+input{{font:inherit;width:24em;max-width:100%;padding:.3em}}button{{font:inherit;padding:.3em 1em}}</style></head>
 <body><h1>OCR Studio</h1>
 <p>{message}</p>
-<p>Open the address the launcher printed (it ends with <code>?token=…</code>), or paste the token here:</p>
-<form method="get" action="/"><input name="token" autocomplete="off" aria-label="token">
-<button type="submit">Open</button></form>
-<p><small>The token changes every time the studio starts, so old links and bookmarks stop working.</small></p>
+<p>{how}</p>
+<form method="get" action="/"><input name="token" autocomplete="off" aria-label="{token}">
+<button type="submit">{open}</button></form>
+<p><small>{changes}</small></p>
 </body></html>"""
+
+
+def login_page(lang: str, wrong: bool) -> str:
+    """The page a browser without the token gets, in ``lang``: what to open, or where to paste it."""
+    message = t("ui.access.wrong_token" if wrong else "ui.access.needs_link", lang)
+    return LOGIN_PAGE.format(
+        lang=lang,
+        title=html.escape(t("ui.access.title", lang)),
+        message=html.escape(message),
+        how=t("ui.access.how", lang),  # holds <code>: our catalog's own markup
+        token=html.escape(t("ui.access.token", lang)),
+        open=html.escape(t("ui.access.open", lang)),
+        changes=html.escape(t("ui.access.changes", lang)),
+    )
 
 
 def new_token() -> str:
@@ -121,8 +139,11 @@ def allowed_hosts(host: str, extra: Iterable[str] = ()) -> set[str]:
 class Guard:
     """The ASGI middleware described in the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, hosts: set[str], port: int, token: str | None):
+    def __init__(
+        self, app: ASGIApp, *, hosts: set[str], port: int, token: str | None, language: Language | None = None
+    ):
         self.app = app
+        self.language = language or (lambda cookies, accept: DEFAULT_LANGUAGE)
         self.hosts = {name.lower() for name in hosts}
         self.port = int(port)
         self.token = token
@@ -133,19 +154,20 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
+        lang = self.language(cookies_of(headers.get("cookie", "")), headers.get("accept-language"))
         host = headers.get("host", "")
         if host_name(host) not in self.hosts:
-            await self._refuse(scope, send, 403, f"This studio does not answer to the host name {host!r}.")
+            await self._refuse(scope, send, 403, t("ui.access.wrong_host", lang, host=host))
             return
         origin = headers.get("origin")
         if origin is not None and origin.lower() != f"http://{host.lower()}":
-            await self._refuse(scope, send, 403, "Requests from other web pages are refused.")
+            await self._refuse(scope, send, 403, t("ui.access.other_origin", lang))
             return
         path = str(scope.get("path", ""))
         supplied, from_query = self._supplied_token(scope, headers)
         valid = self.token is not None and hmac.compare_digest(supplied.encode(), self.token.encode())
         if self.token is not None and not valid and not path.startswith(OPEN_ROUTES):
-            await self._unauthorised(scope, send, bool(supplied))
+            await self._unauthorised(scope, send, bool(supplied), lang)
             return
         set_cookie = valid and from_query
         if scope["type"] == "websocket":
@@ -168,11 +190,8 @@ class Guard:
         scheme, _, credentials = headers.get("authorization", "").partition(" ")
         if scheme.lower() in ("bearer", "token") and credentials.strip():
             return credentials.strip(), False
-        for part in headers.get("cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == self.cookie and value:
-                return value, False
-        return "", False
+        value = cookies_of(headers.get("cookie", "")).get(self.cookie)
+        return (value, False) if value else ("", False)
 
     def _response_headers(self, headers: list[tuple[bytes, bytes]], path: str, set_cookie: bool) -> list:
         names = {name.lower() for name, _ in SECURITY_HEADERS}
@@ -191,14 +210,13 @@ class Guard:
             kept.append((b"set-cookie", cookie.encode("latin-1")))
         return kept
 
-    async def _unauthorised(self, scope: Scope, send: Send, wrong: bool) -> None:
+    async def _unauthorised(self, scope: Scope, send: Send, wrong: bool, lang: str) -> None:
         """The front page gets a small page that explains; everything else a bare 401."""
         wants_page = scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and scope.get("path") == "/"
         if not wants_page:
-            await self._refuse(scope, send, 401, "This studio needs the access token printed when it started.")
+            await self._refuse(scope, send, 401, t("ui.access.token_needed", lang))
             return
-        message = "That token is not this studio's (it changes at every start)." if wrong else NEEDS_LINK
-        body = LOGIN_PAGE.format(message=html.escape(message)).encode("utf-8")
+        body = login_page(lang, wrong).encode("utf-8")
         await _respond(send, 401 if wrong else 200, body, b"text/html; charset=utf-8")
 
     async def _refuse(self, scope: Scope, send: Send, status: int, reason: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
 
+from ..i18n import error_text, t
 from ..jobs import Job, JobError
 from .viewer import MEDIA_PREFIX
 
@@ -69,18 +70,20 @@ def router(studio: Any) -> APIRouter:
         try:
             return studio.job(job_id)
         except JobError:
-            raise HTTPException(status_code=404, detail="No such job.") from None
+            raise HTTPException(status_code=404, detail=t("ui.media.no_job")) from None
 
     def image(kind: str, job_id: str, document: int, page: int) -> FileResponse:
         job = job_or_404(job_id)
         if not 0 <= document < len(job.inputs):
-            raise HTTPException(status_code=404, detail="No such document.")
+            raise HTTPException(status_code=404, detail=t("ui.media.no_document"))
         if not job.page_image_path(document, page).is_file():
-            raise HTTPException(status_code=404, detail="That page has no image (yet).")
+            raise HTTPException(status_code=404, detail=t("ui.media.no_image"))
         try:
             path = encoded_image(job, document, page, kind)
         except OSError as exc:
-            raise HTTPException(status_code=500, detail=f"The page image cannot be read: {exc}") from None
+            raise HTTPException(
+                status_code=500, detail=t("ui.media.unreadable_image", reason=error_text(exc))
+            ) from None
         return FileResponse(path, media_type="image/webp", headers={"Cache-Control": CACHE})
 
     @routes.get("/page/{job_id}/{document}/{page}")
@@ -98,7 +101,7 @@ def router(studio: Any) -> APIRouter:
         try:
             files = studio.exports(job, clean=bool(clean))
         except Exception as exc:  # shown in the browser's download list / tab
-            raise HTTPException(status_code=500, detail=f"The export could not be written: {exc}") from None
+            raise HTTPException(status_code=500, detail=t("ui.media.export_failed", reason=error_text(exc))) from None
         if target == "job":
             path = files.get("zip")
         else:
@@ -107,7 +110,7 @@ def router(studio: Any) -> APIRouter:
             except ValueError:
                 path = None
         if path is None or not Path(path).is_file():
-            raise HTTPException(status_code=404, detail="Nothing to download for that choice.")
+            raise HTTPException(status_code=404, detail=t("ui.media.nothing"))
         return FileResponse(path, filename=Path(path).name, content_disposition_type="attachment")
 
     return routes

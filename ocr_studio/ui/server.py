@@ -24,9 +24,11 @@ import gradio as gr
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 
+from ..i18n import t
 from ..settings import Settings
 from .app import CSS_PATH, build_app
 from .guard import TOKEN_PARAMETER, Guard, allowed_hosts, new_token
+from .language import LanguagePage, choose
 
 ICON_PATH = Path(__file__).resolve().parents[2] / "assets" / "icon.png"  # present in a source checkout
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -80,9 +82,15 @@ def create_app(settings: Settings, *, host: str, port: int, token: str | None) -
     except (ImportError, AttributeError):  # an app without media routes still serves
         pass
     _add_icon_routes(app, options.get("favicon_path"))
-    gr.mount_gradio_app(app, blocks, "/", **options)
+    gr.mount_gradio_app(app, blocks, "/", i18n=getattr(blocks, "i18n_instance", None), **options)
     extra = [name.strip() for name in str(getattr(settings, "allowed_hosts", "") or "").split(",")]
-    guard = Guard(app, hosts=allowed_hosts(host, [e for e in extra if e]), port=port, token=token)
+    guard = Guard(
+        LanguagePage(app, settings),
+        hosts=allowed_hosts(host, [e for e in extra if e]),
+        port=port,
+        token=token,
+        language=lambda cookies, accept: choose(settings, cookies, accept),
+    )
     return guard, blocks
 
 
@@ -102,7 +110,7 @@ def _add_icon_routes(app: FastAPI, icon: str | None) -> None:
     @app.get("/pwa_icon/{size}")
     def pwa_icon(size: str) -> Response:
         if icon is None or not size.isdigit() or int(size) not in ICON_SIZES:
-            raise HTTPException(status_code=404, detail=f"Icon sizes: {', '.join(map(str, ICON_SIZES))}.")
+            raise HTTPException(status_code=404, detail=t("ui.media.icon_sizes", sizes=", ".join(map(str, ICON_SIZES))))
         return Response(resized(int(size)), media_type="image/png")
 
 
@@ -185,7 +193,7 @@ def start(
     deadline = time.monotonic() + 60
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise OSError(f"The studio could not start on {host}:{port} (is the port taken?).")
+            raise OSError(t("ui.serve.cannot_start", host=host, port=port))
         time.sleep(0.02)
     return RunningServer(host=host, port=port, token=token, blocks=blocks, server=server, thread=thread)
 
@@ -194,10 +202,7 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     """Run the studio until interrupted (``ocr-studio serve``)."""
     host = host or settings.host
     if host not in LOOPBACK_HOSTS:
-        print(
-            f"Warning: serving on {host}: anyone who can reach this address and has the token can use the "
-            "studio and read its results. Use 127.0.0.1 to keep it private."
-        )
+        print(t("ui.serve.public_host", host=host))
     from ..ports import busy_message, free_port
 
     wanted = port or settings.port
@@ -207,9 +212,9 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     launched = bool(os.environ.get(TOKEN_ENVIRONMENT))  # launch.py announces the address itself, once
     running = start(settings, host=host, port=port)
     if not launched:
-        print(f"OCR Studio is running at {running.url}  (Ctrl+C stops it)", flush=True)
+        print(t("ui.serve.running", url=running.url), flush=True)
     if running.token is None:
-        print("The access token is off (require_token = false): any program on this computer can use the studio.")
+        print(t("ui.serve.no_token"))
     if open_browser:
         webbrowser.open(running.url)
     try:

@@ -1,6 +1,7 @@
 """The sidebar's words: GPU status, the runtime profile in effect, and recent jobs.
 
-Pure functions from data to Markdown/choices, so they are testable without a server.
+Pure functions from data to Markdown/choices, so they are testable without a server; they
+speak the current language (``i18n.use_language``: the tab's).
 """
 
 from __future__ import annotations
@@ -9,12 +10,23 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..i18n import render, t
+from .language import number
+
 if TYPE_CHECKING:
     from ..hardware import RuntimeProfile
     from ..jobs import Job
     from ..models.manager import LoadedInfo
 
 GIB = 1024**3
+PROFILE_ROWS = (  # (the launcher catalog's row label, the profile setting it shows)
+    ("row_device", "device"),
+    ("row_dtype", "dtype"),
+    ("row_attention", "attention"),
+    ("row_tf32", "tf32"),
+    ("row_compile", "compile"),
+    ("row_backend", "compile_backend"),
+)
 
 
 def _first(data: Mapping[str, Any], *keys: str) -> Any:
@@ -27,7 +39,7 @@ def _first(data: Mapping[str, Any], *keys: str) -> Any:
 
 
 def _gib(value: Any) -> str:
-    return f"{float(value) / GIB:.1f} GiB"
+    return t("ui.gpu.gib", value=number(float(value) / GIB))
 
 
 def _bar(fraction: float, width: int = 20) -> str:
@@ -36,59 +48,81 @@ def _bar(fraction: float, width: int = 20) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+def _code(text: str) -> str:
+    return f"\n```\n{text}\n```"
+
+
 def gpu_status_markdown(telemetry: Mapping[str, Any]) -> str:
     """What the GPU is doing, or plainly why there is none."""
     if not telemetry.get("available"):
-        reason = str(telemetry.get("reason") or "no NVIDIA GPU was found").rstrip(".")
-        reason, _, fix = reason.partition(" Fix: ")  # an NVIDIA GPU torch cannot use: the command that fixes it
-        return f"**No CUDA GPU.** {reason.rstrip('.')}." + (f"  \n⚠️ Fix it with:\n```\n{fix}\n```" if fix else "")
-    lines = [f"**{telemetry.get('name') or 'NVIDIA GPU'}**"]
+        reason = render(telemetry.get("reason")) or t("ui.gpu.no_gpu_found")
+        reason, _, fix = reason.partition(" Fix: ")  # an older hardware.py glued the command on
+        fix = render(telemetry.get("fix")) or fix
+        line = t("ui.gpu.no_cuda", reason=reason.rstrip(". "))
+        return line + (f"  \n{t('ui.gpu.fix')}{_code(fix)}" if fix else "")
+    lines = [f"**{telemetry.get('name') or t('ui.gpu.unnamed')}**"]
     if telemetry.get("problem"):  # visible to torch, but without kernels for it
-        fix = f" Fix it with:\n```\n{telemetry['fix']}\n```" if telemetry.get("fix") else ""
-        lines.append(f"⚠️ {telemetry['problem']}{fix}")
+        problem = render(telemetry["problem"])
+        fix = render(telemetry.get("fix"))
+        lines.append(
+            t("ui.gpu.problem_fix", problem=problem) + _code(fix) if fix else t("ui.gpu.problem", problem=problem)
+        )
     capability = _first(telemetry, "capability", "compute_capability")
     if capability:
         if isinstance(capability, (tuple, list)):
             capability = ".".join(str(part) for part in capability)
         sm = telemetry.get("sm")
-        lines.append(f"Compute capability: {capability}" + (f" ({sm})" if sm else ""))
+        lines.append(
+            t("ui.gpu.capability_sm", value=capability, sm=sm) if sm else t("ui.gpu.capability", value=capability)
+        )
     used = _first(telemetry, "memory_used_bytes", "memory_used", "vram_used_bytes")
     total = _first(telemetry, "memory_total_bytes", "memory_total", "vram_total_bytes", "total_memory_bytes")
     if used is not None and total:
-        lines.append(f"VRAM: {_gib(used)} / {_gib(total)}  \n`{_bar(float(used) / float(total))}`")
+        bar = _bar(float(used) / float(total))
+        lines.append(f"{t('ui.gpu.vram', used=_gib(used), total=_gib(total))}  \n`{bar}`")
     elif total:
-        lines.append(f"VRAM: {_gib(total)}")
+        lines.append(t("ui.gpu.vram_total", total=_gib(total)))
     utilisation = _first(telemetry, "utilization_percent", "utilisation_percent", "utilization", "utilisation")
     if utilisation is not None:
-        lines.append(f"Utilisation: {float(utilisation):.0f} %")
+        lines.append(t("ui.gpu.utilisation", value=f"{float(utilisation):.0f}"))
     temperature = _first(telemetry, "temperature_c", "temperature")
     if temperature is not None:
-        lines.append(f"Temperature: {float(temperature):.0f} °C")
+        lines.append(t("ui.gpu.temperature", value=f"{float(temperature):.0f}"))
     power = _first(telemetry, "power_w", "power_watts", "power")
     if power is not None:
         limit = _first(telemetry, "power_limit_w")
-        lines.append(f"Power: {float(power):.0f} W" + (f" of {float(limit):.0f} W" if limit else ""))
+        watts = f"{float(power):.0f}"
+        lines.append(
+            t("ui.gpu.power_limit", value=watts, limit=f"{float(limit):.0f}")
+            if limit
+            else t("ui.gpu.power", value=watts)
+        )
     return "  \n".join(lines)
 
 
 def runtime_markdown(profile: RuntimeProfile | None, error: str | None = None) -> str:
     """The runtime settings the engines use, and where each came from."""
     if profile is None:
-        return f"Runtime profile unavailable: {error or 'unknown error'}"
+        return t("ui.runtime.unavailable", reason=error or t("ui.runtime.unknown_error"))
     sources = getattr(profile, "sources", {}) or {}
-    rows = [
-        ("Device", "device", profile.device),
-        ("Precision", "dtype", profile.dtype),
-        ("Attention", "attention", profile.attention),
-        ("TF32", "tf32", "on" if profile.tf32 else "off"),
-        ("Compiled decode", "compile", "on" if profile.compiled_decode else "off"),
-        ("Compile backend", "compile_backend", profile.compile_backend),
-    ]
+    switch = {True: t("launcher.profile.on"), False: t("launcher.profile.off")}
+    values = {
+        "device": profile.device,
+        "dtype": profile.dtype,
+        "attention": profile.attention,
+        "tf32": switch[bool(profile.tf32)],
+        "compile": switch[bool(profile.compiled_decode)],
+        "compile_backend": profile.compile_backend,
+    }
     lines = [f"**{profile.name}**"]
-    for label, key, value in rows:
-        source = sources.get(key)
-        lines.append(f"{label}: `{value}`" + (f" <small>({source})</small>" if source else ""))
-    lines += [f"ℹ️ {note}" for note in getattr(profile, "notes", ())]  # overrides that could not be honoured
+    for row, key in PROFILE_ROWS:
+        label, source = t(f"launcher.profile.{row}"), sources.get(key)
+        if source:
+            source = t(f"launcher.profile.source.{source}")
+            lines.append(t("ui.runtime.row_source", label=label, value=values[key], source=source))
+        else:
+            lines.append(t("ui.runtime.row", label=label, value=values[key]))
+    lines += [f"ℹ️ {render(note)}" for note in getattr(profile, "notes", ())]  # overrides that could not be honoured
     return "  \n".join(lines)
 
 
@@ -96,14 +130,15 @@ def loaded_models_markdown(loaded: Iterable[LoadedInfo], budget_bytes: int | Non
     """Models the manager holds in memory, most recently used first, against the budget."""
     items = list(loaded)
     if not items:
-        return "No model loaded. A vision engine loads its model on its first page."
+        return t("ui.models.none")
     lines = []
     for info in items:
         ago = max(0, int(time.time() - info.last_used))
-        lines.append(f"**{info.key.model_id}** · {_gib(info.size_bytes)} · `{info.key.dtype}` · used {ago} s ago")
+        size = _gib(info.size_bytes)
+        lines.append(t("ui.models.loaded", model=info.key.model_id, size=size, dtype=info.key.dtype, seconds=ago))
     used = sum(info.size_bytes for info in items)
     if budget_bytes:
-        lines.append(f"{_gib(used)} of a {_gib(budget_bytes)} budget")
+        lines.append(t("ui.models.budget", used=_gib(used), budget=_gib(budget_bytes)))
     return "  \n".join(lines)
 
 
@@ -116,19 +151,24 @@ def disk_models_markdown(cached: Iterable[tuple[str, int, Any]]) -> str:
     """Models downloaded to the hub cache (what deleting the cache would free)."""
     items = list(cached)
     if not items:
-        return "<small>No models downloaded yet.</small>"
+        return t("ui.models.none_on_disk")
     return "<small>" + "  \n".join(f"{repo} · {_gib(size)}" for repo, size, _ in items) + "</small>"
 
 
 def job_label(job: Job) -> str:
     """One line that identifies a job in the history list."""
     names = [path.name for path in job.spec.files]
-    files = names[0] if names else "(no files)"
+    files = names[0] if names else t("ui.history.no_files")
     if len(names) > 1:
-        files += f" +{len(names) - 1}"
+        files = t("ui.history.files_more", name=files, more=len(names) - 1)
     when = time.strftime("%m-%d %H:%M", time.localtime(job.created))
     task = getattr(job.spec.task, "value", job.spec.task)
-    return f"{when} · {files} · {job.spec.engine}/{task} · {history_status(job)}"
+    status = history_status(job)
+    word = t(f"ui.history.{status}") if status in HISTORY_STATUSES else status
+    return t("ui.history.label", when=when, files=files, engine=job.spec.engine, task=task, status=word)
+
+
+HISTORY_STATUSES = ("done", "partial", "failed", "cancelled", "interrupted", "running", "pending")
 
 
 def history_status(job: Job) -> str:

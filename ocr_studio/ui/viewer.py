@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ..i18n import render, t
 from ..results import CATEGORY_COLORS, PAGE_FURNITURE, block_html
+from .language import number
 
 if TYPE_CHECKING:
     from ..jobs import Job
@@ -53,9 +55,9 @@ def document_choices(job: Job) -> list[tuple[str, int]]:
     for index, document in enumerate(job.documents):
         label = document.name
         if document.error:
-            label += " (failed)"
+            label = t("ui.navigator.failed_document", name=document.name)
         elif document.pages:
-            label += f" ({len(document.pages)} p.)"
+            label = t("ui.navigator.document_pages", name=document.name, count=len(document.pages))
         choices.append((label, index))
     return choices
 
@@ -111,13 +113,19 @@ def _color(category: str) -> str:
     return CATEGORY_COLORS.get(category, "#555555")
 
 
+def category_name(category: str) -> str:
+    """A layout category ("Page-header") in the tab's language; an engine's own category as it is."""
+    return t(f"ui.category.{category}") if category in CATEGORY_COLORS else category
+
+
 def legend_html(boxes: list[tuple[int, tuple[float, float, float, float], str]]) -> str:
     """The categories on the page, coloured as their boxes, with how many boxes each has."""
     counts: dict[str, int] = {}
     for _, _, category in boxes:
         counts[category] = counts.get(category, 0) + 1
     return "".join(
-        f'<span class="legend-chip" style="--c:{_color(name)}">{html.escape(name)} × {count}</span>'
+        f'<span class="legend-chip" style="--c:{_color(name)}">'
+        f"{html.escape(t('ui.viewer.legend_chip', category=category_name(name), count=count))}</span>"
         for name, count in counts.items()
     )
 
@@ -128,15 +136,18 @@ def page_html(job: Job, document_index: int, page: PageResult, stamp: int, note:
     boxes = page_boxes(page)
     rects = "".join(
         f'<rect data-b="{index}" x="{x1:.1f}" y="{y1:.1f}" width="{x2 - x1:.1f}" height="{y2 - y1:.1f}" '
-        f'style="--c:{_color(category)}"><title>{html.escape(category)}</title></rect>'
+        f'style="--c:{_color(category)}"><title>{html.escape(category_name(category))}</title></rect>'
         for index, (x1, y1, x2, y2), category in boxes
     )
     image = media_url("page", job, document_index, page.page_number, stamp)
+    alt = _attr(t("ui.viewer.page_number", page=page.page_number))
+    zoom = "".join(
+        f'<button type="button" data-zoom="{mode}" title="{_attr(t(f"ui.viewer.{name}_tip"))}">'
+        f"{html.escape(t(f'ui.viewer.{name}'))}</button>"
+        for mode, name in (("width", "fit_width"), ("page", "fit_page"), ("actual", "actual_size"))
+    )
     tools = (
-        '<div class="pv-tools" role="toolbar" aria-label="Zoom">'
-        '<button type="button" data-zoom="width" title="Fit the page width">Fit width</button>'
-        '<button type="button" data-zoom="page" title="Show the whole page">Fit page</button>'
-        '<button type="button" data-zoom="actual" title="One image pixel per screen pixel">100 %</button>'
+        f'<div class="pv-tools" role="toolbar" aria-label="{_attr(t("ui.viewer.zoom"))}">{zoom}'
         f'<span class="pv-legend">{legend_html(boxes)}</span></div>'
     )
     warning = f'<div class="pv-note" role="note">{html.escape(note)}</div>' if note else ""
@@ -144,9 +155,9 @@ def page_html(job: Job, document_index: int, page: PageResult, stamp: int, note:
         f'<div class="pv" data-job="{html.escape(job.id)}" data-doc="{document_index}" '
         f'data-page="{page.page_number}" data-w="{width}" data-h="{height}">'
         f"{tools}{warning}"
-        '<div class="pv-scroll" tabindex="0" aria-label="Page image">'
+        f'<div class="pv-scroll" tabindex="0" aria-label="{_attr(t("ui.viewer.page_image"))}">'
         f'<div class="pv-stage" style="aspect-ratio:{width}/{height}">'
-        f'<img src="{image}" width="{width}" height="{height}" alt="Page {page.page_number}" draggable="false">'
+        f'<img src="{image}" width="{width}" height="{height}" alt="{alt}" draggable="false">'
         f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" aria-hidden="true">{rects}</svg>'
         "</div></div>"
         f"{thumbnails_html(job, document_index, page.page_number)}</div>"
@@ -160,13 +171,13 @@ def thumbnails_html(job: Job, document_index: int, current: int) -> str:
         return ""
     items = "".join(
         f'<button type="button" class="pv-thumb{" current" if p.page_number == current else ""}" '
-        f'data-goto="{document_index}:{p.page_number}" title="Page {p.page_number}" '
-        f'aria-label="Page {p.page_number}">'
+        f'data-goto="{document_index}:{p.page_number}" title="{_attr(t("ui.viewer.page_number", page=p.page_number))}" '
+        f'aria-label="{_attr(t("ui.viewer.page_number", page=p.page_number))}">'
         f'<img loading="lazy" src="{media_url("thumb", job, document_index, p.page_number)}" alt="">'
         f"<span>{p.page_number}</span></button>"
         for p in pages
     )
-    return f'<div class="pv-thumbs" aria-label="Pages">{items}</div>'
+    return f'<div class="pv-thumbs" aria-label="{_attr(t("ui.viewer.pages"))}">{items}</div>'
 
 
 def text_html(page: PageResult) -> str:
@@ -176,7 +187,7 @@ def text_html(page: PageResult) -> str:
     parts = []
     for index, block in enumerate(page.blocks):
         if block.category == "Picture":
-            body = '<p class="blk-picture">[Picture]</p>'
+            body = f'<p class="blk-picture">{html.escape(t("ui.viewer.picture"))}</p>'
         else:
             body = block_html(block)
         if not body:
@@ -185,10 +196,10 @@ def text_html(page: PageResult) -> str:
         furniture = " furniture" if block.category in PAGE_FURNITURE else ""
         parts.append(
             f'<div class="blk b-{index}{furniture}" style="--c:{_color(block.category)}" '
-            f'title="{html.escape(block.category)}">\n{body}\n</div>'
+            f'title="{_attr(category_name(block.category))}">\n{body}\n</div>'
         )
     if not parts:
-        return "*No text was found on this page.*"
+        return t("ui.viewer.no_text")
     return "\n\n".join(parts)
 
 
@@ -221,35 +232,39 @@ def _find_page(document: DocumentResult, page_number: int | None) -> PageResult 
     return document.pages[0] if document.pages else None
 
 
+EMPTY_HTML = '<div class="pv pv-empty"><p>{}</p></div>'  # the page view without a page
+
+
 def message_html(message: str) -> str:
-    return f'<div class="pv pv-empty"><p>{html.escape(message)}</p></div>'
+    return EMPTY_HTML.format(html.escape(message))
 
 
 def page_view(job: Job, document_index: int, page_number: int | None) -> PageView:
     """The view of one page; a failed document shows its error instead."""
     if not job.documents:
-        return PageView(document_index, None, message_html("No results yet."), "", "", "")
+        return PageView(document_index, None, message_html(t("ui.viewer.no_results")), "", "", "")
     document_index = min(max(document_index, 0), len(job.documents) - 1)
     document = job.documents[document_index]
     page = _find_page(document, page_number)
     if page is None:
         if document.error:
-            message = f"{document.name} could not be converted: {document.error}"
+            message = t("ui.viewer.document_failed", name=document.name, reason=render(document.error))
         else:
-            message = "No pages of this document are finished yet."
-        data = {"name": document.name, "error": document.error}
+            message = t("ui.viewer.no_pages_yet")
+        data = {"name": document.name, "error": render(document.error) if document.error else document.error}
         return PageView(document_index, None, message_html(message), "", "", compact_json(data), message)
-    warnings = list(page.warnings)
+    warnings = [render(warning).rstrip(".") for warning in page.warnings]
     if page.truncated:
-        warnings.insert(0, "the engine stopped early on this page; the text may be incomplete")
-    note = ("Warning: " + "; ".join(warnings) + ".") if warnings else ""
+        warnings.insert(0, t("ui.viewer.truncated"))
+    listed = "; ".join(warnings)  # each a whole sentence of its own, in the tab's language
+    note = t("ui.viewer.warnings", warnings=listed) if warnings else ""
     image_path = job.page_image_path(document_index, page.page_number)
     try:
         stamp = int(image_path.stat().st_mtime)
     except OSError:
         stamp = -1
     if stamp < 0:
-        note = " ".join(filter(None, ["The page image is not available.", note]))
+        note = t("ui.viewer.no_image_warnings", warnings=listed) if warnings else t("ui.viewer.no_image")
         body = message_html(note)
     else:
         body = page_html(job, document_index, page, stamp, note)
@@ -273,10 +288,10 @@ def failures(job: Job) -> list[str]:
     lines = []
     for index, document in enumerate(job.documents):
         if document.error:
-            lines.append(f"{document.name}: {document.error}")
+            lines.append(t("ui.outcome.document_failure", name=document.name, reason=render(document.error)))
         errors = job.page_errors[index] if index < len(job.page_errors) else {}
-        for number, reason in sorted(errors.items()):
-            lines.append(f"{document.name}, page {number}: {reason}")
+        for page, reason in sorted(errors.items()):
+            lines.append(t("ui.outcome.page_failure", name=document.name, page=page, reason=render(reason)))
     return lines
 
 
@@ -299,15 +314,15 @@ def outcome(job: Job) -> str:
     return job.status
 
 
-# (symbol, word) per outcome; the symbols are in every common UI font (no emoji font needed).
-VERBS = {
-    "done": ("✓", "Done"),
-    "partial": ("⚠", "Partly done"),
-    "failed": ("✗", "Failed"),
-    "cancelled": ("■", "Cancelled"),
-    "interrupted": ("‖", "Interrupted"),
-    "running": ("…", "Running"),
-    "pending": ("…", "Waiting"),
+# the symbol of each outcome; they are in every common UI font (no emoji font needed)
+SYMBOLS = {
+    "done": "✓",
+    "partial": "⚠",
+    "failed": "✗",
+    "cancelled": "■",
+    "interrupted": "‖",
+    "running": "…",
+    "pending": "…",
 }
 
 
@@ -315,18 +330,24 @@ def job_summary(job: Job, seconds: float | None = None, *, plain: bool = False) 
     """The status of a finished (or stopped) job: what succeeded, every failure with its reason,
     and what to do about it. Markdown for the page, or ``plain`` text for the API's answer."""
     state = outcome(job)
-    pages = pages_read(job)
-    symbol, word = VERBS.get(state, ("", state.capitalize()))
-    head = f"{word}:" if plain else f"**{' '.join(filter(None, (symbol, word)))}:**"
-    line = f"{head} {_plural(pages, 'page')} from {_plural(len(job.documents), 'document')}"
-    if seconds is not None:
-        line += f" in {seconds:.1f} s"
-    line += "."
+    word = t(f"ui.outcome.{state}") if state in SYMBOLS else state.capitalize()
+    head = word if plain else f"**{' '.join(filter(None, (SYMBOLS.get(state, ''), word)))}**"
+    counts = {
+        "outcome": head,
+        "pages": t("ui.outcome.pages", count=pages_read(job)),
+        "documents": t("ui.outcome.documents", count=len(job.documents)),
+    }
+    if seconds is None:
+        line = t("ui.outcome.summary", **counts)
+    else:
+        line = t("ui.outcome.summary_time", seconds=number(seconds), **counts)
+    if not plain:  # the colon inside the bold head, as before: "**✓ Done:** 1 page…"
+        line = line.replace(f"{head}:", f"{head[:-2]}:**", 1)
     reasons = []
     if job.message and job.status != "done":
-        reasons.append(job.message)
+        reasons.append(render(job.message))
     if state == "failed" and not job.message and not failures(job):
-        reasons.append("no page could be read. Check that the files are PDFs or images.")
+        reasons.append(t("ui.outcome.no_page_read"))
     reasons.extend(failures(job))
     if reasons:
         line += "\n" + "\n".join(f"- {reason if plain else _md_text(reason)}" for reason in reasons)
@@ -339,5 +360,6 @@ def _md_text(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#|~])", r"\\\1", text)
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def _attr(text: str) -> str:
+    """Text for an HTML attribute."""
+    return html.escape(text, quote=True)
