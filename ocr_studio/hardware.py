@@ -6,6 +6,11 @@ overridden (config file < environment < CLI flag, see settings.py), and every ch
 with where it came from is shown in the sidebar and in ``ocr-studio doctor``.
 
 Importing this module must not import torch (the CLI's help stays fast); functions do.
+
+Words: what is kept (a GPU's reason, a profile's notes) is ``i18n.Text`` — English text that
+carries its message, so the sidebar renders it in the reader's language (``i18n.render``); what
+is made to be shown at once (``RuntimeProfile.rows``, ``doctor_report``) is in the current
+language. The messages are in ``locales/launcher.*.toml`` (``launcher.gpu``, ``.profile``, ``.doctor``).
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from pathlib import Path
 
 import platformdirs
 
+from .i18n import Message, Text, t, text
 from .settings import APP_NAME, Settings, SettingsError
 from .torch_builds import GpuProblem, NvidiaGpu, TorchFacts, arch_supported, detect_nvidia, diagnose
 
-NO_GPU_SENTENCE = "running on the CPU (the text-layer engine works; vision models need an NVIDIA GPU)"
+NO_GPU = Message("launcher.gpu.no_gpu")
+NO_GPU_SENTENCE = str(NO_GPU)  # English, for code that searches for it
 PROFILE_FIELDS = ("device", "dtype", "attention", "tf32", "compile", "compile_backend")
 
 _DTYPE_ALIASES = {
@@ -52,11 +59,12 @@ class GpuInfo:
     name: str = ""
     capability: tuple[int, int] | None = None
     total_memory_bytes: int = 0
-    reason: str = ""  # why no GPU ("torch was built without CUDA", "no NVIDIA GPU found"...)
+    reason: str = ""  # why no GPU ("torch was built without CUDA", "no NVIDIA GPU found"...); an i18n.Text
     flash_attn: bool = False  # the flash_attn package is installed
     triton: bool = False  # triton is importable and can compile for this GPU (inductor works)
     arch_supported: bool = True  # this torch build ships kernels for the GPU's architecture
     fix: str = ""  # the exact command that makes the GPU usable, where something is wrong (torch_builds.py)
+    # (with no usable GPU too: the sidebar and doctor show it on its own, not glued to the reason)
 
     @property
     def sm(self) -> str:
@@ -74,24 +82,28 @@ class RuntimeProfile:
     compiled_decode: bool
     compile_backend: str  # "inductor" | "cudagraphs" | "none"
     sources: dict[str, str]  # setting -> where its value came from ("auto", "config", "env", "flag", "override")
-    notes: tuple[str, ...] = ()  # overrides that could not be honoured and why; warnings about the GPU
+    notes: tuple[str, ...] = ()  # overrides that could not be honoured and why; warnings about the GPU (i18n.Text)
 
     def rows(self) -> list[tuple[str, str]]:
-        """(label, value) rows for the sidebar and doctor; each value says where it came from."""
+        """(label, value) rows for doctor, in the current language; each value says where it came from."""
 
         def show(value: object, setting: str) -> str:
-            return f"{value} ({self.sources.get(setting, 'auto')})"
+            source = t(f"launcher.profile.source.{self.sources.get(setting, 'auto')}")
+            return t("launcher.profile.value_source", value=value, source=source)
+
+        def switch(on: bool) -> str:
+            return t("launcher.profile.on" if on else "launcher.profile.off")
 
         rows = [
-            ("Runtime profile", self.name),
-            ("Device", show(self.device, "device")),
-            ("dtype", show(self.dtype, "dtype")),
-            ("Attention", show(self.attention, "attention")),
-            ("TF32 matmuls", show("on" if self.tf32 else "off", "tf32")),
-            ("Compiled decoding", show("on" if self.compiled_decode else "off", "compile")),
-            ("Compile backend", show(self.compile_backend, "compile_backend")),
+            (t("launcher.profile.row_profile"), self.name),
+            (t("launcher.profile.row_device"), show(self.device, "device")),
+            (t("launcher.profile.row_dtype"), show(self.dtype, "dtype")),
+            (t("launcher.profile.row_attention"), show(self.attention, "attention")),
+            (t("launcher.profile.row_tf32"), show(switch(self.tf32), "tf32")),
+            (t("launcher.profile.row_compile"), show(switch(self.compiled_decode), "compile")),
+            (t("launcher.profile.row_backend"), show(self.compile_backend, "compile_backend")),
         ]
-        rows += [("Note", note) for note in self.notes]
+        rows += [(t("launcher.profile.row_note"), _render(note)) for note in self.notes]
         return rows
 
 
@@ -114,10 +126,10 @@ def _probe_uncached() -> GpuInfo:
     try:
         import torch
     except Exception as exc:  # a broken torch install must not take the CLI down
-        return GpuInfo(available=False, reason=f"PyTorch cannot be imported ({exc}) — {NO_GPU_SENTENCE}")
+        return GpuInfo(available=False, reason=text("launcher.gpu.torch_broken", error=str(exc), no_gpu=NO_GPU))
     try:
         if not torch.cuda.is_available():
-            return GpuInfo(available=False, reason=_no_cuda_reason(torch))
+            return _no_cuda(torch)
         props = torch.cuda.get_device_properties(0)
         capability = (int(props.major), int(props.minor))
         supported = _arch_in_build(capability, list(torch.cuda.get_arch_list()))
@@ -130,27 +142,44 @@ def _probe_uncached() -> GpuInfo:
             flash_attn=flash_attn_installed(),
             triton=_triton_works(),
             arch_supported=supported,
-            reason=problem.what if problem else "",
-            fix=problem.fix if problem else "",
+            reason=_as_text(problem.why) if problem else "",
+            fix=_as_text(problem.remedy) if problem else "",
         )
     except Exception as exc:
-        return GpuInfo(available=False, reason=f"CUDA could not be initialised ({exc}) — {NO_GPU_SENTENCE}")
+        return GpuInfo(available=False, reason=text("launcher.gpu.cuda_failed", error=str(exc), no_gpu=NO_GPU))
 
 
-def _no_cuda_reason(torch_module: object) -> str:
+def _no_cuda(torch_module: object) -> GpuInfo:
+    """Why torch has no CUDA here (an i18n.Text), and the fix on its own where one is known."""
     problem = gpu_problem(torch_module)
     if problem is not None:
-        return f"{problem.what} Until then: {NO_GPU_SENTENCE}. Fix: {problem.fix}"
+        reason = text("launcher.gpu.until_then", what=problem.why, no_gpu=NO_GPU)
+        return GpuInfo(available=False, reason=reason, fix=_as_text(problem.remedy))
     cuda_build = getattr(getattr(torch_module, "version", None), "cuda", None)
     if not cuda_build:
-        return f"This PyTorch build has no CUDA support — {NO_GPU_SENTENCE}"
+        return GpuInfo(available=False, reason=text("launcher.gpu.no_cuda_build", no_gpu=NO_GPU))
     nvml_names = _nvml_gpu_names()
     if nvml_names:
-        return (
-            f"An NVIDIA GPU is present ({nvml_names[0]}) but PyTorch (built for CUDA {cuda_build}) cannot use it; "
-            f"the NVIDIA driver may be too old — update it. Until then: {NO_GPU_SENTENCE}"
-        )
-    return f"No CUDA GPU detected — {NO_GPU_SENTENCE}"
+        reason = text("launcher.gpu.driver_maybe_old", gpu=nvml_names[0], cuda=str(cuda_build), no_gpu=NO_GPU)
+        return GpuInfo(available=False, reason=reason)
+    return GpuInfo(available=False, reason=text("launcher.gpu.no_cuda_gpu", no_gpu=NO_GPU))
+
+
+def _as_text(value: Message | str) -> str:
+    """A message as ``i18n.Text`` (English that remembers it); text as it is."""
+    return Text(value) if isinstance(value, Message) else value
+
+
+def _message(value: object) -> Message | str:
+    """What to nest in a message: a Text's Message (rendered in the outer message's language)."""
+    return value.message if isinstance(value, Text) else value  # type: ignore[return-value]
+
+
+def _render(value: object) -> str:
+    """Kept words (``i18n.Text``, a Message, plain text) in the current language."""
+    from .i18n import render
+
+    return render(value)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- GPU truth
@@ -292,7 +321,9 @@ def _normalised(settings: Settings, name: str, choices: dict[str, str] | tuple[s
     table = choices if isinstance(choices, dict) else {choice: choice for choice in choices}
     if raw not in table:
         valid = ", ".join(dict.fromkeys(table.values()))
-        raise SettingsError(f"Invalid {name} setting {getattr(settings, name)!r}. Choose one of: {valid}.")
+        raise SettingsError(
+            t("launcher.profile.invalid_setting", name=name, value=repr(getattr(settings, name)), choices=valid)
+        )
     return table[raw]
 
 
@@ -312,21 +343,20 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
 
     use_cuda = gpu.available and gpu.capability is not None and device_setting != "cpu"
     if device_setting == "cuda" and not use_cuda:
-        notes.append(
-            f"device is set to cuda but no CUDA GPU is usable ({gpu.reason or 'unknown reason'}); using the CPU."
-        )
+        reason = gpu.reason or Message("launcher.profile.unknown_reason")
+        notes.append(text("launcher.profile.cuda_unusable", reason=_message(reason)))
 
     if not use_cuda:
         dtype = "float32"
         if dtype_setting not in ("auto", "float32"):
-            notes.append(f"dtype {dtype_setting} is not used on the CPU (slow or unsupported there); using float32.")
+            notes.append(text("launcher.profile.cpu_dtype", dtype=dtype_setting))
         attention = "eager" if attention_setting == "eager" else "sdpa"
         if attention_setting == "flash_attention_2":
-            notes.append("flash_attention_2 needs an NVIDIA GPU; using sdpa.")
+            notes.append(text("launcher.profile.cpu_flash"))
         if tf32_setting == "on":
-            notes.append("TF32 is a GPU feature; off on the CPU.")
+            notes.append(text("launcher.profile.cpu_tf32"))
         if compile_setting == "on":
-            notes.append("Compiled decoding is only used on a GPU; off on the CPU.")
+            notes.append(text("launcher.profile.cpu_compile"))
         return RuntimeProfile(
             name="CPU",
             device="cpu",
@@ -344,21 +374,21 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
     bf16_ok = capability >= (8, 0)
     fp16_ok = capability >= (7, 0)
     if not gpu.arch_supported:
-        fix = f": {gpu.fix}" if gpu.fix else "."
-        notes.append(f"This PyTorch build has no kernels for {gpu.sm}; install a PyTorch build for this GPU{fix}")
+        fix = Message("launcher.profile.no_kernels_fix", {"fix": _message(gpu.fix)}) if gpu.fix else "."
+        notes.append(text("launcher.profile.no_kernels", sm=gpu.sm, fix=fix))
 
     # dtype
     auto_dtype = "bfloat16" if bf16_ok else "float16" if fp16_ok else "float32"
     if capability < (7, 0):
-        notes.append(f"{gpu.sm} is older than the GPUs these models are tested on: float32, expect it to be slow.")
+        notes.append(text("launcher.profile.old_gpu", sm=gpu.sm))
     if dtype_setting == "auto":
         dtype = auto_dtype
     elif dtype_setting == "bfloat16" and not bf16_ok:
         dtype = "float16" if fp16_ok else "float32"
-        notes.append(f"{gpu.name or gpu.sm} has no bfloat16 support ({gpu.sm} < sm_80); using {dtype} instead.")
+        notes.append(text("launcher.profile.no_bf16", gpu=gpu.name or gpu.sm, sm=gpu.sm, dtype=dtype))
     elif dtype_setting == "float16" and not fp16_ok:
         dtype = "float32"
-        notes.append(f"float16 is too slow on {gpu.sm}; using float32.")
+        notes.append(text("launcher.profile.slow_fp16", sm=gpu.sm))
     else:
         dtype = dtype_setting
 
@@ -370,19 +400,19 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
     elif attention_setting == "flash_attention_2" and not flash_ok:
         attention = "sdpa"
         if not gpu.flash_attn:
-            why = "the flash_attn package is not installed"
+            why = Message("launcher.profile.no_flash_package")
         elif not flash_fits_gpu:
-            why = f"flash-attention 2 does not support {gpu.sm} (it needs sm_80–sm_90)"
+            why = Message("launcher.profile.flash_unsupported", {"sm": gpu.sm})
         else:
-            why = f"flash-attention 2 needs bfloat16 or float16, not {dtype}"
-        notes.append(f"flash_attention_2 cannot be used: {why}; using sdpa.")
+            why = Message("launcher.profile.flash_dtype", {"dtype": dtype})
+        notes.append(text("launcher.profile.no_flash", why=why))
     else:
         attention = attention_setting
 
     # TF32 (float32 matmuls on tensor cores)
     tf32_capable = capability >= (8, 0)
     if tf32_setting == "on" and not tf32_capable:
-        notes.append(f"TF32 needs sm_80 or newer; {gpu.sm} computes float32 matmuls in full precision.")
+        notes.append(text("launcher.profile.tf32_old", sm=gpu.sm))
     tf32 = tf32_capable and tf32_setting != "off"
 
     # compiled decoding (static cache + torch.compile / CUDA graphs)
@@ -396,7 +426,7 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
     else:
         backend = "cudagraphs"
         if backend_setting == "inductor":
-            notes.append("compile_backend inductor needs a working triton for this GPU; using cudagraphs.")
+            notes.append(text("launcher.profile.no_triton"))
 
     return RuntimeProfile(
         name=_family(capability),
@@ -492,17 +522,20 @@ def _nvml() -> object | None:
 
 
 def _nvml_error_text(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    if "NVML Shared Library Not Found" in text or "libnvidia-ml" in text:
-        return "NVIDIA driver library (NVML) not found"
+    said = str(exc) or type(exc).__name__
+    if "NVML Shared Library Not Found" in said or "libnvidia-ml" in said:
+        return Text(Message("launcher.gpu.nvml_missing"))
     if isinstance(exc, ImportError):
-        return "nvidia-ml-py is not installed"
-    return text
+        return Text(Message("launcher.gpu.nvml_not_installed"))
+    return said
 
 
 def nvml_status() -> str:
-    """Either "available" or why not, in a few words."""
-    return "available" if _nvml() is not None else f"not available ({_nvml_state.get('error', 'unknown')})"
+    """Either "available" or why not, in a few words (the current language)."""
+    if _nvml() is not None:
+        return t("launcher.gpu.nvml_available")
+    error = _nvml_state.get("error") or Message("launcher.gpu.unknown")
+    return t("launcher.gpu.nvml_unavailable", error=_message(error))
 
 
 def _nvml_gpu_names() -> list[str]:
@@ -544,13 +577,14 @@ def telemetry() -> dict[str, object]:
     try:
         gpu = probe()
         if not gpu.available:
-            return {"available": False, "reason": gpu.reason or f"No CUDA GPU detected — {NO_GPU_SENTENCE}"}
-        # (the reason names the fix where an NVIDIA GPU is present but unusable: see gpu_problem)
+            reason = gpu.reason or text("launcher.gpu.no_cuda_gpu", no_gpu=NO_GPU)
+            return {"available": False, "reason": reason, **({"fix": gpu.fix} if gpu.fix else {})}
+        # (an NVIDIA GPU that is present but unusable comes with "fix": the command, see gpu_problem)
         import torch
 
         data: dict[str, object] = {"available": True, "name": gpu.name, "sm": gpu.sm}
         if not gpu.arch_supported:  # torch sees the GPU but every kernel launch would fail
-            data["problem"] = gpu.reason or f"This PyTorch build has no kernels for {gpu.sm}."
+            data["problem"] = gpu.reason or text("launcher.gpu.no_kernels_short", sm=gpu.sm)
             data["fix"] = gpu.fix
         if gpu.capability:
             data["capability"] = f"{gpu.capability[0]}.{gpu.capability[1]}"
@@ -564,7 +598,7 @@ def telemetry() -> dict[str, object]:
         data.update(_nvml_readings(torch))
         return data
     except Exception as exc:
-        return {"available": False, "reason": f"GPU status could not be read ({exc})."}
+        return {"available": False, "reason": text("launcher.gpu.status_failed", error=str(exc))}
 
 
 def _nvml_readings(torch_module: object) -> dict[str, object]:
@@ -607,62 +641,72 @@ def _gb(value: int) -> str:
 
 
 def doctor_report(settings: Settings) -> list[tuple[str, str]]:
-    """(label, value) rows for `ocr-studio doctor`: torch version, CUDA available, bf16
-    supported, GPU name, compute capability, VRAM, and the runtime profile in effect.
-    Works without a GPU; never changes process state."""
+    """(label, value) rows for `ocr-studio doctor`, in the current language: torch version, CUDA
+    available, bf16 supported, GPU name, compute capability, VRAM, and the runtime profile in
+    effect. Works without a GPU; never changes process state."""
+
+    def yes(value: bool) -> str:
+        return t("launcher.doctor.yes" if value else "launcher.doctor.no")
+
     rows: list[tuple[str, str]] = [("Python", sys.version.split()[0])]
     try:
         import torch
     except Exception as exc:
-        return rows + [("PyTorch", f"cannot be imported ({exc})")]
+        return rows + [(t("launcher.doctor.torch"), t("launcher.doctor.torch_broken", error=str(exc)))]
 
     gpu = probe()
-    rows.append(("PyTorch", str(torch.__version__)))
-    rows.append(("PyTorch CUDA build", str(torch.version.cuda or "none (CPU-only build)")))
-    reason = gpu.reason.partition(" Fix: ")[0]  # the fix gets its own row below
-    rows.append(("CUDA available", "yes" if gpu.available else f"no — {reason}"))
+    rows.append((t("launcher.doctor.torch"), str(torch.__version__)))
+    rows.append((t("launcher.doctor.cuda_build"), str(torch.version.cuda or t("launcher.doctor.cpu_build"))))
+    available = yes(True) if gpu.available else t("launcher.doctor.no_because", reason=_message(gpu.reason))
+    rows.append((t("launcher.doctor.cuda_available"), available))  # the fix gets its own row below
     if gpu.available:
         try:
-            bf16 = "yes" if torch.cuda.is_bf16_supported() else "no"
+            bf16 = yes(torch.cuda.is_bf16_supported())
         except Exception as exc:
-            bf16 = f"unknown ({exc})"
-        rows.append(("bf16 supported", bf16))
-        rows.append(("GPU", gpu.name))
+            bf16 = t("launcher.doctor.bf16_unknown", error=str(exc))
+        rows.append((t("launcher.doctor.bf16"), bf16))
+        rows.append((t("launcher.doctor.gpu"), gpu.name))
         if gpu.capability:
-            rows.append(("Compute capability", f"{gpu.capability[0]}.{gpu.capability[1]} ({gpu.sm})"))
-        rows.append(("VRAM", _gb(gpu.total_memory_bytes)))
+            capability = f"{gpu.capability[0]}.{gpu.capability[1]} ({gpu.sm})"
+            rows.append((t("launcher.doctor.capability"), capability))
+        rows.append((t("launcher.doctor.vram"), _gb(gpu.total_memory_bytes)))
         try:
-            rows.append(("Kernels in this PyTorch build", ", ".join(torch.cuda.get_arch_list())))
+            rows.append((t("launcher.doctor.kernels"), ", ".join(torch.cuda.get_arch_list())))
         except Exception:
             pass
-        rows.append(("flash-attn installed", "yes" if gpu.flash_attn else "no"))
-        rows.append(("Triton works (inductor)", "yes" if gpu.triton else "no"))
+        rows.append((t("launcher.doctor.flash_attn"), yes(gpu.flash_attn)))
+        rows.append((t("launcher.doctor.triton"), yes(gpu.triton)))
     else:
-        rows.append(("bf16 supported", "no (no CUDA GPU)"))
+        rows.append((t("launcher.doctor.bf16"), t("launcher.doctor.bf16_no_gpu")))
     problem = gpu_problem()
     if problem is not None:
-        rows.append(("GPU problem", problem.what))
-        rows.append(("Fix", problem.fix))
-    rows.append(("NVML", nvml_status()))
+        rows.append((t("launcher.doctor.gpu_problem"), problem.what))
+        rows.append((t("launcher.doctor.fix"), problem.fix))
+    rows.append((t("launcher.doctor.nvml"), nvml_status()))
     nvml = _nvml()
     if nvml is not None:
         try:
-            rows.append(("NVIDIA driver", _text(nvml.nvmlSystemGetDriverVersion())))  # type: ignore[attr-defined]
+            rows.append((t("launcher.doctor.driver"), _text(nvml.nvmlSystemGetDriverVersion())))  # type: ignore[attr-defined]
             cuda_driver = int(nvml.nvmlSystemGetCudaDriverVersion())  # type: ignore[attr-defined]
-            rows.append(("Driver supports CUDA up to", f"{cuda_driver // 1000}.{(cuda_driver % 1000) // 10}"))
+            rows.append((t("launcher.doctor.driver_cuda"), f"{cuda_driver // 1000}.{(cuda_driver % 1000) // 10}"))
         except Exception:
             pass
     try:
         profile = choose_profile(gpu, settings)
         rows += profile.rows()
     except SettingsError as exc:
-        rows.append(("Runtime profile", f"error: {exc}"))
+        rows.append((t("launcher.profile.row_profile"), t("launcher.doctor.profile_error", error=str(exc))))
     budget = settings.vram_budget_gb
-    rows.append(("VRAM budget for models", f"{budget:g} GB" if budget > 0 else "auto (free VRAM minus a margin)"))
+    shown = f"{budget:g} GB" if budget > 0 else t("launcher.doctor.vram_budget_auto")
+    rows.append((t("launcher.doctor.vram_budget"), shown))
     from .models.manager import hub_cache_dir, hub_offline
 
-    rows.append(("Model cache", f"{hub_cache_dir()}" + (" (offline: HF_HUB_OFFLINE is set)" if hub_offline() else "")))
-    rows.append(("Compile cache", os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(compile_cache_dir() / "inductor")))
+    cache = str(hub_cache_dir())
+    rows.append(
+        (t("launcher.doctor.model_cache"), t("launcher.doctor.offline", path=cache) if hub_offline() else cache)
+    )
+    compile_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(compile_cache_dir() / "inductor")
+    rows.append((t("launcher.doctor.compile_cache"), compile_cache))
     return rows
 
 

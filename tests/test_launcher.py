@@ -249,7 +249,7 @@ def test_doctor_and_sidebar_show_the_problem_and_the_fix(monkeypatch):
     problem = hardware.gpu_problem(cpu_torch, laptop)
     assert problem is not None and FIX_CU130 in problem.fix
     monkeypatch.setattr(hardware, "gpu_problem", lambda *args, **kwargs: problem)
-    monkeypatch.setattr(hardware, "probe", lambda: hardware.GpuInfo(False, reason=hardware._no_cuda_reason(cpu_torch)))
+    monkeypatch.setattr(hardware, "probe", lambda: hardware._no_cuda(cpu_torch))
     rows = dict(hardware.doctor_report(hardware.Settings()))
     assert rows["GPU problem"] == problem.what and rows["Fix"] == problem.fix
     shown = gpu_status_markdown(hardware.telemetry())
