@@ -337,15 +337,19 @@ class FastGenerator:
         in_flight: list[PageRequest] = []
         try:
             yield from self._stream(requests, config, max(1, slots), on_tokens, reserve_tokens, in_flight)
+            return
         except torch.OutOfMemoryError:
             self.release()
             raise SlotsOutOfMemory([request.key for request in in_flight]) from None
         except Exception as exc:  # noqa: BLE001 - a failure of the fast path means: read one by one
             reason = f"Continuous batching failed ({type(exc).__name__}: {exc}); pages are read one by one."
-            log.warning(reason)
-            self.release()
-            self.continuous_off = reason
-            yield from self._one_by_one(iter([*in_flight, *requests]), config, on_tokens, note=reason)
+            log.warning(reason, exc_info=True)
+        # outside the handler, so the failed frame (and the slots' cache it holds) is gone
+        self.release()
+        self.continuous_off = reason
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        yield from self._one_by_one(iter([*in_flight, *requests]), config, on_tokens, note=reason)
 
     def _one_by_one(
         self,
@@ -819,6 +823,7 @@ class _SlotState:
         )
         self.masked = torch.finfo(dtype).min
         self.rows = torch.arange(slots, device=device)
+        self.attend = torch.zeros(slots, dtype=dtype, device=device)
         self.mask = torch.full((slots, cache_len), self.masked, dtype=dtype, device=device)
         self.token = torch.zeros(slots, 1, dtype=torch.long, device=device)
         self.position = torch.zeros(slots, dtype=torch.long, device=device)
@@ -890,7 +895,7 @@ class _SlotState:
 
     def _step_body(self) -> None:
         """One decode step of every row, on the device alone: each row writes its own cache position."""
-        self.mask[self.rows, self.write_at] = 0.0
+        self.mask.index_put_((self.rows, self.write_at), self.attend)  # a device tensor: no host copy in a graph
         if self.mrope:
             position_ids = self.position.view(1, -1, 1).expand(3, -1, 1)
         else:
