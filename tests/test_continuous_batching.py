@@ -323,3 +323,29 @@ def test_the_vram_plan_fits_a_laptop_card_and_respects_a_cap():
     smaller_budget = get_engine("dots-ocr", Settings(max_new_tokens=3000)).slot_plan(total_bytes=14 * GIB)
     assert smaller_budget.slots > dots.slot_plan(total_bytes=14 * GIB).slots  # KV per page follows the budget
     assert plan_slots(10 * GIB, weight_bytes=0, slot_bytes=GIB, prefill_bytes=0, most=4).slots == 4
+
+
+def test_a_failing_continuous_step_reads_the_rest_one_by_one_and_says_why(qwen, monkeypatch):
+    from ocr_studio import i18n
+    from ocr_studio.models import generation
+
+    model, processor = qwen
+    tokenizer = processor.tokenizer
+    config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
+    images = _images(3)
+    requests = [PageRequest(i, _qwen_inputs(processor, im), 6 + 5 * i) for i, im in enumerate(images)]
+
+    def broken(self, index, reach):
+        raise RuntimeError("graph capture refused")
+
+    monkeypatch.setattr(generation._SlotState, "step", broken)
+    generator = FastGenerator(model, path="eager", fuse=True)
+    got = {page.key: page for page in generator.stream(requests, config, slots=2)}
+    assert sorted(got) == [0, 1, 2]  # nothing lost
+    reference = FastGenerator(model, path="eager")
+    for index, image in enumerate(images):
+        assert got[index].tokens == _alone(reference, _qwen_inputs(processor, image), config, 6 + 5 * index)[0]
+        [warning] = [w for w in got[index].warnings if "Continuous batching failed" in w]
+        assert "graph capture refused" in warning
+        assert "страницы читаются по одной" in i18n.render(warning, "ru")
+    assert generator.stream_unsupported()  # later jobs go one by one at once, without failing again

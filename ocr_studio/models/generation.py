@@ -63,6 +63,17 @@ def _sibling(name: str):
         return module
 
 
+def _note(msg_id: str, english: str, **args: Any) -> str:
+    """A warning the user reads (a page's warnings): the catalog's message where the package is
+    there (``i18n.Text``: English as a str, rendered in the reader's language), plain English where
+    this file was loaded alone (benchmarks on the GPU machine)."""
+    try:
+        from ocr_studio import i18n
+    except ImportError:
+        return english.format(**args)
+    return i18n.text(msg_id, **args)
+
+
 _repetition = _sibling("repetition")
 RepetitionGuard = _repetition.RepetitionGuard
 LoopPenalty = _repetition.LoopPenalty
@@ -181,14 +192,21 @@ class FastGenerator:
         kernels = decode_kernels()
         reason = kernels.unsupported_reason(self.model)
         if reason:
-            self.fuse_note = f"Fused decode step not used: {reason}."
+            self.fuse_note = _note("decoding.fused_not_used", "Fused decode step not used: {reason}.", reason=reason)
             return False
         if self.device.type == "cuda" and not self.triton:
-            self.fuse_note = "Fused decode step runs without Triton kernels: the compile backend is not inductor."
+            self.fuse_note = _note(
+                "decoding.no_triton_backend",
+                "Fused decode step runs without Triton kernels: the compile backend is not inductor.",
+            )
         elif self.device.type == "cuda":
             self.compile_kernels, why_not = kernels.triton_available()
             if not self.compile_kernels:
-                self.fuse_note = f"Fused decode step runs without Triton kernels (slower): {why_not}."
+                self.fuse_note = _note(
+                    "decoding.no_triton",
+                    "Fused decode step runs without Triton kernels (slower): {reason}.",
+                    reason=why_not,
+                )
                 self.fuse_warning = self.fuse_note
         return True
 
@@ -262,7 +280,11 @@ class FastGenerator:
                 if path == "generate":
                     raise
                 if path == "graphs" and self.fused:
-                    reason = f"Fused decode step failed ({type(exc).__name__}: {exc}); using the model's own step."
+                    reason = _note(
+                        "decoding.fused_failed",
+                        "Fused decode step failed ({error}); using the model's own step.",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
                     log.warning(reason)
                     self.release()
                     self.fused = False
@@ -270,7 +292,13 @@ class FastGenerator:
                     warnings.append(reason)
                     continue
                 slower = "eager" if path == "graphs" else "generate"
-                reason = f"Fast decoding ({path}) failed ({type(exc).__name__}: {exc}); using the {slower} path."
+                reason = _note(
+                    "decoding.path_failed",
+                    "Fast decoding ({path}) failed ({error}); using the {slower} path.",
+                    path=path,
+                    slower=slower,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
                 log.warning(reason)
                 self.release()
                 self.path = slower
@@ -342,7 +370,11 @@ class FastGenerator:
             self.release()
             raise SlotsOutOfMemory([request.key for request in in_flight]) from None
         except Exception as exc:  # noqa: BLE001 - a failure of the fast path means: read one by one
-            reason = f"Continuous batching failed ({type(exc).__name__}: {exc}); pages are read one by one."
+            reason = _note(
+                "decoding.continuous_failed",
+                "Continuous batching failed ({error}); pages are read one by one.",
+                error=f"{type(exc).__name__}: {exc}",
+            )
             log.warning(reason, exc_info=True)
         # outside the handler, so the failed frame (and the slots' cache it holds) is gone
         self.release()
