@@ -17,6 +17,7 @@ from typing import Any
 import platformdirs
 
 from .documents import Limits
+from .i18n import LocalizedError, message
 
 APP_NAME = "ocr-studio"
 
@@ -120,7 +121,7 @@ def _coerce(name: str, value: Any) -> Any:
     return str(value)
 
 
-class SettingsError(ValueError):
+class SettingsError(LocalizedError, ValueError):
     pass
 
 
@@ -142,7 +143,7 @@ def load_settings(
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise SettingsError(f"Cannot read the config file {path}: {exc}") from exc
+            raise SettingsError(message("core.settings.config_unreadable", path=str(path), detail=str(exc))) from exc
         flat: dict[str, Any] = {}
         for key, value in data.items():
             if isinstance(value, dict):  # sections are for readability only
@@ -151,7 +152,7 @@ def load_settings(
                 flat[key] = value
         unknown = sorted(set(flat) - names)
         if unknown:
-            raise SettingsError(f"Unknown setting(s) in {path}: {', '.join(unknown)}")
+            raise SettingsError(message("core.settings.unknown_in_file", path=str(path), names=", ".join(unknown)))
         values.update(flat)
         origins.update(dict.fromkeys(flat, "config"))
 
@@ -165,11 +166,11 @@ def load_settings(
         if value is None:
             continue
         if name not in names:
-            raise SettingsError(f"Unknown setting: {name}")
+            raise SettingsError(message("core.settings.unknown", name=name))
         values[name] = value
         origins[name] = "flag"
 
     try:
         return Settings(**{name: _coerce(name, value) for name, value in values.items()}, origins=origins)
     except (TypeError, ValueError) as exc:
-        raise SettingsError(f"Invalid setting: {exc}") from exc
+        raise SettingsError(message("core.settings.invalid", detail=str(exc))) from exc

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import i18n
 from ..results import PageResult
 from ..settings import Settings
 from .base import EngineError, EngineInfo, RecognizeRequest, Task
@@ -99,7 +100,7 @@ class DotsOcrEngine(VisionEngine):
         gpu = self.gpu()
         reason = ""
         if not gpu.available or self.settings.device == "cpu":
-            reason = "no GPU: very slow on the CPU"
+            reason = i18n.text("core.vision.no_gpu_slow")
         return EngineInfo(
             name=NAME,
             label=LABEL,
@@ -139,7 +140,7 @@ class DotsOcrEngine(VisionEngine):
     def _check(self, request: RecognizeRequest) -> None:
         super()._check(request)
         if request.task is Task.REGION and request.region is None:
-            raise EngineError("Text in a region needs a box: draw one on the page, or type x1, y1, x2, y2 in pixels.")
+            raise EngineError(i18n.text("core.vision.region_needs_box").message)
 
     def _load_model(self, folder, key, profile) -> LoadedDots:
         return _load_dots(folder, key, profile)
@@ -166,7 +167,7 @@ class DotsOcrEngine(VisionEngine):
         try:
             prompt = prompt_for(request.task, region)
         except UnsupportedTaskError as exc:
-            raise EngineError(str(exc)) from exc
+            raise EngineError(exc.message) from exc
         return _PreparedPage(page, resized, page_size, resized_size, prompt)  # type: ignore[arg-type]
 
     def _page_inputs(self, loaded: LoadedDots, page: Page, request: RecognizeRequest, max_pixels: int):
@@ -300,7 +301,7 @@ class DotsOcrEngine(VisionEngine):
         try:
             prompt = prompt_for(request.task, region)
         except UnsupportedTaskError as exc:
-            raise EngineError(str(exc)) from exc
+            raise EngineError(exc.message) from exc
         return PreparedPage(page.number, page_size, resized, REMOTE_IMAGE_PLACEHOLDER + prompt, context=size)
 
     def parse(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import i18n
 from ..results import CATEGORIES, Block
 from .base import Task
 
@@ -267,9 +268,9 @@ class _ElementReader:
         found: list[str] = []
         if self.unknown_categories:
             names = ", ".join(sorted({repr(c) for c in self.unknown_categories}))
-            found.append(f"Unknown layout categories {names} were read as Text.")
+            found.append(i18n.text("core.dots.unknown_categories", names=names))
         if self.bad_boxes:
-            found.append(f"{self.bad_boxes} element(s) had no usable bbox; their text is kept without a position.")
+            found.append(i18n.text("core.dots.bad_boxes", count=self.bad_boxes))
         return found
 
 
@@ -427,14 +428,14 @@ def parse_layout(raw: str) -> LayoutOutput:
     ``parsed`` False means no element could be found (the caller keeps the raw text)."""
     text = strip_code_fence(raw)
     if not text:
-        return LayoutOutput(parsed=False, warnings=["The model returned no text for this page."])
+        return LayoutOutput(parsed=False, warnings=[i18n.text("core.dots.no_text")])
     scan = _find_elements(repair_json(text))
     if scan is None:
-        return LayoutOutput(parsed=False, warnings=["The model's answer is not layout JSON."])
+        return LayoutOutput(parsed=False, warnings=[i18n.text("core.dots.not_layout_json")])
     if not scan.values and scan.valid:
         return LayoutOutput()  # "[]": the model found nothing on the page (a blank page)
     if not scan.values:
-        return LayoutOutput(parsed=False, truncated=not scan.closed, warnings=["No layout element could be read."])
+        return LayoutOutput(parsed=False, truncated=not scan.closed, warnings=[i18n.text("core.dots.no_element")])
     reader = _ElementReader()
     elements = [reader.read(v) for v in scan.values]
     cut: Element | None = elements[-1] if scan.cut_tail else None
@@ -447,18 +448,12 @@ def parse_layout(raw: str) -> LayoutOutput:
     output = LayoutOutput(elements=elements, truncated=not scan.closed)
     if output.truncated:
         complete = len(scan.values) - scan.cut_tail
-        tail = ", and the text of the element it cut" if scan.cut_tail and not repeated_cut else ""
-        output.warnings.append(
-            f"The answer was cut off (token limit?): {complete} complete element(s) are kept{tail}; "
-            "the page may be incomplete."
-        )
+        tail = scan.cut_tail and not repeated_cut
+        output.warnings.append(i18n.text("core.dots.cut_off_tail" if tail else "core.dots.cut_off", complete=complete))
     if scan.broken:
-        output.warnings.append(f"{scan.broken} element(s) had broken JSON and were read field by field.")
+        output.warnings.append(i18n.text("core.dots.broken_json", count=scan.broken))
     if dropped or repeated_cut:
-        output.warnings.append(
-            f"The model repeated itself: {dropped + repeated_cut} repeated element(s) were removed; "
-            "the page may be incomplete."
-        )
+        output.warnings.append(i18n.text("core.dots.repeated", count=dropped + repeated_cut))
     output.warnings.extend(reader.warnings())
     return output
 
@@ -531,7 +526,7 @@ def read_page(
             kept = strip_code_fence(raw)
             if not kept:
                 return PageReading([], truncated=layout.truncated, warnings=layout.warnings)
-            warnings = [f"{w} Its raw text is kept as one block." for w in layout.warnings]
+            warnings = [i18n.text("core.dots.raw_kept", warning=w) for w in layout.warnings]
             return PageReading([Block(None, "Text", kept)], truncated=layout.truncated, warnings=warnings)
         blocks = [
             Block(to_page_bbox(e.bbox, resized_size, page_size) if e.bbox else None, e.category, e.text)
@@ -540,6 +535,6 @@ def read_page(
         return PageReading(blocks, truncated=layout.truncated, warnings=layout.warnings)
     text = strip_code_fence(raw)
     if not text:
-        return PageReading([], warnings=["The model returned no text for this page."])
+        return PageReading([], warnings=[i18n.text("core.dots.no_text")])
     bbox = page_region(region, page_size) if task is Task.REGION and region is not None else None
     return PageReading([Block(bbox, "Text", text)])

@@ -7,6 +7,7 @@ so they are kept verbatim here and nowhere else.
 
 from __future__ import annotations
 
+from ..i18n import LocalizedError, message
 from ..models.resize import fit_to_grid
 from .base import Task
 
@@ -70,7 +71,7 @@ MIN_PIXELS = 3136
 MAX_PIXELS = 11_289_600
 
 
-class UnsupportedTaskError(ValueError):
+class UnsupportedTaskError(LocalizedError, ValueError):
     pass
 
 
@@ -80,7 +81,7 @@ def prompt_for(task: Task, region: tuple[int, int, int, int] | None = None) -> s
         mode = PROMPT_MODES[task]
     except KeyError:
         supported = ", ".join(t.value for t in TASKS)
-        raise UnsupportedTaskError(f"dots.ocr cannot do the task {task.value!r}; it does: {supported}.") from None
+        raise UnsupportedTaskError(message("core.dots.cannot_do", task=repr(task.value), tasks=supported)) from None
     prompt = PROMPTS[mode]
     if task is Task.REGION:
         if region is None:

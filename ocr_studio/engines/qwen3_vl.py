@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import i18n
+from ..i18n import message
 from ..models.resize import fit_to_grid
 from ..results import Block, PageResult
 from .base import EngineError, EngineInfo, RecognizeRequest, Task
@@ -130,7 +132,7 @@ def parse_layout(raw: str, width: int, height: int) -> tuple[list[Block], list[s
     if items is None:
         items = _json_objects(body)
         if items:
-            warnings.append("The model's JSON was incomplete or malformed; the complete elements were kept.")
+            warnings.append(i18n.text("core.vision.json_malformed"))
     blocks: list[Block] = []
     for item in items:
         if not isinstance(item, dict):
@@ -140,7 +142,7 @@ def parse_layout(raw: str, width: int, height: int) -> tuple[list[Block], list[s
         text = item.get("text", item.get("content", ""))
         blocks.append(Block(bbox=bbox, category=category or "Text", text="" if text is None else str(text)))
     if not blocks and raw.strip():
-        warnings.append("The model's output was not the expected JSON; its raw text is kept as one block.")
+        warnings.append(i18n.text("core.vision.not_json"))
         blocks = [Block(bbox=None, category="Text", text=raw.strip())]
     return blocks, warnings
 
@@ -207,11 +209,13 @@ class Qwen3VLEngine(VisionEngine):
         reason = ""
         gpu = self.gpu()
         if not gpu.available or self.settings.device == "cpu":
-            reason = "no GPU: will be very slow on the CPU"
+            reason = i18n.text("core.vision.no_gpu_will_be_slow")
         elif self.min_vram_gb and gpu.total_memory_bytes < self.min_vram_gb * 1024**3:
-            reason = (
-                f"{self.label} needs about {self.min_vram_gb:.0f} GB of GPU memory; this GPU has "
-                f"{gpu.total_memory_bytes / 1024**3:.0f} GB, so it will likely run out of memory (pick 2B or 4B)."
+            reason = i18n.text(
+                "core.vision.needs_vram",
+                model=self.label,
+                needed=f"{self.min_vram_gb:.0f}",
+                has=f"{gpu.total_memory_bytes / 1024**3:.0f}",
             )
         return EngineInfo(
             name=self.name,
@@ -260,7 +264,9 @@ class Qwen3VLEngine(VisionEngine):
         from .remote import PreparedPage
 
         if request.task not in PROMPTS:
-            raise EngineError(f"{self.label} cannot do the task {request.task.label!r}.")
+            raise EngineError(
+                message("core.vision.cannot_do_task", model=self.label, task=message(f"core.task.{request.task.value}"))
+            )
         image = page.image.convert("RGB")
         size = fit_size(image.width, image.height, self.max_pixels)
         resized = image.resize(size) if size != image.size else image

@@ -14,8 +14,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import i18n
 from ..documents import MUPDF_LOCK
-from ..i18n import as_text, error_message, text
+from ..i18n import as_text, error_message
 from ..results import Block, PageResult
 from . import page_layout, pdf_tables, tesseract
 from .base import Engine, EngineInfo, RecognizeRequest, Task
@@ -47,7 +48,7 @@ _SCAN_SHARE = 0.6
 _STAMP_CHARS = 200
 # A text layer with more than this share of unreadable characters is OCR'd instead.
 _GARBLED_SHARE = 0.3
-GARBLED_TEXT_LAYER = text("core.text_layer.garbled")
+GARBLED_TEXT_LAYER = i18n.text("core.text_layer.garbled")
 
 
 def requested_languages(settings: Settings) -> str:
@@ -69,14 +70,14 @@ class TextLayerEngine(Engine):
     def info(self) -> EngineInfo:
         problem = self.language_error or tesseract.language_problem(self.language)
         if problem is None:
-            reason = text("core.text_layer.reason_ok", languages=self.language)
+            reason = i18n.text("core.text_layer.reason_ok", languages=self.language)
         elif tesseract.find_tessdata() is None:
-            reason = text("core.text_layer.reason_no_tesseract")
+            reason = i18n.text("core.text_layer.reason_no_tesseract")
         else:
-            reason = text("core.text_layer.reason_problem", problem=problem)
+            reason = i18n.text("core.text_layer.reason_problem", problem=problem)
         return EngineInfo(
             name=NAME,
-            label=text("core.text_layer.label"),
+            label=i18n.text("core.text_layer.label"),
             tasks=(Task.TEXT, Task.LAYOUT_TEXT, Task.MARKDOWN, Task.REGION),
             needs_gpu=False,
             available=True,
@@ -99,7 +100,7 @@ class TextLayerEngine(Engine):
             blocks = self._page_blocks(page, result, region, width, height)
         except Exception as exc:  # a page problem is reported on the page, never raised
             log.warning("text-layer: %s page %s: %s", page.document_name, page.number, exc)
-            result.warnings.append(text("core.text_layer.page_unreadable", detail=error_message(exc)))
+            result.warnings.append(i18n.text("core.text_layer.page_unreadable", detail=error_message(exc)))
             blocks = []
         result.blocks = blocks
         result.raw_text = "\n\n".join(b.text for b in blocks if b.text)
@@ -143,13 +144,13 @@ class TextLayerEngine(Engine):
 
     def _ocr_pieces(self, page: Page, result: PageResult) -> list[Piece]:
         if self.language_error:
-            result.warnings.append(text("core.text_layer.wrong_languages", problem=self.language_error))
+            result.warnings.append(i18n.text("core.text_layer.wrong_languages", problem=self.language_error))
             return []
         problem = tesseract.language_problem(self.language)
         languages = self.language
         if problem is not None:
             result.warnings.append(
-                problem if problem == NO_TESSERACT else text("core.text_layer.no_text_layer", problem=problem)
+                problem if problem == NO_TESSERACT else i18n.text("core.text_layer.no_text_layer", problem=problem)
             )
             missing = tesseract.missing_languages(self.language)
             languages = "+".join(code for code in self.language.split("+") if code not in missing)
@@ -157,7 +158,7 @@ class TextLayerEngine(Engine):
                 return []
         words = tesseract.recognize_image(page.image, languages, dpi=page.dpi)
         if not words:
-            result.warnings.append(text("core.text_layer.tesseract_empty"))
+            result.warnings.append(i18n.text("core.text_layer.tesseract_empty"))
         letter_boxes = all(w.letter_box for w in words)
         return page_layout.ocr_pieces(((w.bbox, w.text, w.line) for w in words), letter_boxes=letter_boxes)
 

@@ -15,6 +15,8 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import i18n
+from ..i18n import error_message, message
 from ..results import PageResult
 from .base import Engine, EngineError, RecognizeRequest, Task
 
@@ -119,8 +121,15 @@ class VisionEngine(Engine):
     def _check(self, request: RecognizeRequest) -> None:
         """Refuse a request this engine cannot do, before anything loads."""
         if request.task not in self.info().tasks:
-            supported = ", ".join(task.label for task in self.info().tasks)
-            raise EngineError(f"{self.model_name} cannot do {request.task.label!r}; it can do: {supported}.")
+            supported = [message(f"core.task.{task.value}") for task in self.info().tasks]
+            raise EngineError(
+                message(
+                    "core.vision.cannot_do",
+                    model=self.model_name,
+                    task=message(f"core.task.{request.task.value}"),
+                    tasks=supported,
+                )
+            )
 
     # -- the shared machinery
 
@@ -262,9 +271,7 @@ class VisionEngine(Engine):
                 for key in sorted(exc.keys):
                     page, _context, _started = in_flight.pop(key)
                     [result] = self._recognize_with_retries(loaded, [page], request, None, self.max_pixels)
-                    result.warnings.append(
-                        f"Ran out of GPU memory with {slots} pages in flight; the page was read again on its own."
-                    )
+                    result.warnings.append(i18n.text("core.vision.oom_in_flight", slots=slots))
                     ready[key] = result
                 while next_out in ready:
                     yield ready.pop(next_out)
@@ -311,13 +318,17 @@ class VisionEngine(Engine):
 
         def loader(key: ModelKey, folder: Any) -> Any:
             if status is not None:
-                status(f"Loading {key.model_id} ({key.dtype}) onto the {profile.device.upper()}…")
+                status(
+                    i18n.text("core.vision.loading", model=key.model_id, dtype=key.dtype, device=profile.device.upper())
+                )
             return self._load_model(folder, key, profile)
 
         try:
             return model_manager(self.settings).get(key, loader, progress=status_progress(status))
         except ModelError as exc:
-            raise EngineError(f"{self.model_name} cannot be loaded: {exc}") from exc
+            raise EngineError(
+                message("core.vision.cannot_load", model=self.model_name, detail=error_message(exc))
+            ) from exc
 
     def _recognize_with_retries(
         self,
@@ -346,7 +357,7 @@ class VisionEngine(Engine):
             results = self._recognize_with_retries(loaded, pages[:half], request, stream, max_pixels)
             results += self._recognize_with_retries(loaded, pages[half:], request, None, max_pixels)
             for result in results:
-                result.warnings.append("Ran out of GPU memory in a batch; the page was redone in a smaller batch.")
+                result.warnings.append(i18n.text("core.vision.oom_batch"))
             return results
         width, height = pages[0].size
         pixels = min(max_pixels, width * height)  # halve what the page really had, not an unused budget
@@ -358,10 +369,7 @@ class VisionEngine(Engine):
                 release()
                 continue
             for result in results:
-                result.warnings.append(
-                    f"Ran out of GPU memory; the page was read at a lower resolution ({pixels / 1e6:.1f} MP), "
-                    "so small text may be less accurate."
-                )
+                result.warnings.append(i18n.text("core.vision.oom_lower_resolution", megapixels=pixels / 1e6))
             return results
         return [
             PageResult(
@@ -371,10 +379,7 @@ class VisionEngine(Engine):
                 engine=self.name,
                 task=request.task.value,
                 truncated=True,
-                warnings=[
-                    "Not enough GPU memory for this page even at a lower resolution; it was skipped. Close other "
-                    "programs using the GPU or lower max_pixels in the settings, then run it again."
-                ],
+                warnings=[i18n.text("core.vision.oom_skipped")],
             )
         ]
 
@@ -382,27 +387,17 @@ class VisionEngine(Engine):
 def stop_warning(reason: str, max_new_tokens: int) -> str | None:
     """Why a page's text may be incomplete, in the user's words (None when it ended normally)."""
     if reason == "repetition":
-        return "The model started repeating itself; its answer was cut where the loop began."
+        return i18n.text("core.vision.stop_repetition")
     if reason in ("max_tokens", "length"):
-        return (
-            f"The answer reached the limit of {max_new_tokens} new tokens and may be incomplete "
-            "(raise max_new_tokens in the settings to read more)."
-        )
+        return i18n.text("core.vision.stop_max_tokens", max_new_tokens=max_new_tokens)
     return None
 
 
 def loop_retry_warning(outcome: str, penalty: str) -> str | None:
     """What the loop retry did for a page (``GenerationResult.loop_retries``: "recovered",
     "retry_looped", "first_kept" or ""), in the user's words; ``penalty`` says what it ran with."""
-    how = f"read again with a repetition penalty ({penalty})"
-    if outcome == "recovered":
-        return (
-            f"The model started repeating itself; the page was {how}, which ended the loop, and that reading was kept."
-        )
-    if outcome == "retry_looped":
-        return f"The page was {how} after a loop; it looped again, so the reading that went further was kept."
-    if outcome == "first_kept":
-        return f"The page was {how} after a loop, but that reading went less far, so the first one was kept."
+    if outcome in ("recovered", "retry_looped", "first_kept"):
+        return i18n.text(f"core.vision.loop_{outcome}", penalty=penalty)
     return None
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..i18n import LocalizedError, message, text
 from ..settings import Settings
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8":
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
-class ModelError(Exception):
+class ModelError(LocalizedError):
     """A model cannot be had or loaded. The message names the model and what to do."""
 
 
@@ -187,15 +188,12 @@ def _local_folder(model_id: str) -> Path | None:
     path = Path(model_id).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelError(f"{model_id} is a file; a model setting needs the folder that holds config.json.")
+            raise ModelError(message("core.model.is_a_file", model=model_id))
         if not (path / "config.json").is_file():
-            raise ModelError(
-                f"The folder {path} has no config.json, so it is not a model folder. "
-                "Point the model setting at the folder that holds the model's config.json and weights."
-            )
+            raise ModelError(message("core.model.folder_no_config", folder=str(path)))
         return path
     if _looks_like_path(model_id):
-        raise ModelError(f"The model folder {model_id} does not exist. Check the path in the model setting.")
+        raise ModelError(message("core.model.folder_missing", model=model_id))
     return None
 
 
@@ -220,7 +218,10 @@ def _progress_tqdm(model_id: str, progress: Progress) -> type:
             if self._bytes and self.total and now - self._last > 0.25:
                 self._last = now
                 done, total = self.n / 1024**3, self.total / 1024**3
-                progress(f"Downloading {model_id}: {done:.2f} of {total:.2f} GB", min(1.0, self.n / self.total))
+                status = text(
+                    "core.model.downloading_progress", model=model_id, done=f"{done:.2f}", total=f"{total:.2f}"
+                )
+                progress(status, min(1.0, self.n / self.total))
             return None
 
     return ForwardingTqdm
@@ -232,7 +233,7 @@ def resolve_model(model_id: str, revision: str | None = None, *, progress: Progr
     HF_HUB_CACHE and HF_HUB_OFFLINE=1 (cache only). Every failure is a ModelError saying what to do."""
     model_id = model_id.strip()
     if not model_id:
-        raise ModelError("No model is set. Set the model setting to a Hugging Face model id or a local folder.")
+        raise ModelError(message("core.model.not_set"))
     local = _local_folder(model_id)
     if local is not None:
         return local
@@ -250,21 +251,15 @@ def resolve_model(model_id: str, revision: str | None = None, *, progress: Progr
         # cache first: a cached model starts without asking the hub (and works with no network)
         folder = snapshot_download(model_id, revision=revision, cache_dir=str(cache), local_files_only=True)
     except hub_errors.HFValidationError:
-        raise ModelError(
-            f"{model_id!r} is neither a local model folder nor a valid Hugging Face model id (owner/name)."
-        ) from None
+        raise ModelError(message("core.model.invalid_id", model=repr(model_id))) from None
     except cached_errors:
         if offline:
-            raise ModelError(
-                f"{name} is not in the local cache ({cache}) and the hub cannot be reached (offline mode: "
-                "HF_HUB_OFFLINE is set). Connect once to download it, or set the model setting "
-                "(qwen_model / dots_model) to a local folder with its files."
-            ) from None
+            raise ModelError(message("core.model.offline_not_cached", model=name, cache=str(cache))) from None
         folder = _download(model_id, revision, name, cache, progress, hub_errors)
 
     path = Path(folder)
     if not (path / "config.json").is_file():
-        raise ModelError(f"{name} has no config.json, so it is not a model this app can load.")
+        raise ModelError(message("core.model.no_config", model=name))
     return path
 
 
@@ -274,40 +269,28 @@ def _download(
     from huggingface_hub import snapshot_download
 
     if progress:
-        progress(f"Downloading {name} into {cache}", None)
+        progress(text("core.model.downloading", model=name, cache=str(cache)), None)
     tqdm_class = _progress_tqdm(name, progress) if progress else None
     try:
         folder = snapshot_download(model_id, revision=revision, cache_dir=str(cache), tqdm_class=tqdm_class)
     except hub_errors.GatedRepoError:  # before RepositoryNotFoundError: it is a subclass
-        raise ModelError(
-            f"{model_id} is a gated model: accept its terms on https://huggingface.co/{model_id} and log in "
-            "with `hf auth login`, then try again."
-        ) from None
+        raise ModelError(message("core.model.gated", model=model_id)) from None
     except hub_errors.RepositoryNotFoundError:
-        raise ModelError(
-            f"{model_id} was not found on the Hugging Face hub. Check the model id (e.g. Qwen/Qwen3-VL-2B-Instruct); "
-            "if it is private, log in with `hf auth login`."
-        ) from None
+        raise ModelError(message("core.model.not_found", model=model_id)) from None
     except hub_errors.RevisionNotFoundError:
-        raise ModelError(f"{model_id} has no revision {revision!r}. Check the revision, or leave it empty.") from None
+        raise ModelError(message("core.model.no_revision", model=model_id, revision=repr(revision))) from None
     except hub_errors.LocalEntryNotFoundError as exc:
         cause = exc.__cause__ or exc
-        raise ModelError(
-            f"{name} is not in the local cache ({cache}) and the Hugging Face hub cannot be reached "
-            f"({type(cause).__name__}). Check the internet connection (or proxy) and try again, or set the "
-            "model setting (qwen_model / dots_model) to a local folder with its files."
-        ) from None
+        detail = type(cause).__name__
+        raise ModelError(message("core.model.unreachable", model=name, cache=str(cache), detail=detail)) from None
     except hub_errors.HfHubHTTPError as exc:
-        raise ModelError(f"Downloading {name} failed: {exc}. Try again later.") from None
+        raise ModelError(message("core.model.download_failed_later", model=name, detail=str(exc))) from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise ModelError(
-                f"Not enough disk space to download {name} into {cache}. Free some space, or set HF_HOME to a "
-                "folder on a bigger disk."
-            ) from None
-        raise ModelError(f"Downloading {name} failed: {exc}") from None
+            raise ModelError(message("core.model.no_disk_space", model=name, cache=str(cache))) from None
+        raise ModelError(message("core.model.download_failed", model=name, detail=str(exc))) from None
     if progress:
-        progress(f"Downloaded {name}", 1.0)
+        progress(text("core.model.downloaded", model=name), 1.0)
     return folder
 
 
@@ -429,7 +412,7 @@ class ModelManager:
         if estimate:
             self._make_room(estimate, keep=key, progress=progress)
         if progress:
-            progress(f"Loading {key.label()}", None)
+            progress(text("core.model.loading", model=key.label()), None)
         started = time.monotonic()
         try:
             obj = loader(key, folder)
@@ -438,12 +421,13 @@ class ModelManager:
         except Exception as exc:
             if _is_out_of_memory(exc):
                 free_cuda_memory()
-                need = f" (about {estimate / 1024**3:.1f} GB)" if estimate else ""
-                raise ModelError(
-                    f"Not enough GPU memory to load {key.label()}{need}. Unload other models, close other programs "
-                    "using the GPU, or pick a smaller model."
-                ) from exc
-            raise ModelError(f"Loading {key.label()} failed: {exc}") from exc
+                reason = (
+                    message("core.model.no_gpu_memory_size", model=key.label(), size=f"{estimate / 1024**3:.1f}")
+                    if estimate
+                    else message("core.model.no_gpu_memory", model=key.label())
+                )
+                raise ModelError(reason) from exc
+            raise ModelError(message("core.model.load_failed", model=key.label(), detail=str(exc))) from exc
         seconds = time.monotonic() - started
         size = model_bytes(obj)
         now = time.time()
@@ -452,7 +436,7 @@ class ModelManager:
             self._entries.move_to_end(key)
         self._make_room(0, keep=key, progress=progress)  # the measured size may exceed the estimate
         if progress:
-            progress(f"Loaded {key.label()} in {seconds:.1f} s", 1.0)
+            progress(text("core.model.loaded", model=key.label(), seconds=f"{seconds:.1f}"), 1.0)
         return obj
 
     def _make_room(self, needed: int, *, keep: ModelKey, progress: Progress | None) -> None:
@@ -468,7 +452,7 @@ class ModelManager:
             if victim is None:
                 return  # nothing else to drop: the model alone is larger than the budget; try anyway
             if progress:
-                progress(f"Unloading {victim.label()} to make room", None)
+                progress(text("core.model.unloading", model=victim.label()), None)
             self.unload(victim)
 
     # -- unloading and listing
@@ -533,4 +517,6 @@ def status_progress(status: Callable[[str], None] | None) -> Progress | None:
     """A ``Progress`` that reports each (message, fraction) as one status line (UI and CLI)."""
     if status is None:
         return None
-    return lambda message, fraction: status(message if fraction is None else f"{message} {fraction:.0%}")
+    return lambda news, fraction: status(
+        news if fraction is None else text("core.model.progress", status=news, percent=f"{fraction:.0%}")
+    )
