@@ -676,6 +676,10 @@ def doctor_report(settings: Settings) -> list[tuple[str, str]]:
             pass
         rows.append((t("launcher.doctor.flash_attn"), yes(gpu.flash_attn)))
         rows.append((t("launcher.doctor.triton"), yes(gpu.triton)))
+        from .engines.capacity import pages_in_flight  # the VRAM plan of continuous batching, per model
+
+        for line in pages_in_flight(settings, gpu.total_memory_bytes):
+            rows.append((t("capacity.title"), str(line.render())))
     else:
         rows.append((t("launcher.doctor.bf16"), t("launcher.doctor.bf16_no_gpu")))
     problem = gpu_problem()

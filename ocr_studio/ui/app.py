@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from .. import __version__, exporters, hardware, i18n
-from ..engines import EngineInfo, Task, availability, engine_infos, get_engine
+from ..engines import EngineInfo, Task, availability, capacity, engine_infos, get_engine
 from ..engines.tesseract import LanguageError, language_choices
 from ..i18n import Message, error_text, render, t
 from ..jobs import Job, JobSpec, JobStore, run_job
@@ -566,7 +566,12 @@ class Studio:
     @localized
     def gpu_markdown(self, request: gr.Request | None = None) -> str:
         try:
-            return sidebar.gpu_status_markdown(hardware.telemetry())
+            telemetry = hardware.telemetry()
+            panel = sidebar.gpu_status_markdown(telemetry)
+            if telemetry.get("available") and telemetry.get("memory_total_bytes"):
+                lines = capacity.pages_in_flight(self.settings, int(telemetry["memory_total_bytes"]))
+                panel += "  \n" + "  \n".join(render(line) for line in lines)  # the VRAM plan of each model
+            return panel
         except Exception as exc:  # telemetry never raises by contract; stay safe anyway
             return t("ui.gpu.unavailable", reason=error_text(exc))
 
