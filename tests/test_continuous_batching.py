@@ -375,3 +375,20 @@ def test_doctor_and_the_sidebar_say_how_many_pages_each_model_reads_at_once(monk
 
     panel = Studio(Settings()).gpu_markdown()
     assert dots_line in panel
+
+
+def test_an_engine_error_preparing_a_page_is_not_taken_for_a_batching_failure(tiny_dots, monkeypatch):
+    from ocr_studio.engines import EngineError, RecognizeRequest, Task
+
+    engine = _engine("dots-ocr", tiny_dots, batch_size=2)
+    real = type(engine)._page_inputs
+
+    def refuse_the_third(self, loaded, page, request, max_pixels):
+        if page.number == 3:
+            raise EngineError("this page's prompt cannot be made")
+        return real(self, loaded, page, request, max_pixels)
+
+    monkeypatch.setattr(type(engine), "_page_inputs", refuse_the_third)
+    with pytest.raises(EngineError, match="prompt cannot be made"):
+        list(engine.recognize_stream(iter(_dots_pages()), RecognizeRequest(Task.LAYOUT_TEXT)))
+    assert not engine._load().generator.stream_unsupported()  # continuous batching stays on

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .. import i18n
@@ -232,10 +234,33 @@ class VisionEngine(Engine):
         streamed: dict[int, int] = {}
         next_out = 0
         config = self._generation_config(loaded)
+        # The next page's inputs are made on a worker thread while the GPU reads, so the processor's
+        # resize and normalisation never stall the slots; the lock keeps the tokenizer to one thread.
+        tokenizer_lock = threading.Lock()
+        preparing = ThreadPoolExecutor(1, thread_name_prefix="page-inputs")
+
+        def prepare(page: Page) -> tuple[dict[str, Any], Any] | PageResult:
+            with tokenizer_lock:
+                return self._page_inputs(loaded, page, request, self.max_pixels)
+
+        def decode(tokens: list[int]) -> str:
+            with tokenizer_lock:
+                return self._decode(loaded, tokens)
+
+        def prepared_pages() -> Iterator[tuple[int, Page, Any]]:
+            ahead = None
+            for index, page in numbered:
+                future = preparing.submit(prepare, page)
+                if ahead is not None:
+                    yield ahead[0], ahead[1], ahead[2].result()
+                ahead = (index, page, future)
+            if ahead is not None:
+                yield ahead[0], ahead[1], ahead[2].result()
+
+        upcoming = prepared_pages()  # one for the whole run: a restart after out of memory goes on from it
 
         def requests() -> Iterator[PageRequest]:
-            for index, page in numbered:
-                prepared = self._page_inputs(loaded, page, request, self.max_pixels)
+            for index, page, prepared in upcoming:
                 if isinstance(prepared, PageResult):
                     ready[index] = prepared
                     continue
@@ -247,39 +272,45 @@ class VisionEngine(Engine):
             # the job shows the text of its earliest unfinished page
             if request.on_text is not None and key == next_out and len(tokens) - streamed.get(key, 0) >= STREAM_EVERY:
                 streamed[key] = len(tokens)
-                request.on_text(self._decode(loaded, tokens))
+                request.on_text(decode(tokens))
 
-        while True:
-            try:
-                stream = loaded.generator.stream(
-                    requests(), config, slots=slots, on_tokens=on_tokens, reserve_tokens=self.plan_tokens()
-                )
-                for done in stream:
-                    page, context, started = in_flight.pop(done.key)
-                    raw = self._decode(loaded, done.tokens)
-                    if done.key == next_out and request.on_text is not None:
-                        request.on_text(raw)  # the final text, so the stream always ends on what is kept
-                    warnings = self._with_retry_note(done.warnings, done.loop_retry)
-                    ready[done.key] = self._tokens_result(
-                        loaded, page, context, raw, done.stop_reason, request, warnings, time.perf_counter() - started
+        try:
+            while True:
+                try:
+                    stream = loaded.generator.stream(
+                        requests(), config, slots=slots, on_tokens=on_tokens, reserve_tokens=self.plan_tokens()
                     )
+                    for done in stream:
+                        page, context, started = in_flight.pop(done.key)
+                        raw = decode(done.tokens)
+                        if done.key == next_out and request.on_text is not None:
+                            request.on_text(raw)  # the final text, so the stream always ends on what is kept
+                        warnings = self._with_retry_note(done.warnings, done.loop_retry)
+                        seconds = time.perf_counter() - started
+                        ready[done.key] = self._tokens_result(
+                            loaded, page, context, raw, done.stop_reason, request, warnings, seconds
+                        )
+                        while next_out in ready:
+                            yield ready.pop(next_out)
+                            next_out += 1
+                    break
+                except SlotsOutOfMemory as exc:
+                    for key in sorted(exc.keys):
+                        page, _context, _started = in_flight.pop(key)
+                        with tokenizer_lock:
+                            [result] = self._recognize_with_retries(loaded, [page], request, None, self.max_pixels)
+                        result.warnings.append(i18n.text("core.vision.oom_in_flight", slots=slots))
+                        ready[key] = result
                     while next_out in ready:
                         yield ready.pop(next_out)
                         next_out += 1
-                break
-            except SlotsOutOfMemory as exc:
-                for key in sorted(exc.keys):
-                    page, _context, _started = in_flight.pop(key)
-                    [result] = self._recognize_with_retries(loaded, [page], request, None, self.max_pixels)
-                    result.warnings.append(i18n.text("core.vision.oom_in_flight", slots=slots))
-                    ready[key] = result
-                while next_out in ready:
-                    yield ready.pop(next_out)
-                    next_out += 1
-                slots = max(1, slots // 2)
-        while next_out in ready:  # pages the model could not take, after the last one read
-            yield ready.pop(next_out)
-            next_out += 1
+                    slots = max(1, slots // 2)
+            while next_out in ready:  # pages the model could not take, after the last one read
+                yield ready.pop(next_out)
+                next_out += 1
+        finally:
+            upcoming.close()
+            preparing.shutdown(wait=True, cancel_futures=True)
 
     def batch_pages_for_memory(self, per_page_bytes: int, weight_bytes: int, most: int = 8) -> int:
         """Pages per batch: the setting, else what fits the free GPU memory (1 on the CPU)."""

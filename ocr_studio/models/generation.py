@@ -146,6 +146,11 @@ class SlotsOutOfMemory(RuntimeError):
         self.keys = keys
 
 
+class _CallerError(Exception):
+    """Wraps an exception raised by the caller's request iterator, so ``stream`` re-raises it as it
+    was instead of taking it for a failure of continuous batching."""
+
+
 # on_page_tokens(key, tokens_so_far) is called every check_every steps for each page in flight
 PageTokenCallback = Callable[[Any, list[int]], None]
 
@@ -366,6 +371,8 @@ class FastGenerator:
         try:
             yield from self._stream(requests, config, max(1, slots), on_tokens, reserve_tokens, in_flight)
             return
+        except _CallerError as failed:
+            raise failed.__cause__ from None  # not a failure of batching: the caller's error, as it was
         except torch.OutOfMemoryError:
             self.release()
             raise SlotsOutOfMemory([request.key for request in in_flight]) from None
@@ -435,7 +442,10 @@ class FastGenerator:
             # take new pages into free slots (between decode steps, so every page joins on a check boundary)
             while len(active) < slots and not exhausted:
                 if waiting is None:
-                    waiting = next(requests, None)
+                    try:
+                        waiting = next(requests, None)
+                    except Exception as exc:  # the caller's own failure (a page it could not prepare)
+                        raise _CallerError() from exc
                     if waiting is None:
                         exhausted = True
                         break
