@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ocr_studio import bootstrap, gpu_check, hardware, i18n, ports
 from ocr_studio.bootstrap import EnvState, execute, plan
 from ocr_studio.torch_builds import NvidiaGpu, TorchFacts, diagnose
@@ -171,3 +173,50 @@ def test_what_the_sidebar_keeps_reads_in_either_language(monkeypatch):
     russian = [i18n.render(note, "ru") for note in notes]
     assert any(note.startswith("Задано device = cuda") and "собран только для CPU" in note for note in russian)
     assert "Компилируемое декодирование используется только на GPU; на CPU выключено." in russian
+
+
+RUSSIAN_WINDOW = r"""
+import json, sys, threading
+sys.path.insert(0, sys.argv[1])
+from ocr_studio import i18n
+from ocr_studio.launcher_window import LauncherWindow
+
+i18n.set_language("ru")  # what launch.py does with a Russian locale, before the window opens
+seen = {}
+
+def work(report, stopped, on_ready):
+    on_ready("http://127.0.0.1:7860/?token=abc")
+    stopped.wait(30)
+    return 0
+
+window = LauncherWindow(work)
+
+def look():
+    seen["status"] = window.status.cget("text")
+    seen["open"] = window.open_button.cget("text")
+    seen["stop"] = window.stop_button.cget("text")
+    window.stop_button.invoke()
+
+window.root.after(1500, look)
+window.run()
+print(json.dumps(seen, ensure_ascii=True))
+"""
+
+
+def test_the_pyw_window_speaks_russian(tmp_path):
+    """``ocr-studio.pyw``'s window: its status and buttons in the launcher's language."""
+    import json
+    import shutil
+
+    pytest.importorskip("tkinter")
+    if shutil.which("xvfb-run") is None or shutil.which("xauth") is None:
+        pytest.skip("xvfb-run or xauth is not installed (apt-get install xvfb xauth): no display for the window")
+    script = tmp_path / "window.py"
+    script.write_text(RUSSIAN_WINDOW, encoding="utf-8")
+    done = subprocess.run(
+        ["xvfb-run", "-a", sys.executable, str(script), str(REPO)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["status"] == "OCR Studio работает. Не закрывайте это окно, пока работаете со студией."
+    assert seen["open"] == "Открыть в браузере" and seen["stop"] == "Остановить OCR Studio"
