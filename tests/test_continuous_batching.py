@@ -335,7 +335,7 @@ def test_a_failing_continuous_step_reads_the_rest_one_by_one_and_says_why(qwen, 
     images = _images(3)
     requests = [PageRequest(i, _qwen_inputs(processor, im), 6 + 5 * i) for i, im in enumerate(images)]
 
-    def broken(self, index, reach):
+    def broken(self, index, reach, rows):
         raise RuntimeError("graph capture refused")
 
     monkeypatch.setattr(generation._SlotState, "step", broken)
@@ -392,3 +392,28 @@ def test_an_engine_error_preparing_a_page_is_not_taken_for_a_batching_failure(ti
     with pytest.raises(EngineError, match="prompt cannot be made"):
         list(engine.recognize_stream(iter(_dots_pages()), RecognizeRequest(Task.LAYOUT_TEXT)))
     assert not engine._load().generator.stream_unsupported()  # continuous batching stays on
+
+
+def test_a_step_covers_only_the_rows_in_use(qwen, monkeypatch):
+    """A lone page (a one-page job, the tail of a long one) decodes as a batch of one, not as all slots."""
+    from ocr_studio.models import generation
+
+    model, processor = qwen
+    tokenizer = processor.tokenizer
+    config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
+    seen: list[int] = []
+    real = generation._SlotState._step_body
+
+    def spy(self):
+        seen.append(self.rows_in_step)
+        return real(self)
+
+    monkeypatch.setattr(generation._SlotState, "_step_body", spy)
+    images = _images(3)
+    pages = [PageRequest(0, _qwen_inputs(processor, images[0]), 20)]
+    list(FastGenerator(model, path="eager", fuse=True).stream(pages, config, slots=8))
+    assert set(seen) == {1}
+    seen.clear()
+    pages = [PageRequest(i, _qwen_inputs(processor, im), (30, 5, 9)[i]) for i, im in enumerate(images)]
+    list(FastGenerator(model, path="eager", fuse=True).stream(pages, config, slots=8))
+    assert seen[0] == 4 and seen[-1] == 1  # three pages: rows 0-2 (a bucket of 4); at the end only row 0 runs

@@ -481,8 +481,9 @@ class FastGenerator:
                 continue  # the cache is remade for the waiting page
             # attention reads the cache only as far as the longest page in flight can reach by the next check
             reach = max(page.prompt_len + len(page.tokens) - 1 + check for page in active.values())
+            rows = max(active) + 1  # new pages take the lowest free row: the step covers the rows up to here
             for index in range(check):
-                state.step(index, reach)
+                state.step(index, reach, rows)
             host = state.chunk.tolist()
             for slot, page in list(active.items()):
                 page.tokens.extend(host[slot])
@@ -837,12 +838,14 @@ class _SlotPage:
 class _SlotState:
     """Continuous batching's decode state: a KV cache of ``slots`` rows, each with its own write
     position, prompt and mask, so a row can take a new page while the others decode; and the
-    fused step over all rows, captured once as a CUDA graph on the GPU. A free row decodes
-    masked garbage that nobody reads (a fixed slot count keeps one graph per attention window).
+    fused step, replayed as CUDA graphs on the GPU.
 
-    Attention reads only a window of the cache: the positions the longest page in flight can
-    reach before the next host check, rounded up to ``WINDOW_BUCKET``; one graph per window size
-    (sharing one memory pool), so a step costs what the pages in flight hold, not the cache's length."""
+    A step costs what the pages in flight hold, not what the cache could: it runs over the rows up
+    to the highest one in use (rounded up to a power of two; new pages take the lowest free row,
+    so a lone page decodes as a batch of one), and attention reads only the window of positions
+    the longest page in flight can reach before the next host check (rounded up to
+    ``WINDOW_BUCKET``). One graph per (rows, window) pair, all sharing one memory pool; a free
+    row inside the range decodes masked garbage that nobody reads."""
 
     WINDOW_BUCKET = 1024
 
@@ -878,8 +881,10 @@ class _SlotState:
         self.pad = 0
         self.stop_tokens: tuple = ((), (), 0, 0)
         self.mrope: bool | None = None  # decided by the first prefill; the same model always answers the same
-        self.graphs_by_window: dict[int, torch.cuda.CUDAGraph] = {}
+        self.graphs_by_window: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}  # by (rows, window)
         self.window = cache_len
+        self.rows_in_step = slots
+        self._caches: dict[int, SimpleNamespace] = {}  # the cache's first n rows, by n (views: same addresses)
 
     def configure(self, config: GenerationConfig) -> None:
         """Stop and suppressed tokens (the graph reads them by address: new values, new graph)."""
@@ -935,35 +940,48 @@ class _SlotState:
             logits = logits.index_fill(1, self.suppress, torch.finfo(logits.dtype).min)
         return torch.argmax(logits, dim=-1)
 
+    def _rows_cache(self, n: int) -> SimpleNamespace:
+        cache = self._caches.get(n)
+        if cache is None:
+            layers = [SimpleNamespace(keys=lay.keys[:n], values=lay.values[:n]) for lay in self.cache.layers]
+            cache = self._caches[n] = SimpleNamespace(layers=layers)
+        return cache
+
     def _step_body(self) -> None:
-        """One decode step of every row, on the device alone: each row writes its own cache position."""
-        self.mask.index_put_((self.rows, self.write_at), self.attend)  # a device tensor: no host copy in a graph
+        """One decode step of the first ``rows_in_step`` rows, on the device alone: each row writes
+        its own cache position."""
+        n = self.rows_in_step
+        token, position, write_at, stopped = self.token[:n], self.position[:n], self.write_at[:n], self.stopped[:n]
+        self.mask[:n].index_put_((self.rows[:n], write_at), self.attend[:n])  # a device tensor: no host copy
         if self.mrope:
-            position_ids = self.position.view(1, -1, 1).expand(3, -1, 1)
+            position_ids = position.view(1, -1, 1).expand(3, -1, 1)
         else:
-            position_ids = self.position.view(-1, 1)
-        mask = self.mask.view(self.slots, 1, 1, -1)
+            position_ids = position.view(-1, 1)
+        mask = self.mask[:n].view(n, 1, 1, -1)
         logits = self.fused.logits(
-            self.token, position_ids, mask, self.cache, self.write_at, rows=self.rows, window=self.window
+            token, position_ids, mask, self._rows_cache(n), write_at, rows=self.rows[:n], window=self.window
         )
         chosen = self._pick(logits)
-        chosen = torch.where(self.stopped, torch.full_like(chosen, self.pad), chosen)
-        self.stopped |= torch.isin(chosen, self.eos)
-        self.next_token.copy_(chosen)
-        self.token.copy_(chosen.view(-1, 1))
-        moving = (~self.stopped).long()  # a stopped or free row stays where it is: its cache cannot overflow
-        self.position.add_(moving)
-        self.write_at.add_(moving).clamp_(max=self.cache_len - 1)
+        chosen = torch.where(stopped, torch.full_like(chosen, self.pad), chosen)
+        stopped |= torch.isin(chosen, self.eos)
+        self.next_token[:n].copy_(chosen)
+        token.copy_(chosen.view(-1, 1))
+        moving = (~stopped).long()  # a stopped or free row stays where it is: its cache cannot overflow
+        position.add_(moving)
+        write_at.add_(moving).clamp_(max=self.cache_len - 1)
 
-    def step(self, index: int, reach: int) -> None:
-        """One decode step of all rows, attending to at least the first ``reach`` positions."""
+    def step(self, index: int, reach: int, rows: int) -> None:
+        """One decode step of the first ``rows`` rows (at least), attending to at least the first
+        ``reach`` positions."""
         self.window = min(self.cache_len, -(-reach // self.WINDOW_BUCKET) * self.WINDOW_BUCKET)
+        self.rows_in_step = min(self.slots, 1 << max(0, rows - 1).bit_length())
         if not self.graphs:
             self._step_body()
         else:
-            graph = self.graphs_by_window.get(self.window)
+            key = (self.rows_in_step, self.window)
+            graph = self.graphs_by_window.get(key)
             if graph is None:
-                graph = self.graphs_by_window[self.window] = self._capture()
+                graph = self.graphs_by_window[key] = self._capture()
             graph.replay()
         self.chunk[:, index].copy_(self.next_token)
 
