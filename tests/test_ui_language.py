@@ -135,3 +135,14 @@ def test_the_sidebar_in_russian() -> None:
         )
         assert "Видеопамять: 4,0 ГиБ / 16,0 ГиБ" in text
         assert sidebar.loaded_models_markdown([], None).startswith("Модели не загружены")
+
+
+def test_a_missing_page_image_is_explained_in_the_tabs_language(tmp_path: Path) -> None:
+    server, url = start_server(tmp_path / "ws")
+    try:
+        answer = httpx.get(f"{url}studio/page/nojob/0/1", headers={"Accept-Language": "ru"}, timeout=30)
+        assert answer.status_code == 404 and answer.json()["detail"] == "Такого задания нет."
+        answer = httpx.get(f"{url}studio/page/nojob/0/1", timeout=30)
+        assert answer.json()["detail"] == "No such job."
+    finally:
+        server.close()

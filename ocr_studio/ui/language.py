@@ -171,19 +171,27 @@ def language_script(lang: str) -> bytes:
 
 
 class LanguagePage:
-    """ASGI middleware: the studio's page (``GET /``) gets ``language_script`` at the top of its
-    ``<head>``, for the language of that request (``choose``)."""
+    """ASGI middleware: every HTTP request is answered in its language (``choose``; the media
+    routes' errors, say), and the studio's page (``GET /``) gets ``language_script`` at the top
+    of its ``<head>``."""
 
     def __init__(self, app: Callable[..., Any], settings: Any):
         self.app = app
         self.settings = settings
 
     async def __call__(self, scope: dict, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-        if scope["type"] != "http" or scope.get("method") != "GET" or scope.get("path") != "/":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         lang = choose(self.settings, cookies_of(headers.get("cookie")), headers.get("accept-language"))
+        with i18n.use_language(lang):
+            if scope.get("method") == "GET" and scope.get("path") == "/":
+                await self._page(scope, receive, send, lang)
+            else:
+                await self.app(scope, receive, send)
+
+    async def _page(self, scope: dict, receive: Callable[..., Any], send: Callable[..., Any], lang: str) -> None:
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
 
