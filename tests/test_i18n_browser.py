@@ -34,10 +34,18 @@ OVERFLOW_JS = """
         if (box.right > window.innerWidth + 1 && !element.closest(".pv-thumbs, .pv-scroll, [role=tablist]"))
             problems.push(`off screen: ${element.tagName}#${element.id} “${element.innerText.slice(0, 60)}”`);
     }
-    for (const button of document.querySelectorAll("#run-button, #cancel-button, #prev-page, #next-page")) {
-        const line = parseFloat(getComputedStyle(button).lineHeight);
-        const lines = Math.round(button.getBoundingClientRect().height / line);
-        if (lines > 2) problems.push(`${button.id} wraps onto ${lines} lines`);
+    for (const button of document.querySelectorAll("button")) {  // words inside the padding, on one line
+        const style = getComputedStyle(button);
+        const room = button.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+        const words = document.createRange();
+        words.selectNodeContents(button);
+        const { width, height } = words.getBoundingClientRect();
+        if (!button.getBoundingClientRect().width || button.children.length || !button.innerText.trim()) continue;
+        if (button.closest("#sidebar:not(.open)")) continue;
+        if (width > room + 1) problems.push(`${button.id || button.innerText}: its words are wider than the button`);
+        const line = parseFloat(style.lineHeight) || parseFloat(style.fontSize) * 1.5;
+        if (["run-button", "cancel-button", "prev-page", "next-page"].includes(button.id) && height > line * 1.6)
+            problems.push(`${button.id} wraps onto two lines`);
     }
     return problems;
 }
