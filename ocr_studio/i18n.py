@@ -23,6 +23,12 @@ fractions); a table is a plural exactly when all its keys are categories and it 
 
 A missing Russian message falls back to English, and a missing id renders as the id itself:
 the UI never crashes on a message, and ``tests/test_i18n.py`` makes sure neither happens.
+
+How the core uses it: errors are ``LocalizedError``s carrying a ``Message`` (``str(error)`` is
+English); fields that have always held text (a page's warnings, a job's message) hold a ``Text``,
+a str whose value is the English text and which carries its ``Message``, so old code that
+searches or compares them keeps working; job files keep ``stored(value)`` (the Message's JSON)
+and read it back with ``loaded``. Whatever the reader holds, ``render(value, lang)`` shows it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import json
 import locale
 import os
 import re
@@ -181,6 +188,9 @@ class Message:
 
     def __str__(self) -> str:
         return self.render(DEFAULT_LANGUAGE)
+
+    def __hash__(self) -> int:  # args is a dict: hash what it says, so a Message can be a key or in a set
+        return hash(json.dumps(self.to_json(), sort_keys=True, default=str))
 
     def to_json(self) -> dict[str, Any]:
         """``{"id": ..., "args": {...}}`` with nested messages as JSON too."""

@@ -338,7 +338,7 @@ def test_an_old_job_file_with_plain_strings_still_reads(tmp_path, job_settings):
 # --- the command line follows the locale ------------------------------------------------------
 
 
-def _cli(tmp_path, **env_vars):
+def _cli(tmp_path, *extra, **env_vars):
     import os
     import subprocess
     import sys
@@ -347,7 +347,7 @@ def _cli(tmp_path, **env_vars):
     broken.write_bytes(b"this is not a pdf at all" * 20)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OCR_STUDIO_", "LC_", "LANG"))}
     env.update(OCR_STUDIO_CONFIG=str(tmp_path / "absent-config.toml"), **env_vars)
-    args = ["convert", str(broken), "-o", str(tmp_path / "out"), "-q", "--workspace", str(tmp_path / "ws")]
+    args = ["convert", str(broken), "-o", str(tmp_path / "out"), "-q", "--workspace", str(tmp_path / "ws"), *extra]
     return subprocess.run(
         [sys.executable, "-m", "ocr_studio", *args],
         cwd=Path(__file__).resolve().parents[1],
@@ -376,5 +376,19 @@ def test_the_cli_speaks_russian_with_a_russian_locale(tmp_path):
 def test_the_cli_language_setting_wins_over_the_locale(tmp_path):
     result = _cli(tmp_path, LANG="ru_RU.UTF-8", OCR_STUDIO_LANGUAGE="en")
     assert "FAILED" in result.stdout and "ОШИБКА" not in result.stdout
-    usage = _cli(tmp_path, LC_ALL="ru_RU.UTF-8")  # errors of the command line itself too
-    assert "Преобразовано" in usage.stdout
+    usage = _cli(tmp_path, "--format", "odt", LC_ALL="ru_RU.UTF-8")  # errors of the command line itself too
+    assert usage.returncode == 2
+    assert "Неизвестные форматы вывода: odt" in usage.stderr
+
+
+def test_the_language_setting_comes_from_the_config_file_or_the_environment(tmp_path):
+    from ocr_studio.settings import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('language = "ru"\n', encoding="utf-8")
+    from_file = load_settings(config_path=config, environ={})
+    assert from_file.language == "ru" and i18n.configured_language(from_file, env={}) == "ru"
+    default = load_settings(config_path=tmp_path / "absent.toml", environ={})
+    assert default.language == "" and i18n.configured_language(default, env={}) is None
+    from_env = load_settings(config_path=config, environ={"OCR_STUDIO_LANGUAGE": "en"})
+    assert from_env.language == "en"
