@@ -638,14 +638,13 @@ class Studio:
 
     @localized
     def on_load(self, request: gr.Request | None = None) -> dict:
-        """A tab opens: the sidebar's news, the switch and the OCR languages for the tab's language,
-        and the running job if there is one."""
+        """A tab opens: the sidebar's news, the OCR languages for the tab's language, and the
+        running job if there is one."""
         lang = i18n.current_language()
         return {
             self.gpu: self.gpu_markdown(),
             self.runtime: self.runtime_text(),
             self.history: gr.update(choices=self.history_choices()),
-            self.switch: gr.update(value=lang),
             self.languages: gr.update(
                 choices=language_choices(lang),
                 value=[code for code in ocr_languages(self.settings, lang).split("+") if code],
@@ -674,9 +673,9 @@ def build_app(settings: Settings) -> gr.Blocks:
 
     with gr.Blocks(title="OCR Studio", analytics_enabled=False, fill_width=True) as app:
         with gr.Sidebar(label=static("ui.sidebar.title"), elem_id="sidebar", width=320):
-            studio.switch = gr.Radio(
+            studio.switch = gr.Radio(  # its value is the tab's language code, translated like a label
                 language.names(),
-                value=start_lang,
+                value=static.made("ui.static.language_code", i18n.current_language),
                 label=static("ui.sidebar.language"),
                 elem_id="language-switch",
                 container=False,
@@ -962,7 +961,6 @@ def build_app(settings: Settings) -> gr.Blocks:
                 studio.gpu,
                 studio.runtime,
                 studio.history,
-                studio.switch,
                 studio.languages,
                 *model_outputs,
                 *follow_outputs,
