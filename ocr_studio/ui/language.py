@@ -16,7 +16,10 @@ our TOML catalogs, and ``LanguagePage`` adds to the page's HTML, before Gradio's
 that makes ``navigator.language`` the language chosen on the server. Then both the browser's
 language and the remembered switch decide Gradio's strings and ours alike, on the first paint:
 no flicker, and no rebuilding of labels per session (which would draw English first, then
-swap every label after a round trip). The switch sets the cookie and reloads the tab.
+swap every label after a round trip). The switch sets the cookie and reloads the tab; its own
+value is a translated key too ("en" in English, "ru" in Russian), so it shows the tab's
+language from the first paint. Texts made while a tab is open (status, pages, downloads) come
+from the handlers, in the request's language, as before.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ def _icu(text: str) -> str:
 class StaticText:
     """The texts of the Blocks, as ``I18nData`` keys the browser shows in the tab's language.
 
-    ``static("ui.run.button")`` is a catalog message; ``static.of(message)`` any ``Message`` with
+    ``static("ui.actions.run")`` is a catalog message; ``static.of(message)`` any ``Message`` with
     its arguments (an engine's label, a note about it), rendered now in every language under a
     key of its own. ``gradio()`` is the ``gr.I18n`` that carries them all to the page."""
 
