@@ -500,7 +500,7 @@ def _recognize(
     )
     results = list(engines[name].recognize_stream(iter([page]), request))
     if len(results) != 1:
-        raise EngineError(f"The {name} engine returned {len(results)} results for one page; report this engine bug.")
+        raise EngineError(message("core.jobs.results_for_one_page", engine=name, count=len(results)))
     return results[0]
 
 

@@ -85,7 +85,7 @@ def prompt_for(task: Task, region: tuple[int, int, int, int] | None = None) -> s
     prompt = PROMPTS[mode]
     if task is Task.REGION:
         if region is None:
-            raise UnsupportedTaskError("The region task needs a box: draw one on the page or type x1, y1, x2, y2.")
+            raise UnsupportedTaskError(message("core.dots.region_needs_box"))
         prompt += "[" + ", ".join(str(int(v)) for v in region) + "]"
     return prompt
 
