@@ -392,3 +392,54 @@ def test_the_language_setting_comes_from_the_config_file_or_the_environment(tmp_
     assert default.language == "" and i18n.configured_language(default, env={}) is None
     from_env = load_settings(config_path=config, environ={"OCR_STUDIO_LANGUAGE": "en"})
     assert from_env.language == "en"
+
+
+# --- no core message left outside the catalogs --------------------------------------------------
+
+_LOCALIZED_ERRORS = {
+    "DocumentError",
+    "EngineError",
+    "JobError",
+    "WorkspaceError",
+    "PageFailed",
+    "LanguageError",
+    "ExportError",
+    "RemoteError",
+    "ModelError",
+    "SettingsError",
+    "UsageError",
+    "UnsupportedTaskError",
+}
+
+
+def _literal_text(node) -> bool:
+    import ast
+
+    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
+
+
+def test_core_errors_and_warnings_come_from_the_catalogs():
+    """An error a user reads, or a warning stored on a page, written as English text in the code
+    would never read in Russian: each must be a message id (i18n.message / i18n.text)."""
+    import ast
+
+    package = Path(i18n.__file__).parent
+    modules = [p for p in package.rglob("*.py") if "ui" not in p.relative_to(package).parts]
+    found = []
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in _LOCALIZED_ERRORS and _literal_text(node.args[0]):
+                found.append(f"{path.relative_to(package)}:{node.lineno} {name}")
+            receiver = func.value if isinstance(func, ast.Attribute) else None
+            if (
+                name == "append"
+                and isinstance(receiver, ast.Attribute | ast.Name)
+                and getattr(receiver, "attr", getattr(receiver, "id", "")) == "warnings"
+                and _literal_text(node.args[0])
+            ):
+                found.append(f"{path.relative_to(package)}:{node.lineno} warnings.append")
+    assert found == []
