@@ -59,8 +59,12 @@ def _alone(generator: FastGenerator, inputs, config: GenerationConfig, budget: i
     return result.tokens[0], result.stop_reasons[0]
 
 
-@pytest.mark.parametrize("window", [8, 1024], ids=["attention window grows", "whole cache"])
-def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen, window, monkeypatch):
+@pytest.mark.parametrize(
+    ("window", "overlap"),
+    [(8, False), (1024, False), (8, True)],
+    ids=["attention window grows", "whole cache", "one prefill at a time beside decoding"],
+)
+def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen, window, overlap, monkeypatch):
     from ocr_studio.models import generation
 
     monkeypatch.setattr(generation._SlotState, "WINDOW_BUCKET", window)
@@ -72,6 +76,7 @@ def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen, window, m
     budgets = [3, 37, 9, 1, 22, 14, 30]  # pages stop at different steps, so slots refill mid-run
     requests = [PageRequest(i, _qwen_inputs(processor, im), budgets[i]) for i, im in enumerate(images)]
     generator = FastGenerator(model, path="eager", fuse=True)
+    generator.overlap_prefill = overlap
     assert generator.stream_unsupported() == ""
 
     taken: list[int] = []
@@ -187,15 +192,15 @@ def test_out_of_memory_names_the_pages_in_flight(qwen, monkeypatch):
     from ocr_studio.models import generation
 
     calls = {"n": 0}
-    original = generation._SlotState.install
+    original = generation._SlotState.prefill
 
-    def install(self, slot, inputs):
+    def prefill(self, slot, inputs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise torch.OutOfMemoryError("CUDA out of memory (test)")
         return original(self, slot, inputs)
 
-    monkeypatch.setattr(generation._SlotState, "install", install)
+    monkeypatch.setattr(generation._SlotState, "prefill", prefill)
     seen = []
     with pytest.raises(SlotsOutOfMemory) as caught:
         for page in FastGenerator(model, path="eager", fuse=True).stream(requests, config, slots=2):
@@ -275,16 +280,16 @@ def test_out_of_memory_with_pages_in_flight_reads_them_again_alone_and_goes_on(t
 
     pages = _dots_pages()
     engine = _engine("dots-ocr", tiny_dots, batch_size=4)
-    real = generation._SlotState.install
+    real = generation._SlotState.prefill
     calls = {"n": 0}
 
-    def install(self, slot, inputs):
+    def prefill(self, slot, inputs):
         calls["n"] += 1
         if calls["n"] == 3:  # the third page's prefill: two pages are in flight
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(self, slot, inputs)
 
-    monkeypatch.setattr(generation._SlotState, "install", install)
+    monkeypatch.setattr(generation._SlotState, "prefill", prefill)
     results = list(engine.recognize_stream(iter(pages), RecognizeRequest(Task.LAYOUT_TEXT)))
     assert [r.page_number for r in results] == [1, 2, 3, 4, 5]  # nothing lost, in order
     redone = [r.page_number for r in results if any("read again on its own" in w for w in r.warnings)]

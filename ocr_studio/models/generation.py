@@ -181,6 +181,7 @@ class FastGenerator:
         self._state: _DecodeState | None = None
         self._slots: _SlotState | None = None  # continuous batching's cache and graph (``stream``)
         self.continuous_off = ""  # why continuous batching was given up after it failed (``stream``)
+        self.overlap_prefill: bool | None = None  # ``stream``: one prefill at a time beside decoding (None: on CUDA)
         self._reserve = 0  # new tokens to size the cache for (warm_up sizes it for the real run)
         self.fuse_note = ""  # why the fused step is off or runs without Triton kernels
         self.fuse_warning = ""  # the same, where it costs speed the user would otherwise get
@@ -438,21 +439,48 @@ class FastGenerator:
             budget = request.max_new_tokens or config.max_new_tokens
             return request.inputs["input_ids"].shape[1] + budget + check  # a page may run k-1 steps past its budget
 
+        pending: dict[int, tuple[_SlotPage, _Prefill]] = {}  # slot -> a page whose prefill runs
+        # one prefill at a time beside the decode steps (GPU), or every free slot's prefill in line (CPU)
+        overlap = self.overlap_prefill if self.overlap_prefill is not None else self.device.type == "cuda"
+
+        def take() -> PageRequest | None:
+            try:
+                return next(requests, None)
+            except Exception as exc:  # the caller's own failure (a page it could not prepare)
+                raise _CallerError() from exc
+
         while True:
-            # take new pages into free slots (between decode steps, so every page joins on a check boundary)
-            while len(active) < slots and not exhausted:
+            # 1. pages whose prefill is done join the decoding (waiting for it when nothing else runs)
+            for slot, (page, prefill) in sorted(pending.items()):
+                if not active or prefill.done():
+                    del pending[slot]
+                    page.tokens = [state.join(slot, prefill)]
+                    page.prefill_seconds = time.perf_counter() - prefill.started
+                    active[slot] = page
+                    finished = self._check_page(page, config, on_tokens)
+                    if finished is not None:
+                        state.free(slot)
+                        del active[slot]
+                        in_flight.remove(page.request)
+                        yield self._page_tokens(page, finished, config, warnings, graphs)
+            # 2. the next steps are queued first, so a prefill started below runs beside them
+            if active:
+                # attention reads the cache only as far as the longest page in flight can reach by the next check
+                reach = max(page.prompt_len + len(page.tokens) - 1 + check for page in active.values())
+                rows = max(active) + 1  # new pages take the lowest free row: the step covers the rows up to here
+                for index in range(check):
+                    state.step(index, reach, rows)
+            # 3. new pages into free slots (every page joins on a check boundary)
+            while len(active) + len(pending) < slots and not exhausted and not (overlap and pending):
                 if waiting is None:
-                    try:
-                        waiting = next(requests, None)
-                    except Exception as exc:  # the caller's own failure (a page it could not prepare)
-                        raise _CallerError() from exc
+                    waiting = take()
                     if waiting is None:
                         exhausted = True
                         break
                     in_flight.append(waiting)
                 need = needed(waiting)
                 if state is None or state.slots != slots or state.graphs != graphs or need > state.cache_len:
-                    if active:
+                    if active or pending:
                         break  # a larger page: let the pages in flight finish, then make a larger cache
                     self._slots = state = None  # free the old cache first
                     length = max(need, reserve_tokens)
@@ -461,29 +489,16 @@ class FastGenerator:
                     state = _SlotState(self.model, step, slots, cache_len, self.device, self.dtype, graphs)
                     self._slots = state
                 request, waiting = waiting, None
-                slot = next(index for index in range(slots) if index not in active)
+                slot = next(index for index in range(slots) if index not in active and index not in pending)
                 state.configure(config)
-                started = time.perf_counter()
-                first = state.install(slot, request.inputs)
-                page = _SlotPage(request, request.max_new_tokens or config.max_new_tokens, [first])
+                page = _SlotPage(request, request.max_new_tokens or config.max_new_tokens, [])
                 page.prompt_len = request.inputs["input_ids"].shape[1]
-                page.prefill_seconds = time.perf_counter() - started
-                active[slot] = page
-                finished = self._check_page(page, config, on_tokens)
-                if finished is not None:
-                    state.free(slot)
-                    del active[slot]
-                    in_flight.remove(request)
-                    yield self._page_tokens(page, finished, config, warnings, graphs)
+                pending[slot] = (page, state.prefill(slot, request.inputs))
             if not active:
-                if exhausted and waiting is None:
+                if not pending and exhausted and waiting is None:
                     return
-                continue  # the cache is remade for the waiting page
-            # attention reads the cache only as far as the longest page in flight can reach by the next check
-            reach = max(page.prompt_len + len(page.tokens) - 1 + check for page in active.values())
-            rows = max(active) + 1  # new pages take the lowest free row: the step covers the rows up to here
-            for index in range(check):
-                state.step(index, reach, rows)
+                continue  # join the prefills (or remake the cache for the waiting page)
+            # 4. the host reads the steps' tokens
             host = state.chunk.tolist()
             for slot, page in list(active.items()):
                 page.tokens.extend(host[slot])
@@ -823,6 +838,27 @@ class _DecodeState:
 
 
 @dataclass
+class _Prefill:
+    """A page's prefill, started (on the GPU: queued on the side stream) but not yet joined."""
+
+    length: int  # prompt tokens
+    first: torch.Tensor  # [1] the first new token, on the device
+    position: torch.Tensor  # the first new token's position (M-RoPE: one past the prompt's highest)
+    mrope: bool
+    event: Any  # torch.cuda.Event recorded after it on the side stream; None where it ran in line
+    started: float
+
+    def done(self) -> bool:
+        return self.event is None or self.event.query()
+
+
+def _no_context():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+@dataclass
 class _SlotPage:
     """A page in a slot: its request, budget, tokens so far (host copy) and how far it was checked."""
 
@@ -881,6 +917,7 @@ class _SlotState:
         self.pad = 0
         self.stop_tokens: tuple = ((), (), 0, 0)
         self.mrope: bool | None = None  # decided by the first prefill; the same model always answers the same
+        self.side_stream: torch.cuda.Stream | None = None  # prefills run here, beside the decode steps
         self.graphs_by_window: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}  # by (rows, window)
         self.window = cache_len
         self.rows_in_step = slots
@@ -898,42 +935,71 @@ class _SlotState:
             self.chunk = torch.zeros(self.slots, config.check_every, dtype=torch.long, device=self.device)
             self.stop_tokens = wanted
 
-    def install(self, slot: int, inputs: dict[str, torch.Tensor]) -> int:
-        """Prefill one page (batch 1, its own cache) and move its keys/values into ``slot``;
-        returns the page's first new token."""
+    def prefill(self, slot: int, inputs: dict[str, torch.Tensor]) -> _Prefill:
+        """Start one page's prefill (batch 1, its own cache) and the move of its keys/values into
+        ``slot``. On the GPU it runs on a side stream, so the other slots keep decoding meanwhile;
+        ``join`` makes the slot decode it."""
         from transformers import DynamicCache
 
-        inputs = _on_device(inputs, self.device)
-        length = inputs["input_ids"].shape[1]
-        if "attention_mask" not in inputs:
-            inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
-        base = getattr(self.model, "model", None)
-        if base is not None and hasattr(base, "rope_deltas"):
-            base.rope_deltas = None  # stale deltas from an earlier page must not leak in
-        prompt_cache = DynamicCache(config=self.model.config)
-        outputs = self.model(**inputs, past_key_values=prompt_cache, use_cache=True, logits_to_keep=1)
-        logits = outputs.logits[:, -1, :]
-        for layer, prompt_layer in zip(self.cache.layers, prompt_cache.layers, strict=True):
-            layer.keys[slot, :, :length].copy_(prompt_layer.keys[0])
-            layer.values[slot, :, :length].copy_(prompt_layer.values[0])
-        del prompt_cache, outputs
-        mrope = isinstance(getattr(base, "rope_deltas", None), torch.Tensor) if base is not None else False
+        started = time.perf_counter()
+        side = None
+        if self.device.type == "cuda":
+            if self.side_stream is None:
+                self.side_stream = torch.cuda.Stream(self.device)
+            side = self.side_stream
+        with torch.cuda.stream(side) if side is not None else _no_context():
+            inputs = _on_device(inputs, self.device)
+            length = inputs["input_ids"].shape[1]
+            if "attention_mask" not in inputs:
+                inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
+            base = getattr(self.model, "model", None)
+            if base is not None and hasattr(base, "rope_deltas"):
+                base.rope_deltas = None  # stale deltas from an earlier page must not leak in
+            prompt_cache = DynamicCache(config=self.model.config)
+            outputs = self.model(**inputs, past_key_values=prompt_cache, use_cache=True, logits_to_keep=1)
+            first = self._pick(outputs.logits[:, -1, :])
+            for layer, prompt_layer in zip(self.cache.layers, prompt_cache.layers, strict=True):
+                layer.keys[slot, :, :length].copy_(prompt_layer.keys[0])
+                layer.values[slot, :, :length].copy_(prompt_layer.values[0])
+            del prompt_cache, outputs
+            mrope = isinstance(getattr(base, "rope_deltas", None), torch.Tensor) if base is not None else False
+            if mrope:
+                position = next_mrope_positions(base, inputs)[0]
+            else:
+                position = torch.tensor(length, device=self.device)
+            event = None
+            if side is not None:
+                event = torch.cuda.Event()
+                event.record(side)
+        return _Prefill(length, first, position, mrope, event, started)
+
+    def join(self, slot: int, prefill: _Prefill) -> int:
+        """The slot decodes the prefilled page from the next step on (waiting for its prefill if it
+        is still running); returns the page's first new token."""
+        if prefill.event is not None:
+            torch.cuda.current_stream(self.device).wait_event(prefill.event)
         if self.mrope is None:
-            self.mrope = mrope
-        elif self.mrope != mrope:
+            self.mrope = prefill.mrope
+        elif self.mrope != prefill.mrope:
             raise RuntimeError("the model switched between M-RoPE and plain positions")
-        position = next_mrope_positions(base, inputs)[0] if mrope else torch.tensor(length, device=self.device)
         self.mask[slot].fill_(self.masked)
-        self.mask[slot, :length] = 0.0
-        self.position[slot] = position
-        self.write_at[slot] = length
-        first = self._pick(logits)
-        self.token[slot, 0] = first[0]
-        self.stopped[slot] = bool(torch.isin(first, self.eos).any())
-        return int(first[0])
+        self.mask[slot, : prefill.length] = 0.0
+        self.position[slot] = prefill.position
+        self.write_at[slot] = prefill.length
+        self.token[slot, 0] = prefill.first[0]
+        stopped = torch.isin(prefill.first, self.eos).any()
+        self.stopped[slot] = stopped
+        return int(prefill.first[0])
+
+    def install(self, slot: int, inputs: dict[str, torch.Tensor]) -> int:
+        """Prefill a page into ``slot`` and join it at once; returns its first new token."""
+        return self.join(slot, self.prefill(slot, inputs))
 
     def free(self, slot: int) -> None:
+        """The slot's page is done: the row stops, and whatever it still writes goes to the cache's
+        last position, which no prompt reaches (a prefill may be filling the row meanwhile)."""
         self.stopped[slot] = True
+        self.write_at[slot] = self.cache_len - 1
 
     def _pick(self, logits: torch.Tensor) -> torch.Tensor:
         if self.suppress.numel():
