@@ -200,8 +200,9 @@ def run_static(bundle, lengths: list[int], batch: int) -> dict:
     return row
 
 
-def run_continuous(bundle, lengths: list[int], slots: int, note: str = "") -> dict:
+def run_continuous(bundle, lengths: list[int], slots: int, note: str = "", overlap: bool = True) -> dict:
     generator = FastGenerator(bundle.model)
+    generator.overlap_prefill = overlap
     config = config_for(bundle, max(lengths))
     single = bundle.inputs(1)
     base = reset_peak()
@@ -221,7 +222,7 @@ def run_continuous(bundle, lengths: list[int], slots: int, note: str = "") -> di
     total = time.perf_counter() - start
     assert got == dict(enumerate(lengths)), "every page must stop exactly at its length"
     row = {
-        "way": f"continuous, {slots} slots{note}",
+        "way": f"continuous, {slots} slots{note}" + ("" if overlap else ", prefill in line"),
         "pages": len(got),
         "seconds": round(total, 2),
         "pages_per_min": round(60 * len(got) / total, 1),
@@ -326,7 +327,7 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=PAGES)
     parser.add_argument("--static-batch", type=int, default=8, help="today's batch (halved on out of memory)")
     parser.add_argument("--slots", type=int, default=0, help="continuous slots (0: the VRAM plan)")
-    parser.add_argument("--skip", default="", help="comma list of: common,static,batch1")
+    parser.add_argument("--skip", default="", help="comma list of: common,static,batch1,inline")
     parser.add_argument(
         "--json", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "continuous.json")
     )
@@ -386,6 +387,9 @@ def main() -> int:
     report["slot_GB"] = round(slot_bytes / 1024**3, 3)
     rows.append(run_continuous(bundle, lengths, slots, how))
     print(rows[-1], flush=True)
+    if "inline" not in skip and device == "cuda":  # the same without prefills beside the decode steps
+        rows.append(run_continuous(bundle, lengths, slots, how, overlap=False))
+        print(rows[-1], flush=True)
     if "common" not in skip:
         rows.append(run_common_recipe(bundle, lengths, 8 if args.tiny else 128))
         print(rows[-1], flush=True)
@@ -397,7 +401,9 @@ def main() -> int:
         report["bandwidth_limit_tok_s"] = round(limit, 1) if device == "cuda" else None
         print(report["batch1"], flush=True)
 
-    by_way = {row["way"].split(",")[0].split(" ")[0]: row for row in rows}
+    by_way: dict[str, dict] = {}
+    for row in rows:  # the first row of each way (continuous: with prefills beside decoding)
+        by_way.setdefault(row["way"].split(",")[0].split(" ")[0], row)
     if "static" in by_way and "continuous" in by_way:
         report["continuous_vs_static"] = round(
             by_way["continuous"]["pages_per_min"] / by_way["static"]["pages_per_min"], 2
