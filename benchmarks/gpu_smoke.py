@@ -97,6 +97,21 @@ def run(name: str, settings) -> None:
             (i for i, (x, y) in enumerate(zip(a.raw_text, b.raw_text, strict=False)) if x != y), len(a.raw_text)
         )
         print(f"  page {a.page_number}: batched == alone: {same} (common prefix {prefix} chars), warnings {b.warnings}")
+    # continuous batching, as jobs run it: six pages stream through the slots, back in page order
+    six = pages() + [page.__class__.from_image(page.image, number=page.number + 3, dpi=200) for page in pages()]
+    streamed.clear()
+    started = time.perf_counter()
+    flowing = list(engine.recognize_stream(iter(six), RecognizeRequest(Task.TEXT, on_text=streamed.append)))
+    seconds = time.perf_counter() - started
+    print(
+        f"  continuous, {engine.pages_in_flight(Task.TEXT)} slots: 6 pages in {seconds:.2f} s, order "
+        f"{[r.page_number for r in flowing]}, streamed {len(streamed)} updates"
+    )
+    for a, b in zip(alone + alone, flowing, strict=True):
+        prefix = next(
+            (i for i, (x, y) in enumerate(zip(a.raw_text, b.raw_text, strict=False)) if x != y), len(a.raw_text)
+        )
+        print(f"  page {b.page_number}: continuous == alone: {a.raw_text == b.raw_text} (common prefix {prefix})")
     layout = engine.recognize(pages()[:1], RecognizeRequest(engine.info().default_task))[0]
     print(f"  {engine.info().default_task.value}: {len(layout.blocks)} blocks, truncated={layout.truncated}")
 
