@@ -76,7 +76,8 @@ SECURITY_HEADERS = [
 LOGIN_PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font:16px system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222}}
-input{{font:inherit;width:24em;max-width:100%;box-sizing:border-box;padding:.3em}}button{{font:inherit;padding:.3em 1em}}</style></head>
+input{{font:inherit;width:24em;max-width:100%;box-sizing:border-box;padding:.3em}}
+button{{font:inherit;padding:.3em 1em}}</style></head>
 <body><h1>OCR Studio</h1>
 <p>{message}</p>
 <p>{how}</p>
