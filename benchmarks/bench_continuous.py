@@ -211,9 +211,11 @@ def run_continuous(bundle, lengths: list[int], slots: int, note: str = "", overl
     got: dict[int, int] = {}
     prefill = 0.0
     requests = (PageRequest(i, single, length) for i, length in enumerate(lengths))
-    for page in generator.stream(
-        requests, config, slots=slots, reserve_tokens=single["input_ids"].shape[1] + max(lengths) + CHECK_EVERY
-    ):
+    prompt = single["input_ids"].shape[1]
+    reserve = prompt + max(lengths) + CHECK_EVERY
+    workspace = bundle.prefill_bytes + prompt * bundle.kv_bytes_per_token
+    stream = generator.stream(requests, config, slots=slots, reserve_tokens=reserve, prefill_bytes=workspace)
+    for page in stream:
         got[page.key] = len(page.tokens)
         prefill += page.prefill_seconds
         if page.path not in ("graphs", "eager"):
@@ -221,16 +223,17 @@ def run_continuous(bundle, lengths: list[int], slots: int, note: str = "", overl
     sync()
     total = time.perf_counter() - start
     assert got == dict(enumerate(lengths)), "every page must stop exactly at its length"
+    used = generator._slots.slots if generator._slots is not None else slots  # the generator fits them to memory
     row = {
-        "way": f"continuous, {slots} slots{note}" + ("" if overlap else ", prefill in line"),
+        "way": f"continuous, {used} slots{note}" + ("" if overlap else ", prefill in line"),
         "pages": len(got),
         "seconds": round(total, 2),
         "pages_per_min": round(60 * len(got) / total, 1),
         "prefill_s": round(prefill, 2),
         "peak_GB": peak_gb(),
         "base_GB": round(base / 1024**3, 2),
-        "slots": slots,
-        "windows": len(generator._slots.graphs_by_window) if generator._slots is not None else 0,
+        "slots": used,
+        "graphs": len(generator._slots.graphs_by_window) if generator._slots is not None else 0,
     }
     generator.release()
     return row
@@ -370,8 +373,9 @@ def main() -> int:
         rows.append(run_static(bundle, lengths, args.static_batch))
         static_peak = rows[-1]["peak_GB"]
         print(rows[-1], flush=True)
-    tokens_per_slot = bundle.info["prompt_tokens"] + max(lengths) + CHECK_EVERY
+    tokens_per_slot = -(-(bundle.info["prompt_tokens"] + max(lengths) + CHECK_EVERY) // 256) * 256
     slot_bytes = tokens_per_slot * bundle.kv_bytes_per_token
+    workspace = bundle.prefill_bytes + bundle.info["prompt_tokens"] * bundle.kv_bytes_per_token
     if args.slots:
         slots, how = args.slots, " (set)"
     elif device != "cuda":
@@ -382,7 +386,7 @@ def main() -> int:
         if not args.cap_gb and static_peak:
             usable = min(usable, int(static_peak * 1024**3))  # same VRAM as the static run
             how = f" (VRAM plan within the static run's {static_peak} GB)"
-        plan = plan_slots(usable, weight_bytes=0, slot_bytes=slot_bytes, prefill_bytes=bundle.prefill_bytes)
+        plan = plan_slots(usable, weight_bytes=0, slot_bytes=slot_bytes, prefill_bytes=workspace)
         slots = plan.slots
     report["slot_GB"] = round(slot_bytes / 1024**3, 3)
     rows.append(run_continuous(bundle, lengths, slots, how))

@@ -213,11 +213,13 @@ class VisionEngine(Engine):
             usable, weights = usable_cuda_bytes(), (0 if self._is_loaded() else self.weight_bytes)
         else:
             usable, weights = card_bytes(total_bytes), self.weight_bytes
+        bucket = 256  # FastGenerator.cache_bucket: the cache's length is rounded up to it
         return plan_slots(
             usable,
             weight_bytes=weights,
-            slot_bytes=self.plan_tokens() * self.kv_bytes_per_token,
-            prefill_bytes=self.plan_prefill_bytes(),
+            slot_bytes=-(-self.plan_tokens() // bucket) * bucket * self.kv_bytes_per_token,
+            # the prefill's activations, and the prompt's own cache before it moves into a slot
+            prefill_bytes=self.plan_prefill_bytes() + self.plan_prompt_tokens() * self.kv_bytes_per_token,
         )
 
     def _stream_pages(
@@ -278,7 +280,12 @@ class VisionEngine(Engine):
             while True:
                 try:
                     stream = loaded.generator.stream(
-                        requests(), config, slots=slots, on_tokens=on_tokens, reserve_tokens=self.plan_tokens()
+                        requests(),
+                        config,
+                        slots=slots,
+                        on_tokens=on_tokens,
+                        reserve_tokens=self.plan_tokens(),
+                        prefill_bytes=self.plan_prefill_bytes() + self.plan_prompt_tokens() * self.kv_bytes_per_token,
                     )
                     for done in stream:
                         page, context, started = in_flight.pop(done.key)

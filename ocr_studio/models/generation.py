@@ -353,6 +353,7 @@ class FastGenerator:
         slots: int,
         on_tokens: PageTokenCallback | None = None,
         reserve_tokens: int = 0,
+        prefill_bytes: int = 0,
     ) -> Iterator[PageTokens]:
         """Continuous batching: up to ``slots`` pages decode together; when one stops (EOS, its
         budget, the repetition guard) its slot takes the next request's prefill while the others keep
@@ -360,6 +361,8 @@ class FastGenerator:
         a slot is free. Each page reads exactly as it would alone (``generate`` on its inputs): same
         checks at the same points, same loop retry. ``reserve_tokens`` sizes each slot's cache up
         front (prompt + new tokens of the largest page expected), so later pages need no new cache.
+        On the GPU the slots are fewer where their cache would not leave ``prefill_bytes`` (one page's
+        prefill workspace) and a margin free in what this process may still allocate.
 
         Where it cannot run (``stream_unsupported``), pages are read one by one with ``generate``.
         Out of GPU memory raises ``SlotsOutOfMemory`` naming the pages in flight; any other failure
@@ -370,7 +373,9 @@ class FastGenerator:
             return
         in_flight: list[PageRequest] = []
         try:
-            yield from self._stream(requests, config, max(1, slots), on_tokens, reserve_tokens, in_flight)
+            yield from self._stream(
+                requests, config, max(1, slots), on_tokens, reserve_tokens, in_flight, prefill_bytes
+            )
             return
         except _CallerError as failed:
             raise failed.__cause__ from None  # not a failure of batching: the caller's error, as it was
@@ -426,6 +431,7 @@ class FastGenerator:
         on_tokens: PageTokenCallback | None,
         reserve_tokens: int,
         in_flight: list[PageRequest],
+        prefill_bytes: int = 0,
     ) -> Iterator[PageTokens]:
         warnings = [w for w in (self.disabled_reason, self.fuse_warning) if w]
         graphs = self.path == "graphs"
@@ -486,6 +492,7 @@ class FastGenerator:
                     length = max(need, reserve_tokens)
                     cache_len = -(-length // self.cache_bucket) * self.cache_bucket
                     step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels)
+                    slots = self._slots_that_fit(step, slots, cache_len, prefill_bytes)
                     state = _SlotState(self.model, step, slots, cache_len, self.device, self.dtype, graphs)
                     self._slots = state
                 request, waiting = waiting, None
@@ -508,6 +515,19 @@ class FastGenerator:
                     del active[slot]
                     in_flight.remove(page.request)
                     yield self._page_tokens(page, finished, config, warnings, graphs)
+
+    def _slots_that_fit(self, step: Any, slots: int, cache_len: int, prefill_bytes: int) -> int:
+        """At most ``slots``; on the GPU no more than what leaves a prefill's workspace and the
+        margin free (the caller's plan is an estimate; this is the memory there really is)."""
+        if self.device.type != "cuda":
+            return slots
+        plan = _sibling("slot_plan")
+        per_slot = len(step.layers) * 2 * step.kv_heads * step.head_dim * cache_len * self.dtype.itemsize
+        usable = plan.usable_cuda_bytes(self.device) - prefill_bytes - plan.MARGIN_BYTES
+        fit = max(1, min(slots, usable // per_slot))
+        if fit < slots:
+            log.info("%d decode slots fit (asked for %d): %.2f GB per slot", fit, slots, per_slot / 1024**3)
+        return int(fit)
 
     @staticmethod
     def _check_page(page: _SlotPage, config: GenerationConfig, on_tokens: PageTokenCallback | None) -> str | None:
