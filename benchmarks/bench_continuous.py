@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ocr_studio.models.generation import FastGenerator, GenerationConfig, PageRequest  # noqa: E402
+from ocr_studio.models.generation import FastGenerator, GenerationConfig, PageRequest, SlotsOutOfMemory  # noqa: E402
 from ocr_studio.models.slot_plan import plan_slots, usable_cuda_bytes  # noqa: E402
 
 PAGES = 64
@@ -389,7 +389,22 @@ def main() -> int:
         plan = plan_slots(usable, weight_bytes=0, slot_bytes=slot_bytes, prefill_bytes=workspace)
         slots = plan.slots
     report["slot_GB"] = round(slot_bytes / 1024**3, 3)
-    rows.append(run_continuous(bundle, lengths, slots, how))
+    while True:  # as the engine does: out of memory, half the slots (and say so)
+        try:
+            rows.append(run_continuous(bundle, lengths, slots, how))
+            break
+        except SlotsOutOfMemory as exc:
+            gc.collect()
+            torch.cuda.empty_cache()
+            print(
+                f"continuous with {slots} slots: {exc}; allocated {torch.cuda.memory_allocated() / 1024**3:.2f} GB, "
+                f"reserved {torch.cuda.memory_reserved() / 1024**3:.2f} GB",
+                flush=True,
+            )
+            report.setdefault("out_of_memory", []).append({"slots": slots, "error": str(exc)})
+            if slots == 1:
+                raise
+            slots //= 2
     print(rows[-1], flush=True)
     if "inline" not in skip and device == "cuda":  # the same without prefills beside the decode steps
         rows.append(run_continuous(bundle, lengths, slots, how, overlap=False))

@@ -141,8 +141,8 @@ class SlotsOutOfMemory(RuntimeError):
     """Continuous batching ran out of GPU memory; ``keys`` are the pages in flight then (none of
     them was yielded), in the order they were taken. Pages not yet taken stay with the caller."""
 
-    def __init__(self, keys: list[Any]):
-        super().__init__(f"out of GPU memory with {len(keys)} pages in flight")
+    def __init__(self, keys: list[Any], detail: str = ""):
+        super().__init__(f"out of GPU memory with {len(keys)} pages in flight" + (f": {detail}" if detail else ""))
         self.keys = keys
 
 
@@ -182,6 +182,7 @@ class FastGenerator:
         self._slots: _SlotState | None = None  # continuous batching's cache and graph (``stream``)
         self.continuous_off = ""  # why continuous batching was given up after it failed (``stream``)
         self.overlap_prefill: bool | None = None  # ``stream``: one prefill at a time beside decoding (None: on CUDA)
+        self._prefill_peak: int | None = None  # bytes one page's prefill took (measured on the GPU)
         self._reserve = 0  # new tokens to size the cache for (warm_up sizes it for the real run)
         self.fuse_note = ""  # why the fused step is off or runs without Triton kernels
         self.fuse_warning = ""  # the same, where it costs speed the user would otherwise get
@@ -379,9 +380,11 @@ class FastGenerator:
             return
         except _CallerError as failed:
             raise failed.__cause__ from None  # not a failure of batching: the caller's error, as it was
-        except torch.OutOfMemoryError:
+        except torch.OutOfMemoryError as exc:
+            detail = str(exc).split("\n")[0]
+            log.warning("Continuous batching ran out of GPU memory: %s", detail)
             self.release()
-            raise SlotsOutOfMemory([request.key for request in in_flight]) from None
+            raise SlotsOutOfMemory([request.key for request in in_flight], detail) from None
         except Exception as exc:  # noqa: BLE001 - a failure of the fast path means: read one by one
             reason = _note(
                 "decoding.continuous_failed",
@@ -492,6 +495,7 @@ class FastGenerator:
                     length = max(need, reserve_tokens)
                     cache_len = -(-length // self.cache_bucket) * self.cache_bucket
                     step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels)
+                    prefill_bytes = max(prefill_bytes, self._prefill_workspace(waiting.inputs))
                     slots = self._slots_that_fit(step, slots, cache_len, prefill_bytes)
                     state = _SlotState(self.model, step, slots, cache_len, self.device, self.dtype, graphs)
                     self._slots = state
@@ -515,6 +519,33 @@ class FastGenerator:
                     del active[slot]
                     in_flight.remove(page.request)
                     yield self._page_tokens(page, finished, config, warnings, graphs)
+
+    def _prefill_workspace(self, inputs: dict[str, torch.Tensor]) -> int:
+        """On the GPU, what one page's prefill really takes (measured once per generator on the first
+        page, with a margin of a fifth for larger pages); 0 elsewhere."""
+        if self.device.type != "cuda":
+            return 0
+        if self._prefill_peak is None:
+            from transformers import DynamicCache
+
+            torch.cuda.synchronize(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            inputs = _on_device(inputs, self.device)
+            if "attention_mask" not in inputs:
+                inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
+            model_base = getattr(self.model, "model", None)
+            if model_base is not None and hasattr(model_base, "rope_deltas"):
+                model_base.rope_deltas = None
+            outputs = self.model(
+                **inputs, past_key_values=DynamicCache(config=self.model.config), use_cache=True, logits_to_keep=1
+            )
+            del outputs
+            torch.cuda.synchronize(self.device)
+            self._prefill_peak = torch.cuda.max_memory_allocated(self.device) - base
+            torch.cuda.empty_cache()
+            log.info("One page's prefill takes %.2f GB", self._prefill_peak / 1024**3)
+        return int(1.2 * self._prefill_peak)
 
     def _slots_that_fit(self, step: Any, slots: int, cache_len: int, prefill_bytes: int) -> int:
         """At most ``slots``; on the GPU no more than what leaves a prefill's workspace and the
@@ -938,6 +969,7 @@ class _SlotState:
         self.stop_tokens: tuple = ((), (), 0, 0)
         self.mrope: bool | None = None  # decided by the first prefill; the same model always answers the same
         self.side_stream: torch.cuda.Stream | None = None  # prefills run here, beside the decode steps
+        self.warmup_stream: torch.cuda.Stream | None = None  # graph captures warm up here
         self.graphs_by_window: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}  # by (rows, window)
         self.window = cache_len
         self.rows_in_step = slots
@@ -1083,7 +1115,9 @@ class _SlotState:
             for target, value in zip(self._buffers(), saved, strict=True):
                 target.copy_(value)
 
-        stream = torch.cuda.Stream(self.device)
+        if self.warmup_stream is None:  # one for every capture: each new stream would keep its own cached memory
+            self.warmup_stream = torch.cuda.Stream(self.device)
+        stream = self.warmup_stream
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
             for _ in range(2):
