@@ -200,7 +200,7 @@ def run_static(bundle, lengths: list[int], batch: int) -> dict:
     return row
 
 
-def run_continuous(bundle, lengths: list[int], slots: int, note: str = "", overlap: bool = True) -> dict:
+def run_continuous(bundle, lengths: list[int], slots: int, note: str = "", overlap: bool = False) -> dict:
     generator = FastGenerator(bundle.model)
     generator.overlap_prefill = overlap
     config = config_for(bundle, max(lengths))
@@ -225,7 +225,7 @@ def run_continuous(bundle, lengths: list[int], slots: int, note: str = "", overl
     assert got == dict(enumerate(lengths)), "every page must stop exactly at its length"
     used = generator._slots.slots if generator._slots is not None else slots  # the generator fits them to memory
     row = {
-        "way": f"continuous, {used} slots{note}" + ("" if overlap else ", prefill in line"),
+        "way": f"continuous, {used} slots{note}" + (", prefill beside decoding" if overlap else ""),
         "pages": len(got),
         "seconds": round(total, 2),
         "pages_per_min": round(60 * len(got) / total, 1),
@@ -330,7 +330,7 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=PAGES)
     parser.add_argument("--static-batch", type=int, default=8, help="today's batch (halved on out of memory)")
     parser.add_argument("--slots", type=int, default=0, help="continuous slots (0: the VRAM plan)")
-    parser.add_argument("--skip", default="", help="comma list of: common,static,batch1,inline")
+    parser.add_argument("--skip", default="", help="comma list of: common,static,batch1,overlap")
     parser.add_argument(
         "--json", default=os.environ.get("OUT", "") and os.path.join(os.environ["OUT"], "continuous.json")
     )
@@ -406,22 +406,31 @@ def main() -> int:
                 raise
             slots //= 2
     print(rows[-1], flush=True)
-    if "inline" not in skip and device == "cuda":  # the same without prefills beside the decode steps
-        rows.append(run_continuous(bundle, lengths, slots, how, overlap=False))
-        print(rows[-1], flush=True)
+    if "overlap" not in skip and device == "cuda":  # the same with each prefill beside the decode steps
+        try:
+            rows.append(run_continuous(bundle, lengths, rows[-1]["slots"], how, overlap=True))
+            print(rows[-1], flush=True)
+        except SlotsOutOfMemory as exc:
+            print(f"continuous with prefills beside decoding: {exc}", flush=True)
+            report.setdefault("out_of_memory", []).append({"overlap": True, "error": str(exc)})
+        gc.collect()
+        torch.cuda.empty_cache()
     if "common" not in skip:
         rows.append(run_common_recipe(bundle, lengths, 8 if args.tiny else 128))
         print(rows[-1], flush=True)
     if "batch1" not in skip:
         report["batch1"] = batch_one_decode(bundle, 32 if args.tiny else 512)
-        limit = bandwidth_bytes_per_s() / weights
+        vision = getattr(bundle.model, "vision_tower", None) or getattr(bundle.model.model, "visual", None)
+        decoder = weights - (weight_bytes(vision) if vision is not None else 0)  # what a decode step reads
+        report["decoder_weights_GB"] = round(decoder / 1024**3, 2)
+        limit = bandwidth_bytes_per_s() / decoder
         for row in report["batch1"]:
             row["of_bandwidth_limit"] = round(row["decode_tok_s"] / limit, 2) if device == "cuda" else ""
         report["bandwidth_limit_tok_s"] = round(limit, 1) if device == "cuda" else None
         print(report["batch1"], flush=True)
 
     by_way: dict[str, dict] = {}
-    for row in rows:  # the first row of each way (continuous: with prefills beside decoding)
+    for row in rows:  # the first row of each way (continuous: prefills in line, the default)
         by_way.setdefault(row["way"].split(",")[0].split(" ")[0], row)
     if "static" in by_way and "continuous" in by_way:
         report["continuous_vs_static"] = round(

@@ -181,7 +181,7 @@ class FastGenerator:
         self._state: _DecodeState | None = None
         self._slots: _SlotState | None = None  # continuous batching's cache and graph (``stream``)
         self.continuous_off = ""  # why continuous batching was given up after it failed (``stream``)
-        self.overlap_prefill: bool | None = None  # ``stream``: one prefill at a time beside decoding (None: on CUDA)
+        self.overlap_prefill = False  # ``stream``: one prefill at a time on a side stream, beside decoding
         self._prefill_peak: int | None = None  # bytes one page's prefill took (measured on the GPU)
         self._reserve = 0  # new tokens to size the cache for (warm_up sizes it for the real run)
         self.fuse_note = ""  # why the fused step is off or runs without Triton kernels
@@ -449,8 +449,9 @@ class FastGenerator:
             return request.inputs["input_ids"].shape[1] + budget + check  # a page may run k-1 steps past its budget
 
         pending: dict[int, tuple[_SlotPage, _Prefill]] = {}  # slot -> a page whose prefill runs
-        # one prefill at a time beside the decode steps (GPU), or every free slot's prefill in line (CPU)
-        overlap = self.overlap_prefill if self.overlap_prefill is not None else self.device.type == "cuda"
+        # one prefill at a time beside the decode steps, or every free slot's prefill in line (the default:
+        # on an H100 running them beside each other gave no more pages/min, benchmarks/README.md)
+        overlap = bool(self.overlap_prefill)
 
         def take() -> PageRequest | None:
             try:
@@ -554,7 +555,8 @@ class FastGenerator:
             return slots
         plan = _sibling("slot_plan")
         per_slot = len(step.layers) * 2 * step.kv_heads * step.head_dim * cache_len * self.dtype.itemsize
-        usable = plan.usable_cuda_bytes(self.device) - prefill_bytes - plan.MARGIN_BYTES
+        free = plan.usable_cuda_bytes(self.device)
+        usable = free - prefill_bytes - plan.MARGIN_BYTES - free // 10  # a tenth for the allocator's fragmentation
         fit = max(1, min(slots, usable // per_slot))
         if fit < slots:
             log.info("%d decode slots fit (asked for %d): %.2f GB per slot", fit, slots, per_slot / 1024**3)
