@@ -1078,8 +1078,9 @@ class _SlotState:
         else:
             position_ids = position.view(-1, 1)
         mask = self.mask[:n].view(n, 1, 1, -1)
+        rows = self.rows[:n] if n > 1 else None  # one row: the plain cache write of the static path
         logits = self.fused.logits(
-            token, position_ids, mask, self._rows_cache(n), write_at, rows=self.rows[:n], window=self.window
+            token, position_ids, mask, self._rows_cache(n), write_at, rows=rows, window=self.window
         )
         chosen = self._pick(logits)
         chosen = torch.where(stopped, torch.full_like(chosen, self.pad), chosen)
