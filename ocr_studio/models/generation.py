@@ -459,8 +459,8 @@ class FastGenerator:
             except Exception as exc:  # the caller's own failure (a page it could not prepare)
                 raise _CallerError() from exc
 
-        while True:
-            # 1. pages whose prefill is done join the decoding (waiting for it when nothing else runs)
+        def join_ready() -> Iterator[PageTokens]:
+            """Pages whose prefill is done join the decoding (waiting for one when nothing else runs)."""
             for slot, (page, prefill) in sorted(pending.items()):
                 if not active or prefill.done():
                     del pending[slot]
@@ -473,14 +473,10 @@ class FastGenerator:
                         del active[slot]
                         in_flight.remove(page.request)
                         yield self._page_tokens(page, finished, config, warnings, graphs)
-            # 2. the next steps are queued first, so a prefill started below runs beside them
-            if active:
-                # attention reads the cache only as far as the longest page in flight can reach by the next check
-                reach = max(page.prompt_len + len(page.tokens) - 1 + check for page in active.values())
-                rows = max(active) + 1  # new pages take the lowest free row: the step covers the rows up to here
-                for index in range(check):
-                    state.step(index, reach, rows)
-            # 3. new pages into free slots (every page joins on a check boundary)
+
+        def fill_free_slots() -> None:
+            """New pages into free slots (every page joins on a check boundary)."""
+            nonlocal waiting, exhausted, state, slots
             while len(active) + len(pending) < slots and not exhausted and not (overlap and pending):
                 if waiting is None:
                     waiting = take()
@@ -496,8 +492,8 @@ class FastGenerator:
                     length = max(need, reserve_tokens)
                     cache_len = -(-length // self.cache_bucket) * self.cache_bucket
                     step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels)
-                    prefill_bytes = max(prefill_bytes, self._prefill_workspace(waiting.inputs))
-                    slots = self._slots_that_fit(step, slots, cache_len, prefill_bytes)
+                    workspace = max(prefill_bytes, self._prefill_workspace(waiting.inputs))
+                    slots = self._slots_that_fit(step, slots, cache_len, workspace)
                     state = _SlotState(self.model, step, slots, cache_len, self.device, self.dtype, graphs)
                     self._slots = state
                 request, waiting = waiting, None
@@ -506,12 +502,25 @@ class FastGenerator:
                 page = _SlotPage(request, request.max_new_tokens or config.max_new_tokens, [])
                 page.prompt_len = request.inputs["input_ids"].shape[1]
                 pending[slot] = (page, state.prefill(slot, request.inputs))
+
+        while True:
+            yield from join_ready()
+            if not overlap:  # freed slots take their next pages now, before the next steps
+                fill_free_slots()
+                yield from join_ready()
+            if active:
+                # attention reads the cache only as far as the longest page in flight can reach by the next check
+                reach = max(page.prompt_len + len(page.tokens) - 1 + check for page in active.values())
+                rows = max(active) + 1  # new pages take the lowest free row: the step covers the rows up to here
+                for index in range(check):
+                    state.step(index, reach, rows)
+            if overlap:  # the steps are queued first, so the prefill started here runs beside them
+                fill_free_slots()
             if not active:
                 if not pending and exhausted and waiting is None:
                     return
                 continue  # join the prefills (or remake the cache for the waiting page)
-            # 4. the host reads the steps' tokens
-            host = state.chunk.tolist()
+            host = state.chunk.tolist()  # the host reads the steps' tokens
             for slot, page in list(active.items()):
                 page.tokens.extend(host[slot])
                 finished = self._check_page(page, config, on_tokens)
