@@ -29,6 +29,7 @@ logits processor; per row, the reading with more tokens is kept (``loop_retries`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -247,17 +248,17 @@ class FastGenerator:
         for sub_row, row in enumerate(sub_rows):
             if row not in looped:
                 continue  # a row that came along only because the inputs could not be split
-            first, second = result.tokens[row], retry.tokens[sub_row]
-            again = retry.stop_reasons[sub_row]
-            if len(second) >= len(first):
-                result.tokens[row], result.stop_reasons[row] = second, again
-                result.loop_retries[row] = "retry_looped" if again == "repetition" else "recovered"
-            else:
-                result.loop_retries[row] = "first_kept"
+            result.tokens[row], result.stop_reasons[row], result.loop_retries[row] = _further_reading(
+                result.tokens[row], result.stop_reasons[row], retry.tokens[sub_row], retry.stop_reasons[sub_row]
+            )
         result.warnings += [w for w in retry.warnings if w not in result.warnings]
         result.decode_seconds += retry.prefill_seconds + retry.decode_seconds
         result.steps += retry.steps
         return result
+
+    def _standing_warnings(self) -> list[str]:
+        """Why this generator runs slower than it could (a fast path given up), for every reading."""
+        return [w for w in (self.disabled_reason, self.fuse_warning) if w]
 
     def _generate_once(
         self,
@@ -266,11 +267,7 @@ class FastGenerator:
         on_tokens: TokenCallback | None = None,
     ) -> GenerationResult:
         """One reading of the batch, on the fastest path that works."""
-        warnings: list[str] = []
-        if self.disabled_reason:
-            warnings.append(self.disabled_reason)
-        if self.fuse_warning:
-            warnings.append(self.fuse_warning)
+        warnings = self._standing_warnings()
         path = self.path
         while True:
             try:
@@ -436,7 +433,7 @@ class FastGenerator:
         in_flight: list[PageRequest],
         prefill_bytes: int = 0,
     ) -> Iterator[PageTokens]:
-        warnings = [w for w in (self.disabled_reason, self.fuse_warning) if w]
+        warnings = self._standing_warnings()
         graphs = self.path == "graphs"
         check = config.check_every
         active: dict[int, _SlotPage] = {}
@@ -536,21 +533,10 @@ class FastGenerator:
         if self.device.type != "cuda":
             return 0
         if self._prefill_peak is None:
-            from transformers import DynamicCache
-
             torch.cuda.synchronize(self.device)
             base = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-            inputs = _on_device(inputs, self.device)
-            if "attention_mask" not in inputs:
-                inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
-            model_base = getattr(self.model, "model", None)
-            if model_base is not None and hasattr(model_base, "rope_deltas"):
-                model_base.rope_deltas = None
-            outputs = self.model(
-                **inputs, past_key_values=DynamicCache(config=self.model.config), use_cache=True, logits_to_keep=1
-            )
-            del outputs
+            _prompt_forward(self.model, inputs, self.device)  # its outputs and cache are dropped at once
             torch.cuda.synchronize(self.device)
             self._prefill_peak = torch.cuda.max_memory_allocated(self.device) - base
             torch.cuda.empty_cache()
@@ -620,12 +606,9 @@ class FastGenerator:
             retry = self._generate_once(page.request.inputs, retry_config)
         finally:
             self._state = None  # the retry's cache is not kept beside the slots'
-        second = retry.tokens[0]
-        if len(second) >= len(done.tokens):
-            done.tokens, done.stop_reason = second, retry.stop_reasons[0]
-            done.loop_retry = "retry_looped" if done.stop_reason == "repetition" else "recovered"
-        else:
-            done.loop_retry = "first_kept"
+        done.tokens, done.stop_reason, done.loop_retry = _further_reading(
+            done.tokens, done.stop_reason, retry.tokens[0], retry.stop_reasons[0]
+        )
         done.warnings += [w for w in retry.warnings if w not in done.warnings]
         return done
 
@@ -914,12 +897,6 @@ class _Prefill:
         return self.event is None or self.event.query()
 
 
-def _no_context():
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
 @dataclass
 class _SlotPage:
     """A page in a slot: its request, budget, tokens so far (host copy) and how far it was checked."""
@@ -1002,24 +979,16 @@ class _SlotState:
         """Start one page's prefill (batch 1, its own cache) and the move of its keys/values into
         ``slot``. On the GPU it runs on a side stream, so the other slots keep decoding meanwhile;
         ``join`` makes the slot decode it."""
-        from transformers import DynamicCache
-
         started = time.perf_counter()
         side = None
         if self.device.type == "cuda":
             if self.side_stream is None:
                 self.side_stream = torch.cuda.Stream(self.device)
             side = self.side_stream
-        with torch.cuda.stream(side) if side is not None else _no_context():
-            inputs = _on_device(inputs, self.device)
+        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+            inputs, outputs, prompt_cache = _prompt_forward(self.model, inputs, self.device)
             length = inputs["input_ids"].shape[1]
-            if "attention_mask" not in inputs:
-                inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
             base = getattr(self.model, "model", None)
-            if base is not None and hasattr(base, "rope_deltas"):
-                base.rope_deltas = None  # stale deltas from an earlier page must not leak in
-            prompt_cache = DynamicCache(config=self.model.config)
-            outputs = self.model(**inputs, past_key_values=prompt_cache, use_cache=True, logits_to_keep=1)
             first = self._pick(outputs.logits[:, -1, :])
             for layer, prompt_layer in zip(self.cache.layers, prompt_cache.layers, strict=True):
                 layer.keys[slot, :, :length].copy_(prompt_layer.keys[0])
@@ -1053,10 +1022,6 @@ class _SlotState:
         stopped = torch.isin(prefill.first, self.eos).any()
         self.stopped[slot] = stopped
         return int(prefill.first[0])
-
-    def install(self, slot: int, inputs: dict[str, torch.Tensor]) -> int:
-        """Prefill a page into ``slot`` and join it at once; returns its first new token."""
-        return self.join(slot, self.prefill(slot, inputs))
 
     def free(self, slot: int) -> None:
         """The slot's page is done: the row stops, and whatever it still writes goes to the cache's
@@ -1168,6 +1133,16 @@ def next_mrope_positions(base: Any, inputs: dict[str, torch.Tensor]) -> torch.Te
     return positions.masked_fill(~real.unsqueeze(0), 0).amax(dim=(0, 2)) + 1
 
 
+def _further_reading(
+    first: list[int], first_reason: str, second: list[int], second_reason: str
+) -> tuple[list[int], str, str]:
+    """Of a looped reading and its retry, the one that reads further (the retry on a tie): its
+    tokens, its stop reason, and how the loop retry went ("recovered", "retry_looped", "first_kept")."""
+    if len(second) >= len(first):
+        return second, second_reason, "retry_looped" if second_reason == "repetition" else "recovered"
+    return first, first_reason, "first_kept"
+
+
 def _cut_at_eos(tokens: list[int], eos: tuple[int, ...]) -> tuple[list[int], str]:
     for index, token in enumerate(tokens):
         if token in eos:
@@ -1215,6 +1190,22 @@ def select_rows(inputs: dict[str, Any], rows: list[int]) -> tuple[dict[str, Any]
         else:
             chosen[name] = value
     return chosen, list(rows)
+
+
+def _prompt_forward(model: Any, inputs: dict[str, Any], device) -> tuple[dict[str, Any], Any, Any]:
+    """One page's prompt through the model into a cache of its own (logits of the last position
+    only): the inputs as sent, the outputs, the cache."""
+    from transformers import DynamicCache
+
+    inputs = _on_device(inputs, device)
+    if "attention_mask" not in inputs:
+        inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
+    base = getattr(model, "model", None)
+    if base is not None and hasattr(base, "rope_deltas"):
+        base.rope_deltas = None  # stale deltas from an earlier page must not leak in
+    cache = DynamicCache(config=model.config)
+    outputs = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return inputs, outputs, cache
 
 
 def _on_device(inputs: dict[str, Any], device) -> dict[str, Any]:
