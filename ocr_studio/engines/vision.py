@@ -175,6 +175,12 @@ class VisionEngine(Engine):
 
     def pages_in_flight(self, task: Task) -> int:
         """Decode slots for continuous batching: the batch_size setting, else the VRAM plan (1 on the CPU)."""
+        fixed = self._pages_without_a_plan()
+        return fixed if fixed is not None else self.slot_plan().slots
+
+    def _pages_without_a_plan(self) -> int | None:
+        """Pages at once where no memory plan is needed: the batch_size setting, or 1 without a usable
+        CUDA GPU; None where the GPU's memory decides."""
         if self.settings.batch_size:
             return max(1, int(self.settings.batch_size))
         try:
@@ -183,7 +189,7 @@ class VisionEngine(Engine):
             return 1
         if self.settings.device == "cpu" or not torch.cuda.is_available():
             return 1
-        return self.slot_plan().slots
+        return None
 
     # what the VRAM plan needs to know of a model (engines give their figures)
     kv_bytes_per_token: int = 0
@@ -204,22 +210,26 @@ class VisionEngine(Engine):
         check = next(f.default for f in dataclasses.fields(GenerationConfig) if f.name == "check_every")
         return self.plan_prompt_tokens() + self.max_new_tokens + int(check)
 
+    def plan_workspace_bytes(self) -> int:
+        """One page's prefill: its activations, and the prompt's own cache before it moves into a slot."""
+        return self.plan_prefill_bytes() + self.plan_prompt_tokens() * self.kv_bytes_per_token
+
     def slot_plan(self, total_bytes: int | None = None) -> Any:
         """The VRAM plan (``models.slot_plan.SlotPlan``): live, from what this process can still
         allocate; or, with ``total_bytes``, for a card of that size before anything is loaded."""
+        from ..models.generation import CACHE_BUCKET
         from ..models.slot_plan import card_bytes, plan_slots, usable_cuda_bytes
 
         if total_bytes is None:
             usable, weights = usable_cuda_bytes(), (0 if self._is_loaded() else self.weight_bytes)
         else:
             usable, weights = card_bytes(total_bytes), self.weight_bytes
-        bucket = 256  # FastGenerator.cache_bucket: the cache's length is rounded up to it
+        bucket = CACHE_BUCKET  # the cache's length is rounded up to it
         return plan_slots(
             usable,
             weight_bytes=weights,
             slot_bytes=-(-self.plan_tokens() // bucket) * bucket * self.kv_bytes_per_token,
-            # the prefill's activations, and the prompt's own cache before it moves into a slot
-            prefill_bytes=self.plan_prefill_bytes() + self.plan_prompt_tokens() * self.kv_bytes_per_token,
+            prefill_bytes=self.plan_workspace_bytes(),
         )
 
     def _stream_pages(
@@ -285,7 +295,7 @@ class VisionEngine(Engine):
                         slots=slots,
                         on_tokens=on_tokens,
                         reserve_tokens=self.plan_tokens(),
-                        prefill_bytes=self.plan_prefill_bytes() + self.plan_prompt_tokens() * self.kv_bytes_per_token,
+                        prefill_bytes=self.plan_workspace_bytes(),
                     )
                     for done in stream:
                         page, context, started = in_flight.pop(done.key)
@@ -321,14 +331,11 @@ class VisionEngine(Engine):
 
     def batch_pages_for_memory(self, per_page_bytes: int, weight_bytes: int, most: int = 8) -> int:
         """Pages per batch: the setting, else what fits the free GPU memory (1 on the CPU)."""
-        if self.settings.batch_size:
-            return max(1, int(self.settings.batch_size))
-        try:
-            import torch
-        except ImportError:
-            return 1
-        if self.settings.device == "cpu" or not torch.cuda.is_available():
-            return 1
+        fixed = self._pages_without_a_plan()
+        if fixed is not None:
+            return fixed
+        import torch
+
         free, _total = torch.cuda.mem_get_info()
         if not self._is_loaded():  # the weights will still take their share of what is free now
             free -= weight_bytes

@@ -80,6 +80,7 @@ RepetitionGuard = _repetition.RepetitionGuard
 LoopPenalty = _repetition.LoopPenalty
 
 PATHS = ("graphs", "eager", "generate")
+CACHE_BUCKET = 256  # the default rounding of a cache's length (memory plans round the same way)
 # what get_rope_index reads, where the model's version takes it (mm_token_type_ids: transformers 5.x)
 ROPE_INDEX_INPUTS = ("input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
 
@@ -165,7 +166,7 @@ class FastGenerator:
         model: Any,
         *,
         path: str = "auto",  # auto | graphs | eager | generate
-        cache_bucket: int = 256,  # cache lengths are rounded up to this, so graphs get reused
+        cache_bucket: int = CACHE_BUCKET,  # cache lengths are rounded up to this, so graphs get reused
         fuse: bool | str = "auto",  # fused decode step: auto (graphs path, supported models) | True | False
         triton: bool = True,  # let the fused step compile Triton kernels (the profile's compile backend "inductor")
     ):
