@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_dots_ocr import table  # noqa: E402
+from bench_qwen3_vl import bandwidth_gbs  # noqa: E402
+
 from ocr_studio.models.generation import FastGenerator, GenerationConfig, PageRequest, SlotsOutOfMemory  # noqa: E402
 from ocr_studio.models.slot_plan import plan_slots, usable_cuda_bytes  # noqa: E402
 
@@ -298,30 +301,6 @@ def batch_one_decode(bundle, tokens: int) -> list[dict]:
     return rows
 
 
-def bandwidth_bytes_per_s() -> float:
-    if not torch.cuda.is_available():
-        return float("nan")
-    n = 1024**3
-    src = torch.empty(n, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    for _ in range(3):
-        dst.copy_(src)
-    sync()
-    start = time.perf_counter()
-    for _ in range(10):
-        dst.copy_(src)
-    sync()
-    seconds = (time.perf_counter() - start) / 10
-    del src, dst
-    return 2 * n / seconds
-
-
-def table(rows: list[dict], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("dots", "qwen"), required=True)
@@ -428,7 +407,7 @@ def main() -> int:
         vision = getattr(bundle.model, "vision_tower", None) or getattr(bundle.model.model, "visual", None)
         decoder = weights - (weight_bytes(vision) if vision is not None else 0)  # what a decode step reads
         report["decoder_weights_GB"] = round(decoder / 1024**3, 2)
-        limit = bandwidth_bytes_per_s() / decoder
+        limit = bandwidth_gbs(device) * 1e9 / decoder
         for row in report["batch1"]:
             row["of_bandwidth_limit"] = round(row["decode_tok_s"] / limit, 2) if device == "cuda" else ""
         report["bandwidth_limit_tok_s"] = round(limit, 1) if device == "cuda" else None
