@@ -11,13 +11,16 @@ Workspace layout (``settings.workspace``)::
 
 The server never serves the ``jobs`` folder (see SECURITY.md). Pages are opened, rendered and,
 for CPU engines, recognised in a worker process (``page_worker``) with a time budget per page.
+For engines that run in this process (GPU, remote) a thread renders a few pages ahead and
+another writes the finished ones, so the engine does not wait on MuPDF or the disk.
 
 ``job_id`` is a hash of the inputs' content + engine.settings_key() + task + page
 range + dpi + region: the same request hits the same job (the cache).
 
-A page's JSON is written (atomically, after its PNG) the moment the engine returns
-it, so whatever happens next — cancel, an engine failure, a killed process — every
-finished page survives, and running the job again only does the pages still missing.
+A page's JSON is written (atomically, after its PNG) as soon as the engine returns it
+(the writer is at most one page behind the engine), so whatever happens next — cancel, an engine
+failure, a killed process — every finished page survives (a kill loses at most the page
+being written), and running the job again only does the pages still missing.
 The password of an encrypted PDF lives in memory only (``JobSpec.password``).
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import tempfile
@@ -35,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +59,7 @@ JOB_FORMAT = 1  # bump when the key or the layout changes meaning
 HASH_CHUNK = 1024 * 1024
 JOB_ID = r"[0-9a-f]{8,64}"
 STATUSES = ("pending", "running", "done", "cancelled", "failed", "interrupted", "damaged")
+RENDER_AHEAD = 4  # pages rendered before the engine asks for them (a Letter page at 200 DPI is ~8 MB)
 
 
 class JobError(LocalizedError):
@@ -381,10 +387,13 @@ class _Run:
         region = state["spec"].get("region")
         self.region = tuple(region) if region else None
         self.engine_name = engine.info().name
+        # the job file is written from the job's thread and from a document's writer thread
+        self.state_lock = threading.RLock()
 
     def save_state(self) -> None:
-        self.state["updated"] = time.time()
-        _write_json(self.job.dir / JOB_FILE, self.state)
+        with self.state_lock:
+            self.state["updated"] = time.time()
+            _write_json(self.job.dir / JOB_FILE, self.state)
 
     def documents(self) -> str:
         """Every document in order; "done", or "cancelled" when asked to stop."""
@@ -491,8 +500,9 @@ class _Run:
     ) -> None:
         """Record a page that could not be done (its PageResult carries why) and tell the caller."""
         failure.engine, failure.task = self.engine_name, self.task.value
-        doc_state.setdefault("failed_pages", {})[str(failure.page_number)] = stored(failure.warnings[0])
-        self.save_state()
+        with self.state_lock:
+            doc_state.setdefault("failed_pages", {})[str(failure.page_number)] = stored(failure.warnings[0])
+            self.save_state()
         _write_page(folder, failure, None)
         self.emit(index, item, page=failure.page_number, done=done, total=total, error=failure.warnings[0])
 
@@ -537,63 +547,91 @@ class _Run:
         self, index: int, item: InputFile, doc_state: dict[str, Any], document: Document | PageWorker, folder: Path
     ) -> bool:
         """The missing pages of one document, rendered here or in the worker and recognised by
-        the engine in this process; False when cancelled."""
-        from .page_worker import Cancelled
+        the engine in this process; False when cancelled.
+
+        Pages from the worker (GPU and remote engines) are rendered ahead in one thread and
+        written behind in another, so the engine does not wait on MuPDF or the disk: a GPU's
+        continuous batching keeps decoding, a server's window of pages stays full. The writer
+        is one page behind: the engine's next result waits for the page before it to be on
+        disk, so a cancel that comes while page N is written (or reported) keeps exactly the
+        pages it kept when the writes were in line, and the engine reads at most one page more.
+        A document opened here (a CPU engine the worker cannot build) is rendered and written
+        in this thread, as the engine asks."""
+        from .engines.base import EngineError, RecognizeRequest
+        from .page_worker import PageWorker
 
         planned = self.plan(index, item, doc_state, document.page_count, folder)
         if planned is None:
             return True
         todo, done, total = planned
+        pipelined = isinstance(document, PageWorker)
+        writer = _PageWriter(behind=pipelined)
+        tally = [done]  # pages done so far; only the writer changes it
+        stopped = [False]  # whether a cancel had come when the last page was written and reported
 
-        in_flight: deque[Page] = deque()
+        def failed(failure: PageResult) -> None:  # a page that could not be rendered; in the writer
+            tally[0] += 1
+            self.page_failed(index, item, doc_state, folder, failure, tally[0], total)
 
-        def rendered() -> Iterator[Page]:
-            """Pages for the engine, rendered as it asks for them; a page that cannot be
-            rendered is recorded as failed here and never reaches the engine."""
-            nonlocal done
-            for number in todo:
-                if self.cancel.is_set():
-                    return
-                try:
-                    page, failure = _render(document, number)
-                except Cancelled:  # the worker was killed mid-page; the job stops as cancelled
-                    return
-                if page is None:
-                    assert failure is not None
-                    done += 1
-                    self.page_failed(index, item, doc_state, folder, failure, done, total)
+        def written(page: Page, result: PageResult) -> None:  # a finished page; in the writer
+            self.finish(page, result)
+            _write_page(folder, result, page.image)
+            page.release()
+            tally[0] += 1
+            self.emit(index, item, page=page.number, done=tally[0], total=total)
+            stopped[0] = self.cancel.is_set()  # where the loop in line looked: no page after this one
+
+        source = _PageSource(document, todo, self.cancel, ahead=RENDER_AHEAD if pipelined else 0)
+        in_flight: deque[Page] = deque()  # pages the engine has taken, oldest first
+
+        def pulled() -> Iterator[Page]:
+            """Pages as the engine asks for them; a page that could not be rendered is recorded
+            as failed at that moment, as it always was, and never reaches the engine."""
+            for page in source:
+                if isinstance(page, PageResult):
+                    writer.put(partial(failed, page))
                     continue
                 in_flight.append(page)
                 yield page
 
         def on_text(text: str) -> None:
             page = in_flight[0].number if in_flight else None
-            self.emit(index, item, page=page, done=done, total=total, partial_text=text)
-
-        from .engines.base import EngineError, RecognizeRequest
+            self.emit(index, item, page=page, done=tally[0], total=total, partial_text=text)
 
         def on_status(message: str) -> None:
-            self.emit(index, item, page=None, done=done, total=total, message=message, status=message)
+            self.emit(index, item, page=None, done=tally[0], total=total, message=message, status=message)
 
         request = RecognizeRequest(self.task, self.region, on_text=on_text, on_status=on_status)  # type: ignore[arg-type]
-        results = self.engine.recognize_stream(rendered(), request)
+        cancelled = False
+        source.start()  # the first pages render while the engine loads its model
         try:
-            for result in results:
-                if not in_flight:
-                    raise EngineError(message("core.jobs.too_many_results", engine=self.engine_name))
-                page = in_flight.popleft()
-                self.finish(page, result)
-                _write_page(folder, result, page.image)
-                page.release()
-                done += 1
-                self.emit(index, item, page=page.number, done=done, total=total)
-                if self.cancel.is_set():
-                    return False
+            results = self.engine.recognize_stream(pulled(), request)
+            try:
+                for result in results:
+                    if not in_flight:
+                        raise EngineError(message("core.jobs.too_many_results", engine=self.engine_name))
+                    page = in_flight.popleft()
+                    writer.wait()  # the page before this one is on disk
+                    writer.check()  # a write that failed (the disk is full) stops the job, as before
+                    if stopped[0]:  # cancelled while that page was written: this one never came before
+                        page.release()
+                        cancelled = True
+                        break
+                    writer.put(partial(written, page, result))
+                    if self.cancel.is_set():
+                        cancelled = True
+                        break
+            finally:
+                results.close()  # a cancel stops the engine after what is in flight
         finally:
-            results.close()  # a cancel stops the engine after what is in flight
-        if in_flight and not self.cancel.is_set():
+            source.close()  # no render thread outlives the document...
+            writer.close()  # ...and every page handed over is on disk before resume or the checks look
+        writer.check()
+        if cancelled or self.cancel.is_set():
+            return False
+        if in_flight:
             raise EngineError(message("core.jobs.no_result", engine=self.engine_name, page=in_flight[0].number))
-        return not self.cancel.is_set()
+        return True
 
     def finish(self, page: Page, result: PageResult) -> None:
         """Stamp a result with what the job knows (page number, engine, render warnings)."""
@@ -890,6 +928,158 @@ def _render(document: Document | PageWorker, number: int) -> tuple[Page | None, 
         else:
             reason = text("core.jobs.page_render_failed", page=number, detail=error_message(exc))
         return None, PageResult(page_number=number, width=width, height=height, warnings=[reason])
+
+
+_END = object()  # no more pages
+
+
+class _PageSource:
+    """The pages of one document for the engine, in order, each rendered once; in place of
+    a page that cannot be rendered, the PageResult that says why (see ``_render``). A
+    cancel, or a worker killed by one (``page_worker.Cancelled``), ends the pages early.
+
+    With ``ahead`` > 0 a thread renders up to ``ahead`` pages before the engine asks, so
+    taking a page costs the engine nothing; that thread is the only one touching the
+    document until ``close``. With 0 each page is rendered when the engine asks for it."""
+
+    def __init__(
+        self,
+        document: Document | PageWorker,
+        numbers: list[int],
+        cancel: threading.Event,
+        *,
+        ahead: int,
+    ):
+        self.document, self.numbers, self.cancel = document, numbers, cancel
+        self.ahead = ahead
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, ahead))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.ahead > 0:
+            self._thread = threading.Thread(target=self._render_ahead, name="ocr-studio-render-ahead", daemon=True)
+            self._thread.start()
+
+    def __iter__(self) -> Iterator[Page | PageResult]:
+        if self._thread is None:
+            yield from self._rendered()
+            return
+        while True:
+            page = self._queue.get()
+            if page is _END:
+                if self._error is not None:
+                    raise self._error
+                return
+            if self.cancel.is_set():  # as in line: after a cancel the engine gets no page
+                if not isinstance(page, PageResult):
+                    page.release()
+                return
+            yield page
+
+    def close(self) -> None:
+        """Stop rendering (after the page under way) and drop the pages nobody took."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        while True:
+            try:
+                page = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if page is not _END and not isinstance(page, PageResult):
+                page.release()
+
+    def _rendered(self) -> Iterator[Page | PageResult]:
+        from .page_worker import Cancelled
+
+        for number in self.numbers:
+            if self.cancel.is_set() or self._stop.is_set():
+                return
+            try:
+                page, failure = _render(self.document, number)
+            except Cancelled:  # the worker was killed mid-page; the job stops as cancelled
+                return
+            if page is None:
+                assert failure is not None
+                yield failure
+            else:
+                yield page
+
+    def _render_ahead(self) -> None:
+        try:
+            for page in self._rendered():
+                if not self._put(page):
+                    if not isinstance(page, PageResult):
+                        page.release()
+                    return
+        except BaseException as exc:  # raised to the engine where it takes its next page
+            self._error = exc
+        finally:
+            self._put(_END)
+
+    def _put(self, item: Any) -> bool:
+        """Queue ``item``, waiting for room while the engine still takes pages; False once closed."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class _PageWriter:
+    """A document's writes (page files, the job file, progress), done in the order they come.
+
+    With ``behind`` they run in one thread, so the engine does not wait on the disk; the first
+    error (the disk is full) stops the writes and is raised by ``check`` in the job's thread,
+    as it was raised there before. Without ``behind`` each write runs at once, in the caller's
+    thread."""
+
+    def __init__(self, *, behind: bool):
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        if behind:
+            self._thread = threading.Thread(target=self._work, name="ocr-studio-page-writer", daemon=True)
+            self._thread.start()
+
+    def put(self, write: Callable[[], None]) -> None:
+        if self._thread is None:
+            write()
+        else:
+            self._queue.put(write)
+
+    def wait(self) -> None:
+        """Return once every write handed over is done (or skipped after an error)."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Return once every write handed over is done; the thread is gone."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _work(self) -> None:
+        while True:
+            write = self._queue.get()
+            try:
+                if write is None:
+                    return
+                if self.error is None:
+                    write()
+            except BaseException as exc:  # raised in the job's thread by check()
+                self.error = exc
+            finally:
+                self._queue.task_done()
 
 
 # --- inputs and the cache key ------------------------------------------------------
