@@ -163,6 +163,21 @@ def test_cancel_stops_every_thread_and_keeps_whole_pages_that_a_resume_completes
     assert threads_left(before) == []
 
 
+def test_cancel_stops_a_render_under_way_at_once(tmp_path):
+    from tests.test_security import bomb_pdf
+
+    before = set(threading.enumerate())
+    engine = StreamingEngine()
+    job, settings = start(tmp_path / "ws", bomb_pdf(tmp_path / "laughs.pdf"), engine, page_timeout=600)
+    cancel = threading.Event()
+    threading.Timer(1.5, cancel.set).start()  # the render thread is deep in the XObject bomb by then
+    began = time.monotonic()
+    job = run_job(job, engine, settings, cancel=cancel)
+
+    assert job.status == "cancelled" and time.monotonic() - began < 1.5 + 5  # not the 600 s page budget
+    assert engine.took == {} and threads_left(before) == []
+
+
 def test_a_page_that_cannot_be_rendered_fails_alone_and_in_its_place(tmp_path):
     source = make_pdf(tmp_path / "mixed.pdf", 3, big_pages=[2])  # page 2: 3000×3000 px at 72 DPI
     events: list[Progress] = []
