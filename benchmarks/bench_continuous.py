@@ -43,7 +43,7 @@ from bench_dots_ocr import table  # noqa: E402
 from bench_qwen3_vl import bandwidth_gbs  # noqa: E402
 
 from ocr_studio.models.generation import FastGenerator, GenerationConfig, PageRequest, SlotsOutOfMemory  # noqa: E402
-from ocr_studio.models.slot_plan import plan_slots, usable_cuda_bytes  # noqa: E402
+from ocr_studio.models.slot_plan import TYPICAL_ANSWER_TOKENS, plan_slots, usable_cuda_bytes  # noqa: E402
 
 PAGES = 64
 SEED = 20261124
@@ -203,9 +203,12 @@ def run_static(bundle, lengths: list[int], batch: int) -> dict:
     return row
 
 
-def run_continuous(bundle, lengths: list[int], slots: int, note: str = "", overlap: bool = False) -> dict:
+def run_continuous(
+    bundle, lengths: list[int], slots: int, note: str = "", overlap: bool = False, pool_tokens: int | None = None
+) -> dict:
     generator = FastGenerator(bundle.model)
     generator.overlap_prefill = overlap
+    generator.pool_tokens = pool_tokens  # None: the paged cache takes what memory leaves (the engine's way)
     config = config_for(bundle, max(lengths))
     single = bundle.inputs(1)
     base = reset_peak()
@@ -236,10 +239,20 @@ def run_continuous(bundle, lengths: list[int], slots: int, note: str = "", overl
         "peak_GB": peak_gb(),
         "base_GB": round(base / 1024**3, 2),
         "slots": used,
+        "most_in_flight": generator.stream_report.get("most_in_flight"),
+        "put_back": generator.stream_report.get("put_back"),
+        "cache_GB": round(cache_bytes(generator) / 1024**3, 2),
         "graphs": len(generator._slots.graphs_by_window) if generator._slots is not None else 0,
     }
     generator.release()
     return row
+
+
+def cache_bytes(generator) -> int:
+    state = generator._slots
+    if state is None:
+        return 0
+    return sum(t.numel() * t.element_size() for layer in state.cache.layers for t in (layer.keys, layer.values))
 
 
 def run_common_recipe(bundle, lengths: list[int], tokens: int) -> dict:
@@ -352,8 +365,10 @@ def main() -> int:
         rows.append(run_static(bundle, lengths, args.static_batch))
         static_peak = rows[-1]["peak_GB"]
         print(rows[-1], flush=True)
-    tokens_per_slot = -(-(bundle.info["prompt_tokens"] + max(lengths) + CHECK_EVERY) // 256) * 256
+    # the engine's plan: a page in flight counts at its prompt and a typical answer (the cache is paged)
+    tokens_per_slot = bundle.info["prompt_tokens"] + min(max(lengths), TYPICAL_ANSWER_TOKENS) + CHECK_EVERY
     slot_bytes = tokens_per_slot * bundle.kv_bytes_per_token
+    pool_tokens = None
     workspace = bundle.prefill_bytes + bundle.info["prompt_tokens"] * bundle.kv_bytes_per_token
     if args.slots:
         slots, how = args.slots, " (set)"
@@ -367,10 +382,12 @@ def main() -> int:
             how = f" (VRAM plan within the static run's {static_peak} GB)"
         plan = plan_slots(usable, weight_bytes=0, slot_bytes=slot_bytes, prefill_bytes=workspace)
         slots = plan.slots
+        if not args.cap_gb and static_peak:
+            pool_tokens = slots * tokens_per_slot  # the cache stays within the static run's memory too
     report["slot_GB"] = round(slot_bytes / 1024**3, 3)
     while True:  # as the engine does: out of memory, half the slots (and say so)
         try:
-            rows.append(run_continuous(bundle, lengths, slots, how))
+            rows.append(run_continuous(bundle, lengths, slots, how, pool_tokens=pool_tokens))
             break
         except SlotsOutOfMemory as exc:
             gc.collect()
@@ -387,7 +404,7 @@ def main() -> int:
     print(rows[-1], flush=True)
     if "overlap" not in skip and device == "cuda":  # the same with each prefill beside the decode steps
         try:
-            rows.append(run_continuous(bundle, lengths, rows[-1]["slots"], how, overlap=True))
+            rows.append(run_continuous(bundle, lengths, rows[-1]["slots"], how, overlap=True, pool_tokens=pool_tokens))
             print(rows[-1], flush=True)
         except SlotsOutOfMemory as exc:
             print(f"continuous with prefills beside decoding: {exc}", flush=True)

@@ -217,18 +217,18 @@ class VisionEngine(Engine):
     def slot_plan(self, total_bytes: int | None = None) -> Any:
         """The VRAM plan (``models.slot_plan.SlotPlan``): live, from what this process can still
         allocate; or, with ``total_bytes``, for a card of that size before anything is loaded."""
-        from ..models.generation import CACHE_BUCKET
-        from ..models.slot_plan import card_bytes, plan_slots, usable_cuda_bytes
+        from ..models.slot_plan import TYPICAL_ANSWER_TOKENS, card_bytes, plan_slots, usable_cuda_bytes
 
         if total_bytes is None:
             usable, weights = usable_cuda_bytes(), (0 if self._is_loaded() else self.weight_bytes)
         else:
             usable, weights = card_bytes(total_bytes), self.weight_bytes
-        bucket = CACHE_BUCKET  # the cache's length is rounded up to it
+        # the cache is paged: a page in flight holds its prompt and its answer so far, not its whole budget
+        answer = min(self.max_new_tokens, TYPICAL_ANSWER_TOKENS)
         return plan_slots(
             usable,
             weight_bytes=weights,
-            slot_bytes=-(-self.plan_tokens() // bucket) * bucket * self.kv_bytes_per_token,
+            slot_bytes=(self.plan_prompt_tokens() + answer) * self.kv_bytes_per_token,
             prefill_bytes=self.plan_workspace_bytes(),
         )
 

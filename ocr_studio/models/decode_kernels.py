@@ -80,6 +80,25 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
+def _paged_attention():
+    """The paged-attention module, also where this file was loaded alone by path (benchmarks)."""
+    try:
+        from . import paged_attention
+    except ImportError:
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        paged_attention = sys.modules.get("ocr_studio_paged_attention")
+        if paged_attention is None:
+            path = Path(__file__).with_name("paged_attention.py")
+            spec = importlib.util.spec_from_file_location("ocr_studio_paged_attention", path)
+            paged_attention = importlib.util.module_from_spec(spec)
+            sys.modules["ocr_studio_paged_attention"] = paged_attention
+            spec.loader.exec_module(paged_attention)
+    return paged_attention
+
+
 def triton_available() -> tuple[bool, str]:
     """Whether inductor can emit GPU kernels here, with the reason when not."""
     try:
@@ -196,17 +215,16 @@ class FusedDecoder:
         self,
         token: torch.Tensor,  # [B, 1]
         position_ids: torch.Tensor,  # [B, 1] or M-RoPE [3, B, 1]
-        mask: torch.Tensor,  # additive [B, 1, 1, cache_len]
-        cache: Any,  # transformers StaticCache, filled by the prefill
-        write_at: torch.Tensor,  # [1] long: the cache slot of this token; [B] with ``rows``
-        rows: torch.Tensor | None = None,  # [B] arange: each row writes at its own write_at (continuous batching)
-        window: int | None = None,  # attend to the first ``window`` cache positions only (all later ones masked)
+        mask: torch.Tensor | None,  # additive [B, 1, 1, cache_len] (None with ``paged``)
+        cache: Any,  # transformers StaticCache filled by the prefill, or a paged cache's block pools
+        write_at: torch.Tensor,  # [1] long: the cache slot of this token (unused with ``paged``)
+        paged: Any = None,  # a paged cache's step (continuous batching): block, offset, table, lengths, window_blocks
     ) -> torch.Tensor:
-        """Logits [B, vocab] of the next token; writes this token's keys/values into the cache."""
+        """Logits [B, vocab] of the next token; writes this token's keys/values into the cache (with
+        ``paged``, each row into its own block, and each row attends to its own blocks)."""
         batch = token.shape[0]
         groups = self.heads // self.kv_heads
-        if window is not None:
-            mask = mask[..., :window]
+        pages = _paged_attention() if paged is not None else None
         hidden = self.embed(token)
         cos, sin = self.rotary(hidden, position_ids)
         residual, x = hidden, self.rms_norm(hidden, self.layers[0][0], self.eps)
@@ -219,18 +237,19 @@ class FusedDecoder:
             )
             layer_cache = cache.layers[index]
             keys, values = layer_cache.keys, layer_cache.values
-            if rows is None:
+            if pages is not None:
+                pages.write(keys, values, k, v, paged.block, paged.offset)
+                context = pages.attend(
+                    q, keys, values, paged.table, paged.lengths, paged.window_blocks, self.scaling, self.attention_probs
+                )
+            else:
                 keys.index_copy_(2, write_at, k)
                 values.index_copy_(2, write_at, v)
-            else:
-                keys[rows, :, write_at] = k[:, :, 0]
-                values[rows, :, write_at] = v[:, :, 0]
-            if window is not None:
-                keys, values = keys[:, :, :window], values[:, :, :window]
-            # grouped-query attention: the q heads sharing a kv head form the rows of one product
-            scores = torch.matmul(q.view(batch, self.kv_heads, groups, self.head_dim), keys.transpose(-1, -2))
-            probs = self.attention_probs(scores, mask, self.scaling)
-            context = torch.matmul(probs, values).reshape(batch, 1, self.heads * self.head_dim)
+                # grouped-query attention: the q heads sharing a kv head form the rows of one product
+                scores = torch.matmul(q.view(batch, self.kv_heads, groups, self.head_dim), keys.transpose(-1, -2))
+                probs = self.attention_probs(scores, mask, self.scaling)
+                context = torch.matmul(probs, values)
+            context = context.reshape(batch, 1, self.heads * self.head_dim)
             residual, x = self.add_rms_norm(F.linear(context, o_w), residual, ln2, self.eps)
             mlp_out = F.linear(self.silu_mul(F.linear(x, gate_up_w)), down_w)
         _, x = self.add_rms_norm(mlp_out, residual, self.final_norm.weight, self.eps)

@@ -184,6 +184,8 @@ class FastGenerator:
         self._slots: _SlotState | None = None  # continuous batching's cache and graph (``stream``)
         self.continuous_off = ""  # why continuous batching was given up after it failed (``stream``)
         self.overlap_prefill = False  # ``stream``: one prefill at a time on a side stream, beside decoding
+        self.pool_tokens: int | None = None  # ``stream``: a cap on the paged cache's size (else memory decides)
+        self.stream_report: dict[str, int] = {}  # the last ``stream``: most pages in flight, pages put back
         self._prefill_peak: int | None = None  # bytes one page's prefill took (measured on the GPU)
         self._reserve = 0  # new tokens to size the cache for (warm_up sizes it for the real run)
         self.fuse_note = ""  # why the fused step is off or runs without Triton kernels
@@ -358,10 +360,12 @@ class FastGenerator:
         budget, the repetition guard) its slot takes the next request's prefill while the others keep
         decoding. Pages come out as they finish, not in request order; requests are taken only when
         a slot is free. Each page reads exactly as it would alone (``generate`` on its inputs): same
-        checks at the same points, same loop retry. ``reserve_tokens`` sizes each slot's cache up
-        front (prompt + new tokens of the largest page expected), so later pages need no new cache.
-        On the GPU the slots are fewer where their cache would not leave ``prefill_bytes`` (one page's
-        prefill workspace) and a margin free in what this process may still allocate.
+        checks at the same points, same loop retry. The cache is paged (``paged_attention``): a page
+        holds blocks for the tokens it has, and gives them back when it stops; ``reserve_tokens`` is the
+        longest page expected (prompt + budget), so later pages need no new cache. On the GPU the pool
+        takes what this process may still allocate less ``prefill_bytes`` (one page's prefill workspace)
+        and a margin, and the slots are no more than the pool holds at prompt + a typical answer. When
+        the pool runs short, the page admitted last gives its blocks back and is read again later.
 
         Where it cannot run (``stream_unsupported``), pages are read one by one with ``generate``.
         Out of GPU memory raises ``SlotsOutOfMemory`` naming the pages in flight; any other failure
@@ -439,8 +443,12 @@ class FastGenerator:
         check = config.check_every
         active: dict[int, _SlotPage] = {}
         waiting: PageRequest | None = None
+        put_back: list[PageRequest] = []  # pages whose blocks another page needed: read again from the start
         exhausted = False
         state = self._slots
+        admitted = 0  # a page's order of admission: the youngest is put back first
+        limit = slots  # pages in flight; after a page is put back, as many as there were, growing one per page done
+        report = self.stream_report = {"most_in_flight": 0, "put_back": 0}
 
         def needed(request: PageRequest) -> int:
             budget = request.max_new_tokens or config.max_new_tokens
@@ -452,10 +460,23 @@ class FastGenerator:
         overlap = bool(self.overlap_prefill)
 
         def take() -> PageRequest | None:
+            if put_back:
+                return put_back.pop()
             try:
-                return next(requests, None)
+                request = next(requests, None)
             except Exception as exc:  # the caller's own failure (a page it could not prepare)
                 raise _CallerError() from exc
+            if request is not None:
+                in_flight.append(request)
+            return request
+
+        def finish(slot: int, page: _SlotPage, reason: str) -> PageTokens:
+            nonlocal limit
+            state.free(slot)
+            del active[slot]
+            in_flight.remove(page.request)
+            limit = min(slots, limit + 1)
+            return self._page_tokens(page, reason, config, warnings, graphs)
 
         def join_ready() -> Iterator[PageTokens]:
             """Pages whose prefill is done join the decoding (waiting for one when nothing else runs)."""
@@ -467,39 +488,67 @@ class FastGenerator:
                     active[slot] = page
                     finished = self._check_page(page, config, on_tokens)
                     if finished is not None:
-                        state.free(slot)
-                        del active[slot]
-                        in_flight.remove(page.request)
-                        yield self._page_tokens(page, finished, config, warnings, graphs)
+                        yield finish(slot, page, finished)
+
+        def put_back_youngest() -> bool:
+            """Free the blocks of the page admitted last (it is read again later); False when only one runs."""
+            nonlocal limit
+            everyone = {**{s: p for s, p in active.items()}, **{s: p for s, (p, _) in pending.items()}}
+            if len(everyone) <= 1:
+                return False
+            slot, page = max(everyone.items(), key=lambda item: item[1].order)
+            prefill = pending.pop(slot)[1] if slot in pending else None
+            active.pop(slot, None)
+            state.free(slot, prefill)
+            put_back.append(page.request)
+            limit = max(1, len(everyone) - 1)
+            report["put_back"] += 1
+            log.info("The cache is full: page %s is put back and read again later", page.request.key)
+            return True
+
+        def grow() -> None:
+            """Blocks for every page in flight up to where the next steps can take it (oldest first)."""
+            for slot, page in sorted(active.items(), key=lambda item: item[1].order):
+                if slot not in active:
+                    continue  # put back meanwhile
+                while not state.reserve(slot, page.prompt_len + len(page.tokens) - 1 + check):
+                    if not put_back_youngest():
+                        raise torch.OutOfMemoryError(
+                            "The KV cache cannot hold one page: the GPU memory left for it is too small."
+                        )
+                    if slot not in active:
+                        break
 
         def fill_free_slots() -> None:
-            """New pages into free slots (every page joins on a check boundary)."""
-            nonlocal waiting, exhausted, state, slots
-            while len(active) + len(pending) < slots and not exhausted and not (overlap and pending):
+            """New pages into free slots (every page joins on a check boundary) while the pool has their
+            prompt's blocks and one more block for each page in flight."""
+            nonlocal waiting, exhausted, state, slots, limit, admitted
+            while len(active) + len(pending) < min(slots, limit) and not (overlap and pending):
                 if waiting is None:
                     waiting = take()
                     if waiting is None:
                         exhausted = True
                         break
-                    in_flight.append(waiting)
                 need = needed(waiting)
                 if state is None or state.slots != slots or state.graphs != graphs or need > state.cache_len:
                     if active or pending:
                         break  # a larger page: let the pages in flight finish, then make a larger cache
                     self._slots = state = None  # free the old cache first
-                    length = max(need, reserve_tokens)
-                    cache_len = -(-length // self.cache_bucket) * self.cache_bucket
-                    step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels)
-                    workspace = max(prefill_bytes, self._prefill_workspace(waiting.inputs))
-                    slots = self._slots_that_fit(step, slots, cache_len, workspace)
-                    state = _SlotState(self.model, step, slots, cache_len, self.device, self.dtype, graphs)
-                    self._slots = state
-                request, waiting = waiting, None
+                    state = self._slot_state(waiting, slots, max(need, reserve_tokens), prefill_bytes, graphs)
+                    slots = limit = state.slots
+                prompt_len = waiting.inputs["input_ids"].shape[1]
                 slot = next(index for index in range(slots) if index not in active and index not in pending)
+                spare = state.spare_blocks() - (len(active) + len(pending))
+                if (active or pending) and _sibling("paged_attention").blocks_for(prompt_len + check) > spare:
+                    break  # the pool is full for now: the page waits for blocks to come back
+                if not state.reserve(slot, prompt_len + check):
+                    raise torch.OutOfMemoryError("The KV cache cannot hold one page's prompt.")
+                request, waiting = waiting, None
                 state.configure(config)
                 page = _SlotPage(request, request.max_new_tokens or config.max_new_tokens, [])
-                page.prompt_len = request.inputs["input_ids"].shape[1]
-                pending[slot] = (page, state.prefill(slot, request.inputs))
+                page.prompt_len = prompt_len
+                page.order = admitted = admitted + 1
+                pending[slot] = (page, state.prefill(slot, request.inputs, beside=overlap))
 
         while True:
             yield from join_ready()
@@ -507,7 +556,10 @@ class FastGenerator:
                 fill_free_slots()
                 yield from join_ready()
             if active:
-                # attention reads the cache only as far as the longest page in flight can reach by the next check
+                grow()
+                state.send_table()
+                report["most_in_flight"] = max(report["most_in_flight"], len(active))
+                # no page reaches past this position by the next check (the gathered fallback's window)
                 reach = max(page.prompt_len + len(page.tokens) - 1 + check for page in active.values())
                 rows = max(active) + 1  # new pages take the lowest free row: the step covers the rows up to here
                 for index in range(check):
@@ -515,7 +567,7 @@ class FastGenerator:
             if overlap:  # the steps are queued first, so the prefill started here runs beside them
                 fill_free_slots()
             if not active:
-                if not pending and exhausted and waiting is None:
+                if not pending and exhausted and waiting is None and not put_back:
                     return
                 continue  # join the prefills (or remake the cache for the waiting page)
             host = state.chunk.tolist()  # the host reads the steps' tokens
@@ -523,10 +575,41 @@ class FastGenerator:
                 page.tokens.extend(host[slot])
                 finished = self._check_page(page, config, on_tokens)
                 if finished is not None:
-                    state.free(slot)
-                    del active[slot]
-                    in_flight.remove(page.request)
-                    yield self._page_tokens(page, finished, config, warnings, graphs)
+                    yield finish(slot, page, finished)
+
+    def _slot_state(self, first: PageRequest, slots: int, longest: int, prefill_bytes: int, graphs: bool) -> _SlotState:
+        """A new paged cache for pages of up to ``longest`` positions: on the GPU, as many blocks as
+        leave one prefill's workspace and the margin free (never more than every slot's longest page),
+        and no more slots than the pool holds pages with an answer of typical length."""
+        pages, plan = _sibling("paged_attention"), _sibling("slot_plan")
+        block = pages.BLOCK
+        cache_len = -(-longest // self.cache_bucket) * self.cache_bucket
+        cache_len = -(-cache_len // block) * block
+        step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels)
+        blocks = slots * pages.blocks_for(cache_len)
+        if self.pool_tokens is not None:
+            blocks = min(blocks, max(1, self.pool_tokens // block))
+        if self.device.type == "cuda":
+            per_block = len(step.layers) * 2 * step.kv_heads * step.head_dim * block * self.dtype.itemsize
+            workspace = max(prefill_bytes, self._prefill_workspace(first.inputs))
+            free = plan.usable_cuda_bytes(self.device)
+            usable = free - workspace - plan.MARGIN_BYTES - free // 10  # a tenth for the allocator's fragmentation
+            blocks = max(1, min(blocks, usable // per_block))
+            prompt = first.inputs["input_ids"].shape[1]
+            budget = first.max_new_tokens or (longest - prompt)
+            typical = prompt + min(budget, plan.TYPICAL_ANSWER_TOKENS)
+            fit = max(1, min(slots, blocks * block // typical))
+            log.info(
+                "Paged KV cache: %.2f GB (%d tokens), %d pages in flight (asked for %d)",
+                blocks * per_block / 1024**3,
+                blocks * block,
+                fit,
+                slots,
+            )
+            slots = int(fit)
+        state = _SlotState(self.model, step, slots, cache_len, self.device, self.dtype, graphs, int(blocks))
+        self._slots = state
+        return state
 
     def _prefill_workspace(self, inputs: dict[str, torch.Tensor]) -> int:
         """On the GPU, what one page's prefill really takes (measured once per generator on the first
@@ -543,20 +626,6 @@ class FastGenerator:
             torch.cuda.empty_cache()
             log.info("One page's prefill takes %.2f GB", self._prefill_peak / 1024**3)
         return int(1.2 * self._prefill_peak)
-
-    def _slots_that_fit(self, step: Any, slots: int, cache_len: int, prefill_bytes: int) -> int:
-        """At most ``slots``; on the GPU no more than what leaves a prefill's workspace and the
-        margin free (the caller's plan is an estimate; this is the memory there really is)."""
-        if self.device.type != "cuda":
-            return slots
-        plan = _sibling("slot_plan")
-        per_slot = len(step.layers) * 2 * step.kv_heads * step.head_dim * cache_len * self.dtype.itemsize
-        free = plan.usable_cuda_bytes(self.device)
-        usable = free - prefill_bytes - plan.MARGIN_BYTES - free // 10  # a tenth for the allocator's fragmentation
-        fit = max(1, min(slots, usable // per_slot))
-        if fit < slots:
-            log.info("%d decode slots fit (asked for %d): %.2f GB per slot", fit, slots, per_slot / 1024**3)
-        return int(fit)
 
     @staticmethod
     def _check_page(page: _SlotPage, config: GenerationConfig, on_tokens: PageTokenCallback | None) -> str | None:
@@ -909,30 +978,37 @@ class _SlotPage:
     kept: list[int] = field(default_factory=list)
     prefill_seconds: float = 0.0
     prompt_len: int = 0
+    order: int = 0  # when it was admitted (the youngest is put back first when blocks run out)
 
 
 class _SlotState:
-    """Continuous batching's decode state: a KV cache of ``slots`` rows, each with its own write
-    position, prompt and mask, so a row can take a new page while the others decode; and the
-    fused step, replayed as CUDA graphs on the GPU.
+    """Continuous batching's decode state: a paged KV cache (``paged_attention``) shared by
+    ``slots`` rows, each with its own write position and blocks, so a row can take a new page while
+    the others decode; and the fused step, replayed as CUDA graphs on the GPU.
+
+    Memory follows the tokens pages really hold: the pool is one set of fixed-size blocks, a page
+    takes blocks as it grows (``reserve``, before each run of steps) and gives them all back when
+    it stops (``free``). Block 0 is never lent: a free row writes there, and nothing reads it.
 
     A step costs what the pages in flight hold, not what the cache could: it runs over the rows up
     to the highest one in use (rounded up to a power of two; new pages take the lowest free row,
-    so a lone page decodes as a batch of one), and attention reads only the window of positions
-    the longest page in flight can reach before the next host check (rounded up to
-    ``WINDOW_BUCKET``). One graph per (rows, window) pair, all sharing one memory pool; a free
-    row inside the range decodes masked garbage that nobody reads."""
+    so a lone page decodes as a batch of one), and attention reads each row's own blocks only as
+    far as its own length (the gathered fallback reads a window of ``WINDOW_BUCKET`` multiples).
+    One graph per (rows, window) pair, all sharing one memory pool."""
 
     WINDOW_BUCKET = 1024
 
-    def __init__(self, model, fused, slots: int, cache_len: int, device, dtype, graphs: bool):
+    def __init__(self, model, fused, slots: int, cache_len: int, device, dtype, graphs: bool, pool_blocks: int):
+        pages = _sibling("paged_attention")
         self.model = model
         self.fused = fused
         self.slots = slots
-        self.cache_len = cache_len
+        self.cache_len = cache_len  # the most positions one page may take (a multiple of the block)
+        self.width = pages.blocks_for(cache_len)
         self.device = device
         self.graphs = graphs
-        shape = (slots, fused.kv_heads, cache_len, fused.head_dim)
+        self.pool_blocks = pool_blocks
+        shape = (pool_blocks + 1, fused.kv_heads, pages.BLOCK, fused.head_dim)
         self.cache = SimpleNamespace(
             layers=[
                 SimpleNamespace(
@@ -942,10 +1018,12 @@ class _SlotState:
                 for _ in fused.layers
             ]
         )
-        self.masked = torch.finfo(dtype).min
-        self.rows = torch.arange(slots, device=device)
-        self.attend = torch.zeros(slots, dtype=dtype, device=device)
-        self.mask = torch.full((slots, cache_len), self.masked, dtype=dtype, device=device)
+        self.table_host = torch.zeros(slots, self.width, dtype=torch.int32)
+        self.table = torch.zeros(slots, self.width, dtype=torch.int32, device=device)
+        self.table_changed = False
+        self.free_blocks = list(range(pool_blocks, 0, -1))  # pop() lends the lowest first
+        self.owned: list[list[int]] = [[] for _ in range(slots)]
+        self.live = torch.zeros(slots, dtype=torch.bool, device=device)  # a page decodes in the row
         self.token = torch.zeros(slots, 1, dtype=torch.long, device=device)
         self.position = torch.zeros(slots, dtype=torch.long, device=device)
         self.write_at = torch.zeros(slots, dtype=torch.long, device=device)
@@ -957,12 +1035,36 @@ class _SlotState:
         self.pad = 0
         self.stop_tokens: tuple = ((), (), 0, 0)
         self.mrope: bool | None = None  # decided by the first prefill; the same model always answers the same
-        self.side_stream: torch.cuda.Stream | None = None  # prefills run here, beside the decode steps
+        self.side_stream: torch.cuda.Stream | None = None  # overlapped prefills run here, beside the decode steps
         self.warmup_stream: torch.cuda.Stream | None = None  # graph captures warm up here
         self.graphs_by_window: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}  # by (rows, window)
         self.window = cache_len
         self.rows_in_step = slots
-        self._caches: dict[int, SimpleNamespace] = {}  # the cache's first n rows, by n (views: same addresses)
+
+    # -- blocks ---------------------------------------------------------------------------
+    def reserve(self, slot: int, tokens: int) -> bool:
+        """Blocks enough for ``tokens`` positions in ``slot`` (False, lending none, where the pool is short)."""
+        wanted = min(_sibling("paged_attention").blocks_for(tokens), self.width)
+        owned = self.owned[slot]
+        extra = wanted - len(owned)
+        if extra <= 0:
+            return True
+        if extra > len(self.free_blocks):
+            return False
+        for _ in range(extra):
+            self.table_host[slot, len(owned)] = block = self.free_blocks.pop()
+            owned.append(block)
+        self.table_changed = True
+        return True
+
+    def spare_blocks(self) -> int:
+        return len(self.free_blocks)
+
+    def send_table(self) -> None:
+        """The block table to the device (before steps that may read a changed row)."""
+        if self.table_changed:
+            self.table.copy_(self.table_host)
+            self.table_changed = False
 
     def configure(self, config: GenerationConfig) -> None:
         """Stop and suppressed tokens (the graph reads them by address: new values, new graph)."""
@@ -976,24 +1078,32 @@ class _SlotState:
             self.chunk = torch.zeros(self.slots, config.check_every, dtype=torch.long, device=self.device)
             self.stop_tokens = wanted
 
-    def prefill(self, slot: int, inputs: dict[str, torch.Tensor]) -> _Prefill:
-        """Start one page's prefill (batch 1, its own cache) and the move of its keys/values into
-        ``slot``. On the GPU it runs on a side stream, so the other slots keep decoding meanwhile;
-        ``join`` makes the slot decode it."""
+    def prefill(self, slot: int, inputs: dict[str, torch.Tensor], *, beside: bool = False) -> _Prefill:
+        """Start one page's prefill (batch 1, its own cache) and the move of its keys/values into the
+        slot's blocks (``reserve`` them first). With ``beside`` (on the GPU) it runs on a side stream,
+        so the other slots keep decoding meanwhile; ``join`` makes the slot decode it."""
         started = time.perf_counter()
         side = None
-        if self.device.type == "cuda":
+        if beside and self.device.type == "cuda":
             if self.side_stream is None:
                 self.side_stream = torch.cuda.Stream(self.device)
             side = self.side_stream
+        block = _sibling("paged_attention").BLOCK
         with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
             inputs, outputs, prompt_cache = _prompt_forward(self.model, inputs, self.device)
             length = inputs["input_ids"].shape[1]
+            count = -(-length // block)
+            if len(self.owned[slot]) < count:
+                raise RuntimeError("the prompt's cache blocks were not reserved")
+            blocks = torch.tensor(self.owned[slot][:count], dtype=torch.long, device=self.device)
             base = getattr(self.model, "model", None)
             first = self._pick(outputs.logits[:, -1, :])
             for layer, prompt_layer in zip(self.cache.layers, prompt_cache.layers, strict=True):
-                layer.keys[slot, :, :length].copy_(prompt_layer.keys[0])
-                layer.values[slot, :, :length].copy_(prompt_layer.values[0])
+                for pool, prompt in ((layer.keys, prompt_layer.keys[0]), (layer.values, prompt_layer.values[0])):
+                    heads, _, dim = prompt.shape  # [kv_heads, length, D]
+                    padded = prompt.new_zeros(heads, count * block, dim)
+                    padded[:, :length] = prompt
+                    pool[blocks] = padded.view(heads, count, block, dim).transpose(0, 1)
             del prompt_cache, outputs
             mrope = isinstance(getattr(base, "rope_deltas", None), torch.Tensor) if base is not None else False
             if mrope:
@@ -1015,60 +1125,64 @@ class _SlotState:
             self.mrope = prefill.mrope
         elif self.mrope != prefill.mrope:
             raise RuntimeError("the model switched between M-RoPE and plain positions")
-        self.mask[slot].fill_(self.masked)
-        self.mask[slot, : prefill.length] = 0.0
         self.position[slot] = prefill.position
         self.write_at[slot] = prefill.length
         self.token[slot, 0] = prefill.first[0]
-        stopped = torch.isin(prefill.first, self.eos).any()
-        self.stopped[slot] = stopped
+        self.stopped[slot] = torch.isin(prefill.first, self.eos).any()
+        self.live[slot] = True
         return int(prefill.first[0])
 
-    def free(self, slot: int) -> None:
-        """The slot's page is done: the row stops, and whatever it still writes goes to the cache's
-        last position, which no prompt reaches (a prefill may be filling the row meanwhile)."""
+    def free(self, slot: int, prefill: _Prefill | None = None) -> None:
+        """The slot's page is done (or put back): the row stops and writes to block 0 from now on, and
+        its blocks go back to the pool (after its prefill, where one still runs)."""
+        if prefill is not None and prefill.event is not None:
+            torch.cuda.current_stream(self.device).wait_event(prefill.event)
+        self.live[slot] = False
         self.stopped[slot] = True
-        self.write_at[slot] = self.cache_len - 1
+        self.write_at[slot] = 0
+        owned = self.owned[slot]
+        self.free_blocks.extend(reversed(owned))
+        self.table_host[slot, : len(owned)] = 0
+        owned.clear()
+        self.table_changed = True
 
     def _pick(self, logits: torch.Tensor) -> torch.Tensor:
         if self.suppress.numel():
             logits = logits.index_fill(1, self.suppress, torch.finfo(logits.dtype).min)
         return torch.argmax(logits, dim=-1)
 
-    def _rows_cache(self, n: int) -> SimpleNamespace:
-        cache = self._caches.get(n)
-        if cache is None:
-            layers = [SimpleNamespace(keys=lay.keys[:n], values=lay.values[:n]) for lay in self.cache.layers]
-            cache = self._caches[n] = SimpleNamespace(layers=layers)
-        return cache
-
     def _step_body(self) -> None:
         """One decode step of the first ``rows_in_step`` rows, on the device alone: each row writes
-        its own cache position."""
+        its own block and position and attends to its own blocks."""
+        pages = _sibling("paged_attention")
         n = self.rows_in_step
         token, position, write_at, stopped = self.token[:n], self.position[:n], self.write_at[:n], self.stopped[:n]
-        self.mask[:n].index_put_((self.rows[:n], write_at), self.attend[:n])  # a device tensor: no host copy
+        live, table = self.live[:n], self.table[:n]
+        block = table.gather(1, (write_at // pages.BLOCK).view(-1, 1)).view(-1).long()
+        block = torch.where(live, block, torch.zeros_like(block))  # a free row writes to block 0
+        paged = SimpleNamespace(
+            block=block,
+            offset=write_at % pages.BLOCK,
+            table=table,
+            lengths=torch.where(live, write_at + 1, torch.ones_like(write_at)).int(),
+            window_blocks=pages.blocks_for(self.window),
+        )
         if self.mrope:
             position_ids = position.view(1, -1, 1).expand(3, -1, 1)
         else:
             position_ids = position.view(-1, 1)
-        mask = self.mask[:n].view(n, 1, 1, -1)
-        rows = self.rows[:n] if n > 1 else None  # one row: the plain cache write of the static path
-        logits = self.fused.logits(
-            token, position_ids, mask, self._rows_cache(n), write_at, rows=rows, window=self.window
-        )
+        logits = self.fused.logits(token, position_ids, None, self.cache, write_at, paged=paged)
         chosen = self._pick(logits)
         chosen = torch.where(stopped, torch.full_like(chosen, self.pad), chosen)
         stopped |= torch.isin(chosen, self.eos)
         self.next_token[:n].copy_(chosen)
         token.copy_(chosen.view(-1, 1))
-        moving = (~stopped).long()  # a stopped or free row stays where it is: its cache cannot overflow
+        moving = (~stopped).long()  # a stopped or free row stays where it is: it needs no new block
         position.add_(moving)
         write_at.add_(moving).clamp_(max=self.cache_len - 1)
 
     def step(self, index: int, reach: int, rows: int) -> None:
-        """One decode step of the first ``rows`` rows (at least), attending to at least the first
-        ``reach`` positions."""
+        """One decode step of the first ``rows`` rows (at least), no row reaching past ``reach`` positions."""
         self.window = min(self.cache_len, -(-reach // self.WINDOW_BUCKET) * self.WINDOW_BUCKET)
         self.rows_in_step = min(self.slots, 1 << max(0, rows - 1).bit_length())
         if not self.graphs:
@@ -1082,11 +1196,12 @@ class _SlotState:
         self.chunk[:, index].copy_(self.next_token)
 
     def _buffers(self) -> tuple[torch.Tensor, ...]:
-        return (self.mask, self.token, self.position, self.write_at, self.stopped, self.next_token)
+        return (self.token, self.position, self.write_at, self.stopped, self.next_token)
 
     def _capture(self) -> torch.cuda.CUDAGraph:
         """Capture one step at the current window as a CUDA graph (warm-up on a side stream first,
-        buffers restored); all windows' graphs share one memory pool."""
+        buffers restored; the warm-up's cache writes land where the real steps write next, or in
+        block 0); all windows' graphs share one memory pool."""
         saved = [t.clone() for t in self._buffers()]
 
         def restore() -> None:

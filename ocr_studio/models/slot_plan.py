@@ -1,11 +1,15 @@
 """How many pages one GPU can decode at once (continuous batching's slots), from its memory.
 
 Why a plan and not a guess: a laptop's 16 GB card holds dots.ocr's 6.1 GB of weights, and every
-page in flight needs its own KV cache (prompt + token budget) while one page at a time is being
-prefilled (vision encoder and prompt). The plan is: weights + slots × KV per slot + one prefill's
-workspace + a margin ≤ the memory this process may use (free memory, or the per-process cap set with
-``torch.cuda.set_per_process_memory_fraction``). The same arithmetic, on the card's total memory,
-tells the sidebar and ``doctor`` what to expect before anything loads.
+page in flight needs KV cache for its prompt and what it has answered so far, while one page at a
+time is being prefilled (vision encoder and prompt). The cache is paged (``paged_attention``): a page
+holds only the blocks its tokens fill, so the plan counts a page at its prompt plus an answer of
+typical length (``TYPICAL_ANSWER_TOKENS``, a dense page's text), not its whole token budget; when
+longer answers fill the pool, the youngest page waits and is read again. The plan is: weights +
+slots × KV per page + one prefill's workspace + a margin ≤ the memory this process may use (free
+memory, or the per-process cap set with ``torch.cuda.set_per_process_memory_fraction``). The same
+arithmetic, on the card's total memory, tells the sidebar and ``doctor`` what to expect before
+anything loads.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ GIB = 1024**3
 MARGIN_BYTES = int(0.75 * GIB)  # allocator fragmentation, cuBLAS workspaces, the graphs' pool
 CUDA_CONTEXT_BYTES = int(0.5 * GIB)  # what the CUDA context takes before torch allocates (card-total plans)
 MOST_SLOTS = 64
+TYPICAL_ANSWER_TOKENS = 1024  # a page's answer the plan counts on (a dense page of text is ~1,000 tokens)
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,7 @@ class SlotPlan:
     """A plan's figures (bytes), kept so the UI and doctor can say why the number is what it is."""
 
     slots: int
-    slot_bytes: int  # one page in flight: its KV cache at prompt + budget
+    slot_bytes: int  # one page in flight: its KV cache at prompt + a typical answer
     prefill_bytes: int  # one page's prefill workspace
     weight_bytes: int  # weights still to be placed (0 once loaded)
     usable_bytes: int  # what the plan divided
