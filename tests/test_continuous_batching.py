@@ -171,9 +171,9 @@ def test_a_page_longer_than_the_whole_cache_is_out_of_memory_not_a_hang(qwen):
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_the_gpu_attention_kernel_equals_the_gathered_attention(dtype):
-    """The Triton kernel (run by Triton's interpreter on the CPU) against the gathered arithmetic:
+    """The Triton kernels (run by Triton's interpreter on the CPU) against the gathered arithmetic:
     ragged page lengths (1 token, a block's edge, mid-block), GQA groups of 2 (Qwen3-VL) and 6
-    (dots.ocr), blocks scattered through the pool, the work split several ways."""
+    (dots.ocr), blocks scattered through the pool, the work split several ways; and the cache write."""
     pytest.importorskip("triton")
     import subprocess
     import sys
@@ -198,6 +198,13 @@ for heads, kv_heads in ((16, 8), (12, 2)):
     got = pa._attend_triton(q, keys, values, table, lengths, window_blocks, 0.09).float()
     error = (got - want).abs().max().item()
     assert error < (1e-5 if dtype == torch.float32 else 2e-3), (heads, error)
+    # the cache write: each row's new key/value into its own block and position, nothing else touched
+    k, v = torch.randn(rows, kv_heads, 1, 128, dtype=dtype), torch.randn(rows, kv_heads, 1, 128, dtype=dtype)
+    block, offset = torch.tensor([5, 9, 0, 47]), torch.tensor([0, 63, 17, 2])
+    want_k, want_v = keys.clone(), values.clone()
+    want_k[block, :, offset], want_v[block, :, offset] = k[:, :, 0], v[:, :, 0]
+    pa._write_triton(keys, values, k, v, block, offset)
+    assert torch.equal(keys, want_k) and torch.equal(values, want_v)
 print("ok")
 """
     env = {**__import__("os").environ, "TRITON_INTERPRET": "1"}

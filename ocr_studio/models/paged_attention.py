@@ -37,9 +37,40 @@ def write(
     block: torch.Tensor,  # [rows] the block each row writes into
     offset: torch.Tensor,  # [rows] the position inside it
 ) -> None:
-    """Each row's new key and value into its own block and position (device tensors: graph-safe)."""
+    """Each row's new key and value into its own block and position (device tensors: graph-safe); on
+    the GPU one small kernel for both (indexed assignment costs two launches of a generic kernel)."""
+    if k.is_cuda and kernels_available():
+        _write_triton(keys, values, k, v, block, offset)
+        return
     keys[block, :, offset] = k[:, :, 0]
     values[block, :, offset] = v[:, :, 0]
+
+
+def _write_triton(
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block: torch.Tensor,
+    offset: torch.Tensor,
+) -> None:
+    rows, kv_heads, _, dim = k.shape
+    _kernels()[2][(rows, kv_heads)](
+        k,
+        v,
+        keys,
+        values,
+        block,
+        offset,
+        k.stride(0),
+        k.stride(1),
+        v.stride(0),
+        v.stride(1),
+        keys.stride(0),
+        keys.stride(1),
+        keys.stride(2),
+        DIM=dim,
+    )
 
 
 def attend(
@@ -122,7 +153,7 @@ def _attend_triton(
     window_blocks: int,
     scaling: float,
 ) -> torch.Tensor:
-    partial_kernel, merge_kernel = _kernels()
+    partial_kernel, merge_kernel, _ = _kernels()
     rows, heads, dim = q.shape
     kv_heads = keys.shape[1]
     groups = heads // kv_heads
@@ -180,8 +211,9 @@ def _next_power_of_two(n: int) -> int:
 
 
 @functools.cache
-def _kernels() -> tuple[Any, Any] | None:
-    """The two Triton kernels (built once; None where Triton cannot be imported)."""
+def _kernels() -> tuple[Any, Any, Any] | None:
+    """The Triton kernels: partial attention, merge of the splits, cache write (built once; None
+    where Triton cannot be imported)."""
     try:
         import triton
         import triton.language as tl
@@ -284,4 +316,32 @@ def _kernels() -> tuple[Any, Any] | None:
         out = tl.sum(parts * weights[:, None], 0) / tl.sum(weights, 0)
         tl.store(Out + row * stride_o_row + head * stride_o_head + dims, out.to(Out.dtype.element_ty))
 
-    return partial_attention, merge_splits
+    @triton.jit
+    def write_new(
+        K_new,
+        V_new,
+        K,
+        V,
+        Block,
+        Offset,
+        stride_kn_row,
+        stride_kn_head,
+        stride_vn_row,
+        stride_vn_head,
+        stride_k_block,
+        stride_k_head,
+        stride_k_pos,
+        DIM: tl.constexpr,
+    ):
+        row = tl.program_id(0)
+        kv_head = tl.program_id(1)
+        dims = tl.arange(0, DIM)
+        block = tl.load(Block + row).to(tl.int64)
+        offset = tl.load(Offset + row).to(tl.int64)
+        target = block * stride_k_block + kv_head * stride_k_head + offset * stride_k_pos + dims
+        k = tl.load(K_new + row * stride_kn_row + kv_head * stride_kn_head + dims)
+        v = tl.load(V_new + row * stride_vn_row + kv_head * stride_vn_head + dims)
+        tl.store(K + target, k)
+        tl.store(V + target, v)
+
+    return partial_attention, merge_splits, write_new
