@@ -380,7 +380,8 @@ def main() -> int:
         usable = usable_cuda_bytes()
         how = f" (VRAM plan: {usable / 1024**3:.1f} GB usable)"
         if not args.cap_gb and static_peak:
-            usable = min(usable, int(static_peak * 1024**3))  # same VRAM as the static run
+            # same VRAM as the static run: its peak (weights included) less what is allocated now
+            usable = min(usable, int(static_peak * 1024**3) - torch.cuda.memory_allocated())
             how = f" (VRAM plan within the static run's {static_peak} GB)"
         plan = plan_slots(usable, weight_bytes=0, slot_bytes=slot_bytes, prefill_bytes=workspace)
         slots = plan.slots
