@@ -59,14 +59,18 @@ def reference_attention_bytes(patches: int, heads: int, dtype_bytes: int = 2) ->
 
 
 @contextlib.contextmanager
-def attention_formulation(reference: bool):
-    original = modeling.per_image_attention
+def attention_formulation(reference: bool, whole_page: bool = False):
+    """The reference's attention in place of ours; ``whole_page``: no chunks (the encoder's patch-wise
+    parts over all the page's patches at once, as before ``VISION_CHUNK``)."""
+    original, chunk = modeling.per_image_attention, modeling.VISION_CHUNK
     if reference:
         modeling.per_image_attention = reference_attention
+    if reference or whole_page:
+        modeling.VISION_CHUNK = 1 << 40
     try:
         yield
     finally:
-        modeling.per_image_attention = original
+        modeling.per_image_attention, modeling.VISION_CHUNK = original, chunk
 
 
 def set_attention(model, name: str) -> None:
@@ -128,8 +132,13 @@ def bench_vision(model, config, clock, device, dtype, sizes, repeats: int) -> li
     heads = config.vision_config.num_attention_heads
     for label, (width, height) in sizes:
         inputs, info = page_inputs(width, height, config, device, dtype)
-        for formulation in ("ours (per-image SDPA)", "reference (S×S mask, fp32 softmax)"):
+        for formulation in (
+            f"ours (per-image SDPA, chunks of {modeling.VISION_CHUNK:,} patches)",
+            "ours, whole page at once",
+            "reference (S×S mask, fp32 softmax)",
+        ):
             reference = formulation.startswith("reference")
+            whole_page = formulation.endswith("whole page at once")
             row = {"page": label, **info, "attention": formulation}
             estimate = reference_attention_bytes(info["patches"], heads) if reference else 0
             if reference:
@@ -139,7 +148,7 @@ def bench_vision(model, config, clock, device, dtype, sizes, repeats: int) -> li
                 rows.append(row)
                 continue
             try:
-                with attention_formulation(reference), torch.no_grad():
+                with attention_formulation(reference, whole_page), torch.no_grad():
                     base = clock.reset_peak()
                     times = []
                     for _ in range(repeats + 1):
@@ -264,7 +273,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny model on the CPU: checks the script, no timings")
     parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--batches", default="1,4")
+    parser.add_argument("--batches", default="1,4", help="comma list; empty: no decode runs")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-common", action="store_true")
     parser.add_argument("--skip-vision", action="store_true")
@@ -306,7 +315,7 @@ def main() -> None:
     e2e = []
     if not args.skip_common:
         e2e.append(bench_common_recipe(model, config, clock, device, dtype, new_tokens, page_size))
-    for batch in [int(b) for b in args.batches.split(",")]:
+    for batch in [int(b) for b in args.batches.split(",") if b]:
         e2e.append(bench_ours(model, config, clock, device, dtype, new_tokens, batch, page_size))
     print(f"\n## End to end, Letter page at 200 DPI, {new_tokens} new tokens per page\n")
     print(

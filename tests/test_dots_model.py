@@ -437,6 +437,29 @@ def test_vision_never_builds_a_patches_squared_mask(tiny_model, processor, monke
     assert max(shape[-2] for shape, _ in seen) == max(lengths)  # attention spans one image, not the batch
 
 
+def test_a_page_larger_than_a_chunk_gives_the_same_features_in_bounded_pieces(tiny_model, processor, monkeypatch):
+    """The encoder's patch-wise parts run in chunks of VISION_CHUNK patches (bounded memory on an 11 MP
+    page); features equal the unchunked pass, and no patch-wise layer ever sees more than a chunk."""
+    from ocr_studio.models.dots_ocr import modeling
+
+    pages = [page(200, 260, 4), page(120, 160, 5)]
+    batch = processor(pages, ["x", "x"])
+    with torch.no_grad():
+        whole = tiny_model.vision_tower(batch["pixel_values"], batch["image_grid_thw"])
+    assert batch["pixel_values"].shape[0] > 3 * 16
+    monkeypatch.setattr(modeling, "VISION_CHUNK", 16)
+    widest = []
+    mlp = tiny_model.vision_tower.blocks[0].mlp
+    hook = mlp.register_forward_hook(lambda _m, args, _out: widest.append(args[0].shape[0]))
+    try:
+        with torch.no_grad():
+            chunked = tiny_model.vision_tower(batch["pixel_values"], batch["image_grid_thw"])
+    finally:
+        hook.remove()
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+    assert len(widest) > 3 and max(widest) == 16
+
+
 def test_fast_generation_path_gives_the_same_tokens_as_generate(tiny_model, processor):
     from ocr_studio.models.generation import GenerationConfig, generate
 

@@ -3,8 +3,10 @@
 Parameter names and shapes are those of the published checkpoint, so its safetensors load
 with no remote code. Vision attention runs over each image's own patches only (per-image
 SDPA, or varlen flash attention where installed), which needs memory linear in the patch
-count; the published code builds a patches×patches mask instead. The dtype follows the
-loaded weights: bf16, fp16 and fp32 all work.
+count; the published code builds a patches×patches mask instead. The patch-wise parts of each
+block (norms, q/k/v with the rotary, the MLP) run in chunks of ``VISION_CHUNK`` patches, so a
+page's prefill needs memory for its activations plus one chunk's intermediates, not the whole
+page's. The dtype follows the loaded weights: bf16, fp16 and fp32 all work.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from .configuration import DotsOCRConfig, DotsVisionConfig
 
 ROTARY_THETA = 10000.0
+VISION_CHUNK = 8192  # patches per chunk of the encoder's patch-wise parts (a Letter page at 200 DPI is 19,276)
 
 
 class DotsRMSNorm(nn.Module):
@@ -139,6 +142,22 @@ def per_image_attention(
     return torch.cat(outputs)
 
 
+def by_rows(x: torch.Tensor, fn) -> torch.Tensor:
+    """``fn`` (a patch-wise map: each output row depends on its input row only) over ``x`` in chunks
+    of ``VISION_CHUNK`` patches, so its intermediates (an MLP's 4,224-wide activations, fp32 norms)
+    are bounded by the chunk, not by the page: a full 11 MP page is 57,600 patches."""
+    if x.shape[0] <= VISION_CHUNK:
+        return fn(x)
+    out, at = None, 0
+    for start in range(0, x.shape[0], VISION_CHUNK):
+        part = fn(x[start : start + VISION_CHUNK])
+        if out is None:  # the merger gives one row per four patches: the output's length follows the map
+            out = part.new_empty((x.shape[0] * part.shape[0] // VISION_CHUNK, *part.shape[1:]))
+        out[at : at + part.shape[0]] = part
+        at += part.shape[0]
+    return out
+
+
 class DotsVisionAttention(nn.Module):
     def __init__(self, config: DotsVisionConfig):
         super().__init__()
@@ -146,6 +165,13 @@ class DotsVisionAttention(nn.Module):
         self.head_dim = config.embed_dim // config.num_attention_heads
         self.qkv = nn.Linear(config.embed_dim, 3 * config.embed_dim, bias=config.use_bias)
         self.proj = nn.Linear(config.embed_dim, config.embed_dim, bias=config.use_bias)
+
+    def _rotated_qkv(
+        self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q and k rotated, v as projected: each [patches, heads, head_dim]."""
+        q, k, v = self.qkv(hidden_states).view(-1, 3, self.num_heads, self.head_dim).unbind(1)
+        return apply_vision_rotary(q, cos, sin), apply_vision_rotary(k, cos, sin), v
 
     def forward(
         self,
@@ -156,8 +182,13 @@ class DotsVisionAttention(nn.Module):
         use_flash: bool = False,
     ) -> torch.Tensor:
         patches = hidden_states.shape[0]
-        q, k, v = self.qkv(hidden_states).view(patches, 3, self.num_heads, self.head_dim).unbind(1)
-        q, k = apply_vision_rotary(q, cos, sin), apply_vision_rotary(k, cos, sin)
+        if patches <= VISION_CHUNK:
+            q, k, v = self._rotated_qkv(hidden_states, cos, sin)
+        else:  # the projection's and the rotary's fp32 intermediates bounded by the chunk
+            q, k, v = (hidden_states.new_empty(patches, self.num_heads, self.head_dim) for _ in range(3))
+            for start in range(0, patches, VISION_CHUNK):
+                rows = slice(start, start + VISION_CHUNK)
+                q[rows], k[rows], v[rows] = self._rotated_qkv(hidden_states[rows], cos[rows], sin[rows])
         out = per_image_attention(q, k, v, cu_seqlens, use_flash=use_flash)
         return self.proj(out.reshape(patches, -1))
 
@@ -184,7 +215,11 @@ class DotsVisionBlock(nn.Module):
         self.mlp = DotsVisionMLP(config)
 
     def forward(self, hidden_states, cu_seqlens, cos, sin, use_flash: bool = False) -> torch.Tensor:
-        hidden_states = hidden_states + self.attn(self.norm1(hidden_states), cu_seqlens, cos, sin, use_flash)
+        normed = by_rows(hidden_states, self.norm1)
+        hidden_states = hidden_states + self.attn(normed, cu_seqlens, cos, sin, use_flash)
+        return by_rows(hidden_states, self._mlp_residual)
+
+    def _mlp_residual(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return hidden_states + self.mlp(self.norm2(hidden_states))
 
 
@@ -222,7 +257,7 @@ class DotsVisionTransformer(nn.Module):
         self, pixel_values: torch.Tensor, grid_thw: torch.Tensor, attn_implementation: str | None = "sdpa"
     ) -> torch.Tensor:
         grid_thw = torch.as_tensor(grid_thw).reshape(-1, 3)
-        hidden_states = self.patch_embed(pixel_values)
+        hidden_states = by_rows(pixel_values, self.patch_embed)
         patches_per_frame = (grid_thw[:, 1] * grid_thw[:, 2]).repeat_interleave(grid_thw[:, 0])
         cu_seqlens = F.pad(patches_per_frame.cumsum(0), (1, 0)).to(hidden_states.device)
         if int(cu_seqlens[-1]) != hidden_states.shape[0]:
@@ -237,8 +272,8 @@ class DotsVisionTransformer(nn.Module):
         for block in self.blocks:
             hidden_states = block(hidden_states, cu_seqlens, cos, sin, use_flash)
         if self.config.post_norm:
-            hidden_states = self.post_trunk_norm(hidden_states)
-        return self.merger(hidden_states)
+            hidden_states = by_rows(hidden_states, self.post_trunk_norm)
+        return by_rows(hidden_states, self.merger)  # chunks of whole 2×2 windows (VISION_CHUNK is a multiple of 4)
 
 
 @cache
