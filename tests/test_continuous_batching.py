@@ -212,6 +212,28 @@ print("ok")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
+def test_warming_up_runs_continuous_batching_on_several_rows_and_keeps_no_cache(qwen, monkeypatch):
+    """At model load the continuous path runs two pages at once (its kernels compile for one row and
+    for several then, not in the user's first job), and the cache it made is given back."""
+    from ocr_studio.models import generation
+
+    model, processor = qwen
+    tokenizer = processor.tokenizer
+    config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
+    rows: list[int] = []
+    real = generation._SlotState._step_body
+
+    def spy(self):
+        rows.append(self.rows_in_step)
+        return real(self)
+
+    monkeypatch.setattr(generation._SlotState, "_step_body", spy)
+    generator = FastGenerator(model, path="eager", fuse=True)
+    generator.warm_up_stream(_qwen_inputs(processor, _images(1)[0]), config)
+    assert 2 in rows
+    assert generator._slots is None
+
+
 def test_a_page_stops_at_its_eos_and_its_slot_goes_on_with_the_next(qwen):
     """The EOS is a token the model really produces partway into one page, so that page stops
     early by EOS while the others run on; all pages still equal their reading alone."""

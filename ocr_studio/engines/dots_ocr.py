@@ -338,6 +338,15 @@ def _load_dots(folder, key, profile) -> LoadedDots:
     path = "graphs" if profile.device == "cuda" and profile.compiled_decode else "eager"
     # graphs: the decode step (fused, with Triton kernels when the backend is inductor) replayed as a CUDA graph
     generator = FastGenerator(model, path=path, triton=profile.compile_backend == "inductor")
-    # No warm-up at load: the static cache (and so the captured graph) is sized per page by its
-    # prompt length, so a warm-up on a dummy image would compile a shape no page reuses.
+    # No static warm-up at load: the static cache (and so the captured graph) is sized per page by its
+    # prompt length, so a warm-up on a dummy image would compile a shape no page reuses. Continuous
+    # batching's step does not depend on the prompt's length: its kernels compile now.
+    if profile.device == "cuda" and path == "graphs":
+        from PIL import Image
+
+        from ..models.generation import GenerationConfig
+
+        log.info("Preparing fast decoding for %s (first time compiles; later launches reuse the cache)", key.model_id)
+        dummy = dict(processor([Image.new("RGB", (224, 224), "white")], ["Read the page."]))
+        generator.warm_up_stream(dummy, GenerationConfig(max_new_tokens=32, eos_token_ids=eos_ids, pad_token_id=pad))
     return LoadedDots(model, processor, generator, eos_ids, pad)

@@ -326,9 +326,25 @@ class FastGenerator:
         )
         self._reserve = config.max_new_tokens  # size the cache (and so the graph) for the real run
         try:
-            return self.generate(inputs, short)
+            result = self.generate(inputs, short)
         finally:
             self._reserve = 0
+        if self.device.type == "cuda":
+            self.warm_up_stream(inputs, short)
+        return result
+
+    def warm_up_stream(self, inputs: dict[str, torch.Tensor], config: GenerationConfig) -> None:
+        """Continuous batching (a GPU's default) on two copies of a short page, so its kernels compile
+        now for one row and for several (the fused step's symbolic shapes: seconds the first time) rather
+        than in the middle of the user's first job. Keeps no cache: the job sizes its own."""
+        if self.stream_unsupported():
+            return
+        short = replace(config, max_new_tokens=min(config.max_new_tokens, 2 * config.check_every), repetition=None)
+        try:
+            for _page in self.stream([PageRequest(key, inputs) for key in (0, 1)], short, slots=2):
+                pass
+        finally:
+            self._slots = None
 
     def release(self) -> None:
         """Drop the static caches and graphs (frees their memory)."""
