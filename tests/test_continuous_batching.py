@@ -73,11 +73,14 @@ def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen, window, o
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id
     config = _config(eos, pad, repetition=None)
     images = _images(7)
-    budgets = [3, 37, 9, 1, 22, 14, 30]  # pages stop at different steps, so slots refill mid-run
+    budgets = [3, 50, 9, 1, 22, 14, 30]  # pages stop at different steps, so slots refill mid-run
     requests = [PageRequest(i, _qwen_inputs(processor, im), budgets[i]) for i, im in enumerate(images)]
-    generator = FastGenerator(model, path="eager", fuse=True)
+    generator = FastGenerator(model, path="eager", fuse=True, cache_bucket=16)  # later pages outgrow the first's
     generator.overlap_prefill = overlap
     assert generator.stream_unsupported() == ""
+    made = []
+    real_state = generator._slot_state
+    generator._slot_state = lambda *args: made.append(args) or real_state(*args)
 
     taken: list[int] = []
 
@@ -93,6 +96,7 @@ def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen, window, o
         assert len(taken) <= len(order) + 3  # pages are taken only when a slot is free
     assert sorted(order) == list(range(7))
     assert order != sorted(order)  # short pages finished before long ones that started earlier
+    assert len(made) == 1  # a longer page widened the block table; nothing waited for a new cache
 
     reference = FastGenerator(model, path="eager")
     for index, image in enumerate(images):

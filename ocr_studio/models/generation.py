@@ -546,12 +546,14 @@ class FastGenerator:
                         exhausted = True
                         break
                 need = needed(waiting)
-                if state is None or state.slots != slots or state.graphs != graphs or need > state.cache_len:
+                if state is None or state.slots != slots or state.graphs != graphs:
                     if active or pending:
-                        break  # a larger page: let the pages in flight finish, then make a larger cache
+                        break  # let the pages in flight finish, then make the cache anew
                     self._slots = state = None  # free the old cache first
                     state = self._slot_state(waiting, slots, max(need, reserve_tokens), prefill_bytes, graphs)
                     slots = limit = state.slots
+                elif need > state.cache_len:  # a longer page: a wider block table, the same pool
+                    state.widen(-(-need // self.cache_bucket) * self.cache_bucket)
                 prompt_len = waiting.inputs["input_ids"].shape[1]
                 slot = next(index for index in range(slots) if index not in active and index not in pending)
                 spare = state.spare_blocks() - (len(active) + len(pending))
@@ -1077,6 +1079,22 @@ class _SlotState:
 
     def spare_blocks(self) -> int:
         return len(self.free_blocks)
+
+    def widen(self, cache_len: int) -> None:
+        """Room in the block table for pages of up to ``cache_len`` positions (a page larger than the
+        first ones): the pool and the pages in flight stay; the graphs, which read the table by its
+        address, are captured again."""
+        pages = _sibling("paged_attention")
+        cache_len = pages.blocks_for(cache_len) * pages.BLOCK
+        width = pages.blocks_for(cache_len)
+        if width <= self.width:
+            return
+        table_host = torch.zeros(self.slots, width, dtype=torch.int32)
+        table_host[:, : self.width] = self.table_host
+        self.table_host, self.width, self.cache_len = table_host, width, cache_len
+        self.table = torch.zeros(self.slots, width, dtype=torch.int32, device=self.device)
+        self.table_changed = True
+        self.graphs_by_window = {}
 
     def send_table(self) -> None:
         """The block table to the device (before steps that may read a changed row)."""
