@@ -94,7 +94,7 @@ def main() -> int:
             report["rows"].append(row)
             print(row, flush=True)
     report["worst_error"] = worst
-    report["kernels"] = "triton" if pa.kernels_available() else "gathered"
+    report["kernels"] = "triton" if pa.kernels_available(torch.device("cuda")) else "gathered"
     out = os.environ.get("OUT")
     if out:
         Path(out, "paged_attention.json").write_text(json.dumps(report, indent=2))

@@ -173,6 +173,42 @@ def test_a_page_longer_than_the_whole_cache_is_out_of_memory_not_a_hang(qwen):
     assert caught.value.keys[0] == 0  # the engine reads the pages named here again alone (lower resolution...)
 
 
+def test_a_gpu_the_kernels_fail_on_gets_the_gathered_attention_not_an_error(monkeypatch, caplog):
+    """The kernels are tried once per device before any graph is captured: where they fail to compile
+    (a laptop GPU's shared memory) or give a wrong answer, attention gathers K/V instead."""
+    from ocr_studio.models import paged_attention as pa
+
+    device = torch.device("cpu")
+
+    def check(attend, write) -> bool:
+        pa._kernels_work.cache_clear()
+        monkeypatch.setattr(pa, "_attend_triton", attend)
+        monkeypatch.setattr(pa, "_write_triton", write)
+        try:
+            return pa._kernels_work(device)
+        finally:
+            pa._kernels_work.cache_clear()
+
+    def refused(*args):
+        raise RuntimeError("out of resources: shared memory, required: 135168, hardware limit: 101376")
+
+    def indexed(keys, values, k, v, block, offset):
+        keys[block, :, offset], values[block, :, offset] = k[:, :, 0], v[:, :, 0]
+
+    def gathered(*args):
+        return pa.attend_gathered(*args)
+
+    def wrong(*args):
+        return pa.attend_gathered(*args) + 1
+
+    with caplog.at_level("WARNING"):
+        assert check(refused, indexed) is False
+    assert "shared memory" in caplog.text and "gathers K/V instead" in caplog.text
+    assert check(gathered, refused) is False
+    assert check(wrong, indexed) is False
+    assert check(gathered, indexed) is True
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_the_gpu_attention_kernel_equals_the_gathered_attention(dtype):
     """The Triton kernels (run by Triton's interpreter on the CPU) against the gathered arithmetic:

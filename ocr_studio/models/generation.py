@@ -612,7 +612,7 @@ class FastGenerator:
             workspace = max(prefill_bytes, self._prefill_workspace(first.inputs))
             free = plan.usable_cuda_bytes(self.device)
             usable = free - workspace - plan.MARGIN_BYTES - free // 10  # a tenth for the allocator's fragmentation
-            if not pages.kernels_available():  # no Triton: attention gathers every row's window of K and V per layer
+            if not pages.kernels_available(self.device):  # attention gathers every row's window of K and V per layer
                 usable -= 2 * slots * step.kv_heads * step.head_dim * cache_len * self.dtype.itemsize
             blocks = max(1, min(blocks, usable // per_block))
             prompt = first.inputs["input_ids"].shape[1]

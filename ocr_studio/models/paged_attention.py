@@ -17,9 +17,12 @@ token-for-token those of one page read alone.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import torch
+
+log = logging.getLogger(__name__)
 
 BLOCK = 64  # cache positions per block (a multiple of 16 for the kernel's dot products)
 SPLIT_TARGET = 2  # programs per streaming multiprocessor the split aims for
@@ -39,7 +42,7 @@ def write(
 ) -> None:
     """Each row's new key and value into its own block and position (device tensors: graph-safe); on
     the GPU one small kernel for both (indexed assignment costs two launches of a generic kernel)."""
-    if k.is_cuda and kernels_available():
+    if k.is_cuda and kernels_available(k.device):
         _write_triton(keys, values, k, v, block, offset)
         return
     keys[block, :, offset] = k[:, :, 0]
@@ -84,7 +87,7 @@ def attend(
     probs_fn: Any = None,  # the contiguous path's softmax (compiled), for the gathered fallback
 ) -> torch.Tensor:
     """The attention output [rows, heads, D] of one decode step."""
-    if q.is_cuda and kernels_available():
+    if q.is_cuda and kernels_available(q.device):
         return _attend_triton(q, keys, values, table, lengths, window_blocks, scaling)
     return attend_gathered(q, keys, values, table, lengths, window_blocks, scaling, probs_fn)
 
@@ -121,14 +124,45 @@ def attend_gathered(
     return torch.matmul(probs, gathered(values)).reshape(rows, heads, dim)
 
 
-@functools.cache
-def kernels_available() -> bool:
-    """Whether the Triton kernels can run on this machine's GPU."""
+def kernels_available(device: torch.device | None = None) -> bool:
+    """Whether the Triton kernels can run (on ``device``: they compiled and gave the gathered
+    arithmetic's answer there once; a GPU they fail on gets the gathered attention, not an error)."""
     try:
         from torch.utils._triton import has_triton
     except ImportError:  # pragma: no cover - very old torch
         return False
-    return bool(has_triton()) and _kernels() is not None
+    if not has_triton() or _kernels() is None:
+        return False
+    return device is None or _kernels_work(device)
+
+
+@functools.cache
+def _kernels_work(device: torch.device) -> bool:
+    """A small paged attention and cache write on ``device`` with the real head size and block,
+    checked against the gathered arithmetic (a GPU whose shared memory or compiler refuses the
+    kernels is found here, before any graph is captured)."""
+    try:
+        generator = torch.Generator(device=device).manual_seed(0)
+
+        def random(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, device=device, dtype=torch.bfloat16, generator=generator)
+
+        keys, values = random(5, 2, BLOCK, 128), random(5, 2, BLOCK, 128)
+        q = random(2, 12, 128)
+        table = torch.tensor([[1, 3], [2, 4]], device=device, dtype=torch.int32)
+        lengths = torch.tensor([70, 128], device=device, dtype=torch.int32)
+        _write_triton(
+            keys, values, random(2, 2, 1, 128), random(2, 2, 1, 128), table[:, 1].long(), lengths.long() % BLOCK
+        )
+        got = _attend_triton(q, keys, values, table, lengths, 2, 0.09).float()
+        want = attend_gathered(q.float(), keys.float(), values.float(), table, lengths, 2, 0.09)
+        error = (got - want).abs().max().item()
+        if not error < 2e-2:
+            raise RuntimeError(f"they differ from the gathered attention by {error:.3g}")
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means: use the gathered attention
+        log.warning("Paged attention kernels are not used on %s (%s); attention gathers K/V instead", device, exc)
+        return False
 
 
 @functools.cache
@@ -186,6 +220,8 @@ def _attend_triton(
         GROUPS_PAD=max(16, _next_power_of_two(groups)),
         BLOCK=BLOCK,
         DIM=dim,
+        num_warps=4,
+        num_stages=2,  # two blocks of K and V in flight: ~70 KB of shared memory, within a laptop GPU's ~100 KB
     )
     out = torch.empty(rows, heads, dim, dtype=q.dtype, device=q.device)
     merge_kernel[(rows, heads)](
