@@ -80,25 +80,6 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
-def _paged_attention():
-    """The paged-attention module, also where this file was loaded alone by path (benchmarks)."""
-    try:
-        from . import paged_attention
-    except ImportError:
-        import importlib.util
-        import sys
-        from pathlib import Path
-
-        paged_attention = sys.modules.get("ocr_studio_paged_attention")
-        if paged_attention is None:
-            path = Path(__file__).with_name("paged_attention.py")
-            spec = importlib.util.spec_from_file_location("ocr_studio_paged_attention", path)
-            paged_attention = importlib.util.module_from_spec(spec)
-            sys.modules["ocr_studio_paged_attention"] = paged_attention
-            spec.loader.exec_module(paged_attention)
-    return paged_attention
-
-
 def triton_available() -> tuple[bool, str]:
     """Whether inductor can emit GPU kernels here, with the reason when not."""
     try:
@@ -218,13 +199,13 @@ class FusedDecoder:
         mask: torch.Tensor | None,  # additive [B, 1, 1, cache_len] (None with ``paged``)
         cache: Any,  # transformers StaticCache filled by the prefill, or a paged cache's block pools
         write_at: torch.Tensor,  # [1] long: the cache slot of this token (unused with ``paged``)
-        paged: Any = None,  # a paged cache's step (continuous batching): block, offset, table, lengths, window_blocks
+        paged: Any = None,  # a paged cache's step (continuous batching): its attention module, block, offset, table,
+        # lengths, window_blocks
     ) -> torch.Tensor:
         """Logits [B, vocab] of the next token; writes this token's keys/values into the cache (with
         ``paged``, each row into its own block, and each row attends to its own blocks)."""
         batch = token.shape[0]
         groups = self.heads // self.kv_heads
-        pages = _paged_attention() if paged is not None else None
         hidden = self.embed(token)
         cos, sin = self.rotary(hidden, position_ids)
         residual, x = hidden, self.rms_norm(hidden, self.layers[0][0], self.eps)
@@ -237,9 +218,9 @@ class FusedDecoder:
             )
             layer_cache = cache.layers[index]
             keys, values = layer_cache.keys, layer_cache.values
-            if pages is not None:
-                pages.write(keys, values, k, v, paged.block, paged.offset)
-                context = pages.attend(
+            if paged is not None:
+                paged.attention.write(keys, values, k, v, paged.block, paged.offset)
+                context = paged.attention.attend(
                     q, keys, values, paged.table, paged.lengths, paged.window_blocks, self.scaling, self.attention_probs
                 )
             else:

@@ -78,6 +78,7 @@ def _note(msg_id: str, english: str, **args: Any) -> str:
 _repetition = _sibling("repetition")
 RepetitionGuard = _repetition.RepetitionGuard
 LoopPenalty = _repetition.LoopPenalty
+_paged = _sibling("paged_attention")  # continuous batching's block pool and its attention
 
 PATHS = ("graphs", "eager", "generate")
 CACHE_BUCKET = 256  # the default rounding of a cache's length (memory plans round the same way)
@@ -466,6 +467,10 @@ class FastGenerator:
         limit = slots  # pages in flight; after a page is put back, as many as there were, growing one per page done
         report = self.stream_report = {"most_in_flight": 0, "put_back": 0}
 
+        def reach(page: _SlotPage) -> int:
+            """Positions the page may hold by the next check (its cache so far and ``check`` more steps)."""
+            return page.prompt_len + len(page.tokens) - 1 + check
+
         def needed(request: PageRequest) -> int:
             budget = request.max_new_tokens or config.max_new_tokens
             return request.inputs["input_ids"].shape[1] + budget + check  # a page may run k-1 steps past its budget
@@ -509,7 +514,7 @@ class FastGenerator:
         def put_back_youngest() -> bool:
             """Free the blocks of the page admitted last (it is read again later); False when only one runs."""
             nonlocal limit
-            everyone = {**{s: p for s, p in active.items()}, **{s: p for s, (p, _) in pending.items()}}
+            everyone = {**active, **{s: p for s, (p, _) in pending.items()}}
             if len(everyone) <= 1:
                 return False
             slot, page = max(everyone.items(), key=lambda item: item[1].order)
@@ -527,7 +532,7 @@ class FastGenerator:
             for slot, page in sorted(active.items(), key=lambda item: item[1].order):
                 if slot not in active:
                     continue  # put back meanwhile
-                while not state.reserve(slot, page.prompt_len + len(page.tokens) - 1 + check):
+                while not state.reserve(slot, reach(page)):
                     if not put_back_youngest():
                         raise torch.OutOfMemoryError(
                             "The KV cache cannot hold one page: the GPU memory left for it is too small."
@@ -557,7 +562,7 @@ class FastGenerator:
                 prompt_len = waiting.inputs["input_ids"].shape[1]
                 slot = next(index for index in range(slots) if index not in active and index not in pending)
                 spare = state.spare_blocks() - (len(active) + len(pending))
-                if (active or pending) and _sibling("paged_attention").blocks_for(prompt_len + check) > spare:
+                if (active or pending) and _paged.blocks_for(prompt_len + check) > spare:
                     break  # the pool is full for now: the page waits for blocks to come back
                 if not state.reserve(slot, prompt_len + check):
                     raise torch.OutOfMemoryError("The KV cache cannot hold one page's prompt.")
@@ -578,10 +583,10 @@ class FastGenerator:
                 state.send_table()
                 report["most_in_flight"] = max(report["most_in_flight"], len(active))
                 # no page reaches past this position by the next check (the gathered fallback's window)
-                reach = max(page.prompt_len + len(page.tokens) - 1 + check for page in active.values())
+                furthest = max(reach(page) for page in active.values())
                 rows = max(active) + 1  # new pages take the lowest free row: the step covers the rows up to here
                 for index in range(check):
-                    state.step(index, reach, rows)
+                    state.step(index, furthest, rows)
             if overlap:  # the steps are queued first, so the prefill started here runs beside them
                 fill_free_slots()
             if not active:
@@ -599,12 +604,12 @@ class FastGenerator:
         """A new paged cache for pages of up to ``longest`` positions: on the GPU, as many blocks as
         leave one prefill's workspace and the margin free (never more than every slot's longest page),
         and no more slots than the pool holds pages with an answer of typical length."""
-        pages, plan = _sibling("paged_attention"), _sibling("slot_plan")
-        block = pages.BLOCK
+        plan = _sibling("slot_plan")
+        block = _paged.BLOCK
         cache_len = -(-longest // self.cache_bucket) * self.cache_bucket
         cache_len = -(-cache_len // block) * block
         step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels)
-        blocks = slots * pages.blocks_for(cache_len)
+        blocks = slots * _paged.blocks_for(cache_len)
         if self.pool_tokens is not None:
             blocks = min(blocks, max(1, self.pool_tokens // block))
         if self.device.type == "cuda":
@@ -612,7 +617,7 @@ class FastGenerator:
             workspace = max(prefill_bytes, self._prefill_workspace(first.inputs))
             free = plan.usable_cuda_bytes(self.device)
             usable = free - workspace - plan.MARGIN_BYTES - free // 10  # a tenth for the allocator's fragmentation
-            if not pages.kernels_available(self.device):  # attention gathers every row's window of K and V per layer
+            if not _paged.kernels_available(self.device):  # attention gathers every row's window of K and V per layer
                 usable -= 2 * slots * step.kv_heads * step.head_dim * cache_len * self.dtype.itemsize
             blocks = max(1, min(blocks, usable // per_block))
             prompt = first.inputs["input_ids"].shape[1]
@@ -1019,16 +1024,14 @@ class _SlotState:
     WINDOW_BUCKET = 1024
 
     def __init__(self, model, fused, slots: int, cache_len: int, device, dtype, graphs: bool, pool_blocks: int):
-        pages = _sibling("paged_attention")
         self.model = model
         self.fused = fused
         self.slots = slots
         self.cache_len = cache_len  # the most positions one page may take (a multiple of the block)
-        self.width = pages.blocks_for(cache_len)
         self.device = device
         self.graphs = graphs
         self.pool_blocks = pool_blocks
-        shape = (pool_blocks + 1, fused.kv_heads, pages.BLOCK, fused.head_dim)
+        shape = (pool_blocks + 1, fused.kv_heads, _paged.BLOCK, fused.head_dim)
         self.cache = SimpleNamespace(
             layers=[
                 SimpleNamespace(
@@ -1038,8 +1041,9 @@ class _SlotState:
                 for _ in fused.layers
             ]
         )
-        self.table_host = torch.zeros(slots, self.width, dtype=torch.int32)
-        self.table = torch.zeros(slots, self.width, dtype=torch.int32, device=device)
+        width = _paged.blocks_for(cache_len)
+        self.table_host = torch.zeros(slots, width, dtype=torch.int32)
+        self.table = torch.zeros(slots, width, dtype=torch.int32, device=device)
         self.table_changed = False
         self.free_blocks = list(range(pool_blocks, 0, -1))  # pop() lends the lowest first
         self.owned: list[list[int]] = [[] for _ in range(slots)]
@@ -1062,9 +1066,14 @@ class _SlotState:
         self.rows_in_step = slots
 
     # -- blocks ---------------------------------------------------------------------------
+    @property
+    def width(self) -> int:
+        """Blocks one page may hold: the block table's width."""
+        return self.table_host.shape[1]
+
     def reserve(self, slot: int, tokens: int) -> bool:
         """Blocks enough for ``tokens`` positions in ``slot`` (False, lending none, where the pool is short)."""
-        wanted = min(_sibling("paged_attention").blocks_for(tokens), self.width)
+        wanted = min(_paged.blocks_for(tokens), self.width)
         owned = self.owned[slot]
         extra = wanted - len(owned)
         if extra <= 0:
@@ -1084,14 +1093,12 @@ class _SlotState:
         """Room in the block table for pages of up to ``cache_len`` positions (a page larger than the
         first ones): the pool and the pages in flight stay; the graphs, which read the table by its
         address, are captured again."""
-        pages = _sibling("paged_attention")
-        cache_len = pages.blocks_for(cache_len) * pages.BLOCK
-        width = pages.blocks_for(cache_len)
+        width = _paged.blocks_for(cache_len)
         if width <= self.width:
             return
         table_host = torch.zeros(self.slots, width, dtype=torch.int32)
         table_host[:, : self.width] = self.table_host
-        self.table_host, self.width, self.cache_len = table_host, width, cache_len
+        self.table_host, self.cache_len = table_host, width * _paged.BLOCK
         self.table = torch.zeros(self.slots, width, dtype=torch.int32, device=self.device)
         self.table_changed = True
         self.graphs_by_window = {}
@@ -1124,7 +1131,7 @@ class _SlotState:
             if self.side_stream is None:
                 self.side_stream = torch.cuda.Stream(self.device)
             side = self.side_stream
-        block = _sibling("paged_attention").BLOCK
+        block = _paged.BLOCK
         with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
             inputs, outputs, prompt_cache = _prompt_forward(self.model, inputs, self.device)
             length = inputs["input_ids"].shape[1]
@@ -1190,18 +1197,18 @@ class _SlotState:
     def _step_body(self) -> None:
         """One decode step of the first ``rows_in_step`` rows, on the device alone: each row writes
         its own block and position and attends to its own blocks."""
-        pages = _sibling("paged_attention")
         n = self.rows_in_step
         token, position, write_at, stopped = self.token[:n], self.position[:n], self.write_at[:n], self.stopped[:n]
         live, table = self.live[:n], self.table[:n]
-        block = table.gather(1, (write_at // pages.BLOCK).view(-1, 1)).view(-1).long()
+        block = table.gather(1, (write_at // _paged.BLOCK).view(-1, 1)).view(-1).long()
         block = torch.where(live, block, torch.zeros_like(block))  # a free row writes to block 0
         paged = SimpleNamespace(
+            attention=_paged,
             block=block,
-            offset=write_at % pages.BLOCK,
+            offset=write_at % _paged.BLOCK,
             table=table,
             lengths=torch.where(live, write_at + 1, torch.ones_like(write_at)).int(),
-            window_blocks=pages.blocks_for(self.window),
+            window_blocks=_paged.blocks_for(self.window),
         )
         if self.mrope:
             position_ids = position.view(1, -1, 1).expand(3, -1, 1)
