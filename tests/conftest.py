@@ -17,3 +17,13 @@ def tiny_qwen3_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_models import build_tiny_qwen3_vl
 
     return build_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny-qwen3-vl"))
+
+
+@pytest.fixture(scope="module")
+def qwen_loaded(tiny_qwen3_vl: Path):
+    """The tiny Qwen3-VL model (fp32, eval) and its processor, loaded once per test module."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen3_vl)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_qwen3_vl).eval()
+    return model, processor

@@ -19,15 +19,6 @@ from ocr_studio.models.generation import (  # noqa: E402
 PROMPT = "Read all the text in the image."
 
 
-@pytest.fixture(scope="module")
-def qwen(tiny_qwen3_vl):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(tiny_qwen3_vl)
-    model = AutoModelForImageTextToText.from_pretrained(tiny_qwen3_vl).eval()
-    return model, processor
-
-
 def _images(count: int):
     from PIL import Image, ImageDraw
 
@@ -64,11 +55,11 @@ def _alone(generator: FastGenerator, inputs, config: GenerationConfig, budget: i
     [(8, False), (1024, False), (8, True)],
     ids=["attention window grows", "whole cache", "one prefill at a time beside decoding"],
 )
-def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen, window, overlap, monkeypatch):
+def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen_loaded, window, overlap, monkeypatch):
     from ocr_studio.models import generation
 
     monkeypatch.setattr(generation._SlotState, "WINDOW_BUCKET", window)
-    model, processor = qwen
+    model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id
     config = _config(eos, pad, repetition=None)
@@ -106,15 +97,31 @@ def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen, window, o
         assert len(tokens) == budgets[index]
 
 
+@pytest.fixture
+def rows_stepped(monkeypatch) -> list[int]:
+    """The rows each continuous-batching step covers, in order (a spy on the step)."""
+    from ocr_studio.models import generation
+
+    rows: list[int] = []
+    real = generation._SlotState._step_body
+
+    def spy(self):
+        rows.append(self.rows_in_step)
+        return real(self)
+
+    monkeypatch.setattr(generation._SlotState, "_step_body", spy)
+    return rows
+
+
 def _read_together(generator, processor, images, budgets, config, slots):
     requests = [PageRequest(i, _qwen_inputs(processor, im), budgets[i]) for i, im in enumerate(images)]
     return {page.key: page for page in generator.stream(requests, config, slots=slots)}
 
 
-def test_memory_follows_the_tokens_pages_hold_not_their_budgets(qwen):
+def test_memory_follows_the_tokens_pages_hold_not_their_budgets(qwen_loaded):
     """The paged cache: in the memory two slots' contiguous caches would take (each at the page's
     prompt + budget, rounded as the cache is), pages that answer briefly read three at a time."""
-    model, processor = qwen
+    model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
     images = _images(7)
@@ -132,10 +139,10 @@ def test_memory_follows_the_tokens_pages_hold_not_their_budgets(qwen):
         assert got[index].tokens == _alone(reference, _qwen_inputs(processor, image), config, budgets[index])[0]
 
 
-def test_a_full_cache_puts_the_youngest_page_back_and_every_page_still_reads_as_alone(qwen):
+def test_a_full_cache_puts_the_youngest_page_back_and_every_page_still_reads_as_alone(qwen_loaded):
     """Long answers outgrow the pool: the page admitted last gives its blocks back and is read again
     from the start later; nothing is lost, nothing is cut, and every page reads as it does alone."""
-    model, processor = qwen
+    model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     config = _config(-1, tokenizer.pad_token_id, max_new_tokens=120, repetition=None)
     images = _images(5)
@@ -161,8 +168,8 @@ def test_a_full_cache_puts_the_youngest_page_back_and_every_page_still_reads_as_
         assert streamed[index] == tokens  # a page read again streams to its end
 
 
-def test_a_page_longer_than_the_whole_cache_is_out_of_memory_not_a_hang(qwen):
-    model, processor = qwen
+def test_a_page_longer_than_the_whole_cache_is_out_of_memory_not_a_hang(qwen_loaded):
+    model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     config = _config(-1, tokenizer.pad_token_id, max_new_tokens=200, repetition=None)
     generator = FastGenerator(model, path="eager", fuse=True)
@@ -252,32 +259,22 @@ print("ok")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
-def test_warming_up_runs_continuous_batching_on_several_rows_and_keeps_no_cache(qwen, monkeypatch):
+def test_warming_up_runs_continuous_batching_on_several_rows_and_keeps_no_cache(qwen_loaded, rows_stepped):
     """At model load the continuous path runs two pages at once (its kernels compile for one row and
     for several then, not in the user's first job), and the cache it made is given back."""
-    from ocr_studio.models import generation
-
-    model, processor = qwen
+    model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
-    rows: list[int] = []
-    real = generation._SlotState._step_body
-
-    def spy(self):
-        rows.append(self.rows_in_step)
-        return real(self)
-
-    monkeypatch.setattr(generation._SlotState, "_step_body", spy)
     generator = FastGenerator(model, path="eager", fuse=True)
     generator.warm_up_stream(_qwen_inputs(processor, _images(1)[0]), config)
-    assert 2 in rows
+    assert 2 in rows_stepped
     assert generator._slots is None
 
 
-def test_a_page_stops_at_its_eos_and_its_slot_goes_on_with_the_next(qwen):
+def test_a_page_stops_at_its_eos_and_its_slot_goes_on_with_the_next(qwen_loaded):
     """The EOS is a token the model really produces partway into one page, so that page stops
     early by EOS while the others run on; all pages still equal their reading alone."""
-    model, processor = qwen
+    model, processor = qwen_loaded
     pad = processor.tokenizer.pad_token_id
     images = _images(5)
     reference = FastGenerator(model, path="eager")
@@ -355,8 +352,8 @@ def test_a_looping_page_is_cut_and_read_again_as_it_would_be_alone(tmp_path):
     assert got[1].stop_reason == "max_tokens" and len(got[1].tokens) == 2
 
 
-def test_out_of_memory_names_the_pages_in_flight(qwen, monkeypatch):
-    model, processor = qwen
+def test_out_of_memory_names_the_pages_in_flight(qwen_loaded, monkeypatch):
+    model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
     images = _images(4)
@@ -505,11 +502,11 @@ def test_the_vram_plan_fits_a_laptop_card_and_respects_a_cap():
     assert plan_slots(10 * GIB, weight_bytes=0, slot_bytes=GIB, prefill_bytes=0, most=4).slots == 4
 
 
-def test_a_failing_continuous_step_reads_the_rest_one_by_one_and_says_why(qwen, monkeypatch):
+def test_a_failing_continuous_step_reads_the_rest_one_by_one_and_says_why(qwen_loaded, monkeypatch):
     from ocr_studio import i18n
     from ocr_studio.models import generation
 
-    model, processor = qwen
+    model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
     images = _images(3)
@@ -574,21 +571,12 @@ def test_an_engine_error_preparing_a_page_is_not_taken_for_a_batching_failure(ti
     assert not engine._load().generator.stream_unsupported()  # continuous batching stays on
 
 
-def test_a_step_covers_only_the_rows_in_use(qwen, monkeypatch):
+def test_a_step_covers_only_the_rows_in_use(qwen_loaded, rows_stepped):
     """A lone page (a one-page job, the tail of a long one) decodes as a batch of one, not as all slots."""
-    from ocr_studio.models import generation
-
-    model, processor = qwen
+    seen = rows_stepped
+    model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
-    seen: list[int] = []
-    real = generation._SlotState._step_body
-
-    def spy(self):
-        seen.append(self.rows_in_step)
-        return real(self)
-
-    monkeypatch.setattr(generation._SlotState, "_step_body", spy)
     images = _images(3)
     pages = [PageRequest(0, _qwen_inputs(processor, images[0]), 20)]
     list(FastGenerator(model, path="eager", fuse=True).stream(pages, config, slots=8))

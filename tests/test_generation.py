@@ -15,15 +15,6 @@ from ocr_studio.models.generation import FastGenerator, GenerationConfig, Repeti
 PROMPT = "Read all the text in the image."
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_qwen3_vl):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(tiny_qwen3_vl)
-    model = AutoModelForImageTextToText.from_pretrained(tiny_qwen3_vl).eval()
-    return model, processor
-
-
 def _images():
     from PIL import Image, ImageDraw
 
@@ -52,8 +43,8 @@ def _config(processor, max_new_tokens=24, **kwargs):
     )
 
 
-def test_batched_output_equals_one_page_at_a_time(loaded):
-    model, processor = loaded
+def test_batched_output_equals_one_page_at_a_time(qwen_loaded):
+    model, processor = qwen_loaded
     images = _images()
     batch = _inputs(processor, images)
     assert batch["attention_mask"].sum(dim=1).unique().numel() > 1  # pages of different sizes: left padding
@@ -66,8 +57,8 @@ def test_batched_output_equals_one_page_at_a_time(loaded):
         assert alone.stop_reasons[0] == together.stop_reasons[row]
 
 
-def test_fast_path_agrees_with_plain_generate(loaded):
-    model, processor = loaded
+def test_fast_path_agrees_with_plain_generate(qwen_loaded):
+    model, processor = qwen_loaded
     batch = _inputs(processor, _images())
     config = _config(processor, max_new_tokens=32)
     fast = FastGenerator(model, path="eager").generate(batch, config)
@@ -77,8 +68,8 @@ def test_fast_path_agrees_with_plain_generate(loaded):
     assert fast.stop_reasons == plain.stop_reasons
 
 
-def test_suppressed_eos_forces_the_output_length(loaded):
-    model, processor = loaded
+def test_suppressed_eos_forces_the_output_length(qwen_loaded):
+    model, processor = qwen_loaded
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     config = _config(processor, max_new_tokens=21, suppress_token_ids=(eos,), repetition=None)
     result = FastGenerator(model).generate(_inputs(processor, _images()[:2]), config)
@@ -87,8 +78,8 @@ def test_suppressed_eos_forces_the_output_length(loaded):
     assert all(eos not in row for row in result.tokens)
 
 
-def test_streamed_tokens_end_equal_to_the_result(loaded):
-    model, processor = loaded
+def test_streamed_tokens_end_equal_to_the_result(qwen_loaded):
+    model, processor = qwen_loaded
     seen: dict[int, list[list[int]]] = {}
     result = FastGenerator(model).generate(
         _inputs(processor, _images()[:2]),
@@ -134,11 +125,11 @@ def test_repetition_guard_rule(tokens, fires):
 
 
 @pytest.mark.parametrize("fuse", [False, True], ids=["own step", "fused step"])
-def test_the_step_reads_the_same_buffers_on_every_call(loaded, fuse):
+def test_the_step_reads_the_same_buffers_on_every_call(qwen_loaded, fuse):
     """A captured CUDA graph reads its inputs by address: a second call with the same shapes must
     reuse every buffer the step reads (tokens, mask, positions, stop tokens, cache), and still give
     the same tokens as plain generate."""
-    model, processor = loaded
+    model, processor = qwen_loaded
     batch = _inputs(processor, _images())
     config = _config(processor, max_new_tokens=16, suppress_token_ids=(processor.tokenizer.pad_token_id,))
     generator = FastGenerator(model, path="eager", fuse=fuse)
@@ -156,10 +147,10 @@ def test_the_step_reads_the_same_buffers_on_every_call(loaded, fuse):
     assert second.fused is fuse
 
 
-def test_warm_up_prepares_the_state_the_real_run_uses(loaded):
+def test_warm_up_prepares_the_state_the_real_run_uses(qwen_loaded):
     """Warm-up (at model load) is short but sizes the cache for the real run, so the first page
     reuses the compiled/captured step instead of building a new one."""
-    model, processor = loaded
+    model, processor = qwen_loaded
     batch = _inputs(processor, _images()[:1])
     config = _config(processor, max_new_tokens=300, suppress_token_ids=(processor.tokenizer.pad_token_id,))
     generator = FastGenerator(model, path="eager")
@@ -172,11 +163,11 @@ def test_warm_up_prepares_the_state_the_real_run_uses(loaded):
 
 
 @pytest.mark.parametrize("meaning", ["unpadded", "padded"])
-def test_left_padded_rows_decode_at_their_own_positions_whatever_rope_deltas_means(loaded, meaning, monkeypatch):
+def test_left_padded_rows_decode_at_their_own_positions_whatever_rope_deltas_means(qwen_loaded, meaning, monkeypatch):
     """transformers < 5.3 computed ``rope_deltas`` against the padded row length, 5.3+ against the
     unpadded one. Decoding must not depend on which: with either meaning (the older one is
     simulated here), every left-padded row of a batch gives what the same page gives alone."""
-    model, processor = loaded
+    model, processor = qwen_loaded
     base = model.model
     if meaning == "padded":
         original = base.get_rope_index
