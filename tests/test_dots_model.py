@@ -45,6 +45,7 @@ PUBLISHED_CONFIG = {
     "vocab_size": 151936,
     "image_token_id": 151665,
     "video_token_id": 151656,
+    "eos_token_id": [151643, 151672, 151673],  # config.json's list; generation_config.json has [151643, 151673]
     "vision_config": {
         "embed_dim": 1536,
         "hidden_size": 1536,
@@ -189,12 +190,28 @@ def test_default_config_is_the_published_model(tmp_path):
         "rms_norm_eps",
         "tie_word_embeddings",
         "rope_parameters",
-        "eos_token_id",
         "image_token_id",
     ):
         assert default[key] == published[key], key
     for key, value in default["vision_config"].items():
         assert published["vision_config"].get(key) == value, f"vision_config.{key}"
+
+
+def test_default_stop_tokens_are_the_published_generation_configs(tmp_path):
+    """A config.json without an EOS list stops where the published generation_config.json does:
+    <|endoftext|> (151643) and <|endofassistant|> (151673), never <|assistant|> (151672), which opens
+    a turn; a config.json that names its own list (the published one does) keeps it as written."""
+    from transformers import GenerationConfig
+
+    assert DotsOCRConfig().eos_token_id == [151643, 151673]
+    without_eos = {k: v for k, v in PUBLISHED_CONFIG.items() if k != "eos_token_id"}
+    (tmp_path / "config.json").write_text(json.dumps(without_eos))
+    config = DotsOCRConfig.from_pretrained(tmp_path)
+    assert config.eos_token_id == [151643, 151673]
+    # what transformers' generate falls back to for a folder with no generation_config.json
+    assert GenerationConfig.from_model_config(config).eos_token_id == [151643, 151673]
+    (tmp_path / "config.json").write_text(json.dumps(PUBLISHED_CONFIG))
+    assert DotsOCRConfig.from_pretrained(tmp_path).eos_token_id == [151643, 151672, 151673]
 
 
 def test_registration_is_repeatable_and_reaches_both_auto_classes(tiny_dir):

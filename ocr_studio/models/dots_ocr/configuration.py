@@ -10,8 +10,10 @@ from __future__ import annotations
 from transformers import PretrainedConfig, Qwen2Config
 
 PUBLISHED_ROPE_THETA = 1_000_000.0
-# config.json's list; generation stops on generation_config.json's [151643, 151673] (models/stop_tokens.py)
-PUBLISHED_EOS_TOKEN_IDS = (151643, 151672, 151673)
+# What the published generation_config.json stops on: <|endoftext|> and <|endofassistant|>. The published
+# config.json also lists 151672, which is <|assistant|> (the turn opener), so a checkpoint folder without a
+# generation config would otherwise stop where no answer ends; a config.json that names its own list keeps it.
+DEFAULT_EOS_TOKEN_IDS = (151643, 151673)
 
 
 class DotsVisionConfig(PretrainedConfig):
@@ -74,5 +76,5 @@ class DotsOCRConfig(Qwen2Config):
         if self.rope_parameters is None and "rope_theta" not in kwargs:
             kwargs["rope_theta"] = PUBLISHED_ROPE_THETA
         if self.eos_token_id is None:
-            self.eos_token_id = list(PUBLISHED_EOS_TOKEN_IDS)
+            self.eos_token_id = list(DEFAULT_EOS_TOKEN_IDS)
         super().__post_init__(**kwargs)
