@@ -280,6 +280,42 @@ class JobStore:
                 message("core.jobs.job_file_damaged_error", path=str(job_dir / JOB_FILE), detail=detail)
             ) from exc
 
+    def delete(self, job_id: str) -> None:
+        """Remove a job for good: its folder (input copies, pages, page images), its downloads and
+        its blocks in the search index. A job that runs (here or in another process) is refused:
+        cancel it first. The folder is renamed away first, so the history never lists half a job.
+        JobError when ``job_id`` is not a job's id, there is no such job or it runs."""
+        if not re.fullmatch(JOB_ID, job_id or ""):
+            raise JobError(message("core.jobs.not_a_job_id", job_id=repr(job_id)))
+        job_dir = self.root / job_id
+        if not job_dir.is_dir():
+            raise JobError(message("core.jobs.no_such_job", job_id=job_id, folder=str(self.root)))
+        with _LOCKS_GUARD:
+            lock = _LOCKS.setdefault(job_id, threading.Lock())
+        if not lock.acquire(blocking=False):  # run_job holds it while the job runs in this process
+            raise JobError(message("library.jobs.running", job_id=job_id))
+        try:
+            state = _raw_state(job_dir)
+            if isinstance(state, dict) and state.get("status") == "running" and _is_alive(state.get("pid"), job_id):
+                raise JobError(message("library.jobs.running", job_id=job_id))
+            trash = self.root / f".deleted-{job_id}-{os.getpid()}-{time.monotonic_ns()}"
+            try:
+                os.replace(job_dir, trash)
+            except OSError as exc:
+                raise JobError(message("library.jobs.delete_failed", job_id=job_id, detail=str(exc))) from exc
+            problems: list[str] = []
+            for folder in (trash, self.workspace / "exports" / job_id):
+                try:
+                    shutil.rmtree(folder)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:  # a file held open elsewhere (Windows): the rest is gone, say what is left
+                    problems.append(str(exc))
+        finally:
+            lock.release()
+        if problems:
+            raise JobError(message("library.jobs.delete_failed", job_id=job_id, detail="; ".join(problems[:3])))
+
     def history(self, limit: int = 50, *, pages: bool = True) -> list[Job]:
         """Jobs, newest first. A job whose files cannot be read is listed with status "damaged"
         and says why; the others are shown as usual. ``pages=False`` leaves the page results
