@@ -1,4 +1,4 @@
-"""The command line: ``serve`` (the default), ``convert``, ``doctor`` and ``config-path``.
+"""The command line: ``serve`` (the default), ``convert``, ``watch``, ``doctor`` and ``config-path``.
 
 Thin on purpose: ``convert`` runs the same jobs as the UI (one job per file, so a
 re-run only converts what changed and an interrupted run resumes), then writes the
@@ -125,6 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--clean", action="store_true", help="leave page headers and footers out of md/txt/html/docx")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    watch = commands.add_parser(
+        "watch",
+        parents=[common],
+        help="a hot folder: convert files dropped into a folder (and its sub-folders) until stopped",
+        description="Convert PDFs and images dropped into IN_DIR once they are completely copied; results go "
+        "to OUT_DIR in the same sub-folders, a file that fails gets <name>.error.txt; done files are "
+        "remembered in OUT_DIR, so a restart skips them.",
+    )
+    watch.add_argument("folder", metavar="IN_DIR", help="the folder to watch")
+    watch.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="folder the results are written to")
+    watch.add_argument("--engine", choices=engine_names(), help="engine (default from the settings)")
+    watch.add_argument("--task", choices=[t.value for t in Task], help="what to extract (default: the engine's)")
+    watch.add_argument("--format", default="md", metavar="LIST", help="comma-separated output formats (default: md)")
+    watch.add_argument("--dpi", type=int, help="page rendering resolution (default from the settings)")
+    watch.add_argument("--lang", metavar="LANGS", help='OCR languages of the text-layer engine, e.g. "eng+rus"')
+    watch.add_argument("--clean", action="store_true", help="leave page headers and footers out of the text formats")
+    watch.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between scans (default 2)")
+    watch.add_argument(
+        "--settle", type=float, default=2.0, metavar="S", help="seconds a file must stay unchanged (default 2)"
+    )
+    watch.add_argument("--once", action="store_true", help="convert what is there, then exit")
 
     commands.add_parser("doctor", parents=[common], help="show the GPU, the runtime profile and the engines")
     commands.add_parser("config-path", parents=[common], help="print the config file's path")
@@ -506,6 +528,63 @@ def print_summary(outcomes: list[Outcome], out_dir: Path, stream: TextIO | None 
         print(f"  {labels['skipped']:<{width}} {outcome.path}: {t('cli.summary.neither')}", file=stream)
 
 
+# --- watch ---------------------------------------------------------------------------------
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The hot folder until Ctrl+C (or, with ``--once``, until nothing is left to convert)."""
+    import threading
+    import time
+
+    from .engines import get_engine
+    from .exporters import FORMATS
+    from .library.hot_folder import HotFolder, HotFolderError, WatchEvent
+    from .library.job_converter import JobConverter
+
+    formats = list(dict.fromkeys(f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        named = ", ".join(unknown) or message("cli.error.none_given")
+        raise UsageError(message("watch.error.unknown_format", named=named, choices=",".join(FORMATS)))
+    settings = settings_from(args)
+    engine = get_engine(settings.engine, settings)
+    info = engine.info()
+    if not info.available:
+        raise EngineError(message("cli.error.engine_unavailable", engine=info.name, reason=info.reason))
+    task = Task(args.task) if args.task else info.default_task
+    if task not in info.tasks:
+        tasks = ", ".join(each.value for each in info.tasks)
+        raise UsageError(message("cli.error.task_unsupported", engine=info.name, task=repr(task.value), tasks=tasks))
+    if args.lang is not None:
+        check_languages(args.lang)
+
+    def report(event: WatchEvent) -> None:
+        stream = sys.stderr if event.kind in ("failed", "folder_missing", "output_unavailable") else sys.stdout
+        print(render(event.message()), file=stream, flush=True)
+
+    converter = JobConverter(settings, engine, task, formats, clean=args.clean)
+    try:
+        watcher = HotFolder(Path(args.folder), Path(args.out), converter, settle_seconds=args.settle, on_event=report)
+    except HotFolderError as exc:
+        raise UsageError(exc.message) from None
+    where = {"folder": str(watcher.in_dir), "out": str(watcher.out_dir), "formats": ",".join(formats)}
+    print(t("watch.cli.watching", engine=info.name, **where), flush=True)
+    try:
+        if args.once:
+            watcher.poll()
+            while watcher.pending or watcher.missing:
+                time.sleep(max(args.interval, 0.01))
+                watcher.poll()
+        else:
+            watcher.run(threading.Event(), interval=max(args.interval, 0.1))
+    except KeyboardInterrupt:
+        _error(t("watch.cli.interrupted"))
+        return EXIT_INTERRUPTED
+    finally:
+        print(t("watch.cli.stopped", converted=watcher.converted, failed=watcher.failed), flush=True)
+    return EXIT_FAILED if watcher.failed else EXIT_OK
+
+
 class ProgressBars:
     """One tqdm bar per file, counting pages, on stderr; errors printed above the bars."""
 
@@ -552,4 +631,10 @@ def _error(line: str) -> None:
     print(t("cli.error.line", message=line), file=sys.stderr)
 
 
-COMMANDS = {"serve": cmd_serve, "convert": cmd_convert, "doctor": cmd_doctor, "config-path": cmd_config_path}
+COMMANDS = {
+    "serve": cmd_serve,
+    "convert": cmd_convert,
+    "watch": cmd_watch,
+    "doctor": cmd_doctor,
+    "config-path": cmd_config_path,
+}
