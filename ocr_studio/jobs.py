@@ -313,6 +313,8 @@ class JobStore:
                     problems.append(str(exc))
         finally:
             lock.release()
+        for listener in list(_DELETE_LISTENERS):
+            listener(self.workspace, job_id)
         if problems:
             raise JobError(message("library.jobs.delete_failed", job_id=job_id, detail="; ".join(problems[:3])))
 
@@ -575,6 +577,7 @@ class _Run:
             assert rendered.result is not None
             self.finish(page, rendered.result)
             _write_page(folder, rendered.result, rendered.image)
+            self.written(index, rendered.result)
             done += 1
             self.emit(index, item, page=number, done=done, total=total)
         return not self.cancel.is_set()
@@ -612,6 +615,7 @@ class _Run:
         def written(page: Page, result: PageResult) -> None:  # a finished page; in the writer
             self.finish(page, result)
             _write_page(folder, result, page.image)
+            self.written(index, result)
             page.release()
             tally[0] += 1
             self.emit(index, item, page=page.number, done=tally[0], total=total)
@@ -669,6 +673,14 @@ class _Run:
             raise EngineError(message("core.jobs.no_result", engine=self.engine_name, page=in_flight[0].number))
         return True
 
+    def written(self, index: int, result: PageResult) -> None:
+        """A page is on disk: tell the listeners (the search index). One that fails never fails the job."""
+        for listener in list(_PAGE_LISTENERS):
+            try:
+                listener(self.job, index, result)
+            except Exception:
+                pass  # the search index catches up from the job files when it is next searched
+
     def finish(self, page: Page, result: PageResult) -> None:
         """Stamp a result with what the job knows (page number, engine, render warnings)."""
         result.page_number = page.number
@@ -689,6 +701,24 @@ class _Run:
                 **extra,
             )
         )
+
+
+# --- listeners ------------------------------------------------------------------------
+# Who hears of pages written and jobs deleted: the search index (library/search_index.py), which
+# registers itself here, so that jobs import nothing of the library above them.
+
+PageListener = Callable[["Job", int, PageResult], None]  # (job, document index, the page's result)
+DeleteListener = Callable[[Path, str], None]  # (workspace, job id)
+_PAGE_LISTENERS: list[PageListener] = []
+_DELETE_LISTENERS: list[DeleteListener] = []
+
+
+def add_listeners(*, page: PageListener | None = None, deleted: DeleteListener | None = None) -> None:
+    """Call ``page`` after every page a job writes (in the job's writer thread) and ``deleted``
+    after a job is deleted; adding the same function twice adds it once."""
+    for listener, listeners in ((page, _PAGE_LISTENERS), (deleted, _DELETE_LISTENERS)):
+        if listener is not None and listener not in listeners:
+            listeners.append(listener)  # type: ignore[arg-type]
 
 
 # --- state on disk -------------------------------------------------------------------

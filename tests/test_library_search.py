@@ -15,9 +15,17 @@ import pytest
 from ocr_studio.engines import get_engine
 from ocr_studio.engines.base import Task
 from ocr_studio.i18n import render
-from ocr_studio.jobs import JobError, JobSpec, JobStore, run_job
+from ocr_studio.jobs import JobError, JobSpec, JobStore, Progress, run_job
+from ocr_studio.library.search_index import SearchIndex, keep_index, search
 from ocr_studio.settings import Settings
+from tests.generated_pages import FONT
 from tests.test_jobs import make_pdf, make_settings
+
+CONTRACT = [
+    "The pages of this contract are numbered. Payment is due within thirty days.",
+    "Все страницы договора пронумерованы. Оплата производится в течение тридцати дней.",
+    "Приложение: таблица цен и график поставок оборудования.",
+]
 
 
 @pytest.fixture
@@ -25,10 +33,111 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "workspace")
 
 
-def convert(settings: Settings, source: Path):
+def text_pdf(path: Path, pages: list[str]) -> Path:
+    """A PDF whose page N carries ``pages[N-1]`` in a font with Cyrillic letters."""
+    import pymupdf
+
+    pdf = pymupdf.open()
+    for text in pages:
+        page = pdf.new_page()
+        page.insert_textbox(pymupdf.Rect(72, 72, 520, 400), text, fontsize=12, fontname="dejavu", fontfile=str(FONT))
+    pdf.save(path)
+    pdf.close()
+    return path
+
+
+def convert(settings: Settings, source: Path, progress=None):
     engine = get_engine("text-layer", settings)
     store = JobStore(settings.workspace)
-    return run_job(store.create(JobSpec([source], "text-layer", Task.TEXT), engine, settings), engine, settings)
+    job = store.create(JobSpec([source], "text-layer", Task.TEXT), engine, settings)
+    return run_job(job, engine, settings, progress=progress)
+
+
+@pytest.fixture(autouse=True)
+def indexing() -> None:
+    keep_index()  # as the studio and `convert` do: pages are indexed as they are written
+
+
+def found(hits) -> list[tuple[str, int, str]]:
+    return [(hit.document, hit.page, hit.snippet_text()) for hit in hits]
+
+
+# --- indexing and searching ----------------------------------------------------------------------
+
+
+def test_every_form_of_a_word_is_found_in_russian_and_english(tmp_path, settings):
+    job = convert(settings, text_pdf(tmp_path / "contract.pdf", CONTRACT))
+    index = SearchIndex(settings.workspace)  # as the pages left it: no catching up from the files
+
+    for query in ("страница", "страницы", "СТРАНИЦАМИ", "договор"):
+        hits = index.search(query)
+        assert [(h.document, h.page) for h in hits] == [("contract.pdf", 2)], query
+        assert "[страницы]" in hits[0].snippet_text() or "[договора]" in hits[0].snippet_text()
+    for query in ("page", "pages", "paging", "contracts", "numbering"):
+        assert [(h.document, h.page) for h in index.search(query)] == [("contract.pdf", 1)], query
+    hit = index.search("оборудованием")[0]
+    assert (hit.job_id, hit.document_index, hit.page) == (job.id, 0, 3)
+    block = job.documents[0].pages[2].blocks[hit.block]
+    assert "оборудования" in block.text and hit.bbox == pytest.approx(block.bbox)
+    assert index.search("таблица поставок") and not index.search("таблица договор")  # every word, same block
+    assert not index.search("invoice") and not index.search("") and not index.search('"*-()')
+    assert "[в] [течение]" in index.search('"в течение"')[0].snippet_text()  # a phrase: these words in this order
+    assert not index.search('"течение в"')
+
+
+def test_pages_are_searchable_as_soon_as_they_are_written(tmp_path, settings):
+    seen: dict[int, list] = {}
+
+    def progress(event: Progress) -> None:
+        if event.page is not None and event.partial_text is None and event.error is None:
+            index = SearchIndex(settings.workspace)
+            seen[event.page] = [h.page for h in index.search("страницы")] + [h.page for h in index.search("цен")]
+
+    convert(settings, text_pdf(tmp_path / "contract.pdf", CONTRACT), progress)
+
+    assert seen == {1: [], 2: [2], 3: [2, 3]}
+
+
+def test_a_missing_or_damaged_index_is_built_again_from_the_job_files(tmp_path, settings):
+    convert(settings, text_pdf(tmp_path / "contract.pdf", CONTRACT))
+    convert(settings, make_pdf(tmp_path / "report.pdf", 2))
+    expected = found(search(settings.workspace, "pages"))
+    assert sorted(page for _, page, _ in expected) == [1, 1, 2]  # "Page 1 says…", "Page 2 says…", the contract
+    path = SearchIndex(settings.workspace).path
+
+    path.unlink()
+    assert found(search(settings.workspace, "pages")) == expected
+
+    path.write_bytes(b"this is not a database" * 100)
+    assert found(search(settings.workspace, "pages")) == expected
+    assert found(search(settings.workspace, "страница")) == [("contract.pdf", 2, found_snippet(settings))]
+
+    data = bytearray(path.read_bytes())  # pages of the file overwritten in the middle
+    data[4096 : 4096 * 3] = b"\xff" * (4096 * 2)
+    path.write_bytes(bytes(data))
+    assert found(search(settings.workspace, "pages")) == expected
+
+
+def found_snippet(settings: Settings) -> str:
+    return SearchIndex(settings.workspace).search("страница")[0].snippet_text()
+
+
+def test_a_job_whose_files_changed_or_went_is_read_again(tmp_path, settings):
+    job = convert(settings, text_pdf(tmp_path / "contract.pdf", CONTRACT))
+    other = convert(settings, make_pdf(tmp_path / "report.pdf", 1))
+    assert search(settings.workspace, "договор") and search(settings.workspace, "hello")
+
+    import shutil
+
+    shutil.rmtree(other.dir)  # gone behind the studio's back
+    page = job.dir / job.inputs[0].folder / "page-0002.json"
+    page.write_text(page.read_text(encoding="utf-8").replace("договора", "соглашения"), encoding="utf-8")
+    state = job.dir / "job.json"
+    state.write_text(state.read_text(encoding="utf-8") + " ", encoding="utf-8")  # the job file changed too
+
+    assert not search(settings.workspace, "hello")
+    assert not search(settings.workspace, "договор")
+    assert [h.page for h in search(settings.workspace, "соглашение")] == [2]
 
 
 # --- deleting a job ------------------------------------------------------------------------------
@@ -42,8 +151,14 @@ def test_a_deleted_job_is_gone_from_disk_history_and_downloads(tmp_path, setting
     (exports / "gone.md").write_text("Page 1 says hello", encoding="utf-8")
     store = JobStore(settings.workspace)
 
+    assert search(settings.workspace, "hello")
+    index = SearchIndex(settings.workspace)
+    assert {h.job_id for h in index.search("page")} == {keep.id, gone.id}
+
     store.delete(gone.id)
 
+    assert {h.job_id for h in index.search("page")} == {keep.id}  # at once, not at the next catching up
+    assert {h.job_id for h in search(settings.workspace, "page")} == {keep.id}
     assert not gone.dir.exists() and not exports.parent.exists()
     assert [job.id for job in store.history()] == [keep.id]
     assert not [p for p in store.root.iterdir() if p.name != keep.id]  # nothing left behind, renamed or not
