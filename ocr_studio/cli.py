@@ -1,4 +1,5 @@
-"""The command line: ``serve`` (the default), ``convert``, ``watch``, ``doctor`` and ``config-path``.
+"""The command line: ``serve`` (the default), ``convert``, ``watch``, ``search``, ``doctor`` and
+``config-path``.
 
 Thin on purpose: ``convert`` runs the same jobs as the UI (one job per file, so a
 re-run only converts what changed and an interrupted run resumes), then writes the
@@ -148,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--once", action="store_true", help="convert what is there, then exit")
 
+    search = commands.add_parser(
+        "search",
+        parents=[common],
+        help="search the text of every converted document",
+        description="Find words in every job of the workspace, in any of their forms (English and Russian): "
+        'all words must be in one block; "quoted words" as a phrase; a word ending in * as a prefix. '
+        "Exit code 0: found, 1: nothing found, 2: no words given.",
+    )
+    search.add_argument("query", nargs="+", metavar="WORD", help="what to find")
+    search.add_argument("--limit", type=int, default=20, metavar="N", help="show at most N matches (default 20)")
     commands.add_parser("doctor", parents=[common], help="show the GPU, the runtime profile and the engines")
     commands.add_parser("config-path", parents=[common], help="print the config file's path")
     return parser
@@ -257,7 +268,9 @@ class Outcome:
 def cmd_convert(args: argparse.Namespace) -> int:
     from .engines import get_engine
     from .jobs import JobSpec, JobStore, run_job
+    from .library.search_index import keep_index
 
+    keep_index()  # pages are searchable as soon as they are written
     formats = parse_formats(args.format)
     settings = settings_from(args)
     engine = get_engine(settings.engine, settings)
@@ -627,6 +640,35 @@ class ProgressBars:
             self.bar = None
 
 
+# --- search --------------------------------------------------------------------------------
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Matches as "document, page N: snippet (job id)", the matched words in [brackets]."""
+    from .library.search_index import Query, SearchIndexError, search
+
+    query = " ".join(args.query)
+    if Query.parse(query) is None:
+        raise UsageError(message("library.search.no_words"))
+    if args.limit < 1:
+        raise UsageError(message("library.search.bad_limit", value=args.limit))
+    settings = settings_from(args)
+    try:
+        hits = search(settings.workspace, query, limit=args.limit + 1)
+    except SearchIndexError as exc:
+        _error(i18n.error_text(exc))
+        return EXIT_FAILED
+    if not hits:
+        print(t("library.search.no_hits", query=query), file=sys.stderr)
+        return EXIT_FAILED
+    for hit in hits[: args.limit]:
+        line = t("library.search.hit", document=hit.document, page=hit.page, snippet=hit.snippet_text())
+        print(f"{line}  ({t('library.search.job', job_id=hit.job_id)})")
+    if len(hits) > args.limit:
+        print(t("library.search.more", count=args.limit), file=sys.stderr)
+    return EXIT_OK
+
+
 def _error(line: str) -> None:
     print(t("cli.error.line", message=line), file=sys.stderr)
 
@@ -635,6 +677,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "convert": cmd_convert,
     "watch": cmd_watch,
+    "search": cmd_search,
     "doctor": cmd_doctor,
     "config-path": cmd_config_path,
 }

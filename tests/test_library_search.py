@@ -210,3 +210,62 @@ def test_deleting_refuses_a_job_running_in_this_process(tmp_path, settings):
     assert job.dir.is_dir()
     JobStore(settings.workspace).delete(job.id)  # once it stopped
     assert not job.dir.exists()
+
+
+# --- ocr-studio search ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path):
+    """No OCR_STUDIO_* variable and no config file of the machine; the language put back after."""
+    from ocr_studio import i18n
+
+    for name in list(os.environ):
+        if name.startswith("OCR_STUDIO_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OCR_STUDIO_CONFIG", str(tmp_path / "absent-config.toml"))
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    yield monkeypatch
+    i18n.set_language("en")
+
+
+def test_ocr_studio_search_lists_document_page_and_snippet_in_either_language(tmp_path, cli_env, capsys):
+    from ocr_studio.cli import main
+
+    workspace = str(tmp_path / "workspace")
+    source = text_pdf(tmp_path / "contract.pdf", CONTRACT)
+    assert main(["convert", str(source), "-o", str(tmp_path / "out"), "-q", "--workspace", workspace]) == 0
+    capsys.readouterr()
+
+    assert main(["search", "страница", "--workspace", workspace]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("contract.pdf, page 2: Все [страницы] договора пронумерованы.")
+    assert main(["search", "Pages", "numbered", "--workspace", workspace]) == 0
+    assert capsys.readouterr().out.startswith("contract.pdf, page 1: The [pages] of this contract are [numbered].")
+
+    assert main(["search", "invoice", "--workspace", workspace]) == 1
+    assert capsys.readouterr().err.strip() == "Nothing found for “invoice”."
+    assert main(["search", "*", "--workspace", workspace]) == 2
+    assert "Nothing to search for" in capsys.readouterr().err
+
+    cli_env.setenv("OCR_STUDIO_LANGUAGE", "ru")
+    assert main(["search", "цены", "--workspace", workspace]) == 0
+    assert capsys.readouterr().out.startswith("contract.pdf, страница 3: Приложение: таблица [цен]")
+    assert main(["search", "счёт", "--workspace", workspace]) == 1
+    assert capsys.readouterr().err.strip() == "По запросу «счёт» ничего не найдено."
+
+
+def test_ocr_studio_search_stops_at_the_limit_and_says_so(tmp_path, cli_env, capsys):
+    from ocr_studio.cli import main
+
+    workspace = str(tmp_path / "workspace")
+    source = make_pdf(tmp_path / "report.pdf", 3)
+    assert main(["convert", str(source), "-o", str(tmp_path / "out"), "-q", "--workspace", workspace]) == 0
+    capsys.readouterr()
+
+    assert main(["search", "hello", "--limit", "2", "--workspace", workspace]) == 0
+    captured = capsys.readouterr()
+    pages = [line.split(":")[0] for line in captured.out.splitlines()]
+    assert len(set(pages)) == 2 and set(pages) < {f"report.pdf, page {n}" for n in (1, 2, 3)}
+    assert "The first 2 are shown" in captured.err
+    assert main(["search", "hello", "--limit", "0", "--workspace", workspace]) == 2

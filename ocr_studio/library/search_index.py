@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..i18n import LocalizedError, message
 from ..results import PageResult
 
 if TYPE_CHECKING:
@@ -64,8 +65,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(stems, tokenize = 'unicode61
 """
 
 
-class SearchIndexError(Exception):
+class SearchIndexError(LocalizedError):
     """The index cannot be used even after building it again (the workspace is read-only, full)."""
+
+    @classmethod
+    def from_error(cls, error: sqlite3.Error | OSError, path: Path) -> SearchIndexError:
+        return cls(message("library.search.unavailable", path=str(path), detail=str(error)))
 
 
 @dataclass(frozen=True)
@@ -246,22 +251,25 @@ class SearchIndex:
     def discard(self) -> None:
         """Remove the index file (and SQLite's files beside it): the next use builds it again."""
         for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone already, or held open (Windows): the next try says so
                 self.path.with_name(self.path.name + suffix).unlink()
 
     def _retrying(self, work, *args):  # type: ignore[no-untyped-def]
-        """``work(*args)``; a damaged index is removed and ``work`` tried once more on a new one."""
+        """``work(*args)``; a damaged index is removed and ``work`` tried once more on a new one.
+        SearchIndexError when the index cannot be used (the disk full or read-only, busy too long)."""
         try:
             return work(*args)
         except sqlite3.DatabaseError as exc:
             if not _damaged(exc):
-                raise SearchIndexError(f"{self.path}: {exc}") from exc
+                raise SearchIndexError.from_error(exc, self.path) from exc
             log.warning("search index %s is damaged (%s); building it again", self.path, exc)
             self.discard()
+        except OSError as exc:
+            raise SearchIndexError.from_error(exc, self.path) from exc
         try:
             return work(*args)
-        except sqlite3.Error as exc:
-            raise SearchIndexError(f"{self.path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise SearchIndexError.from_error(exc, self.path) from exc
 
     # writing -------------------------------------------------------------------------------
 
