@@ -14,8 +14,11 @@ from html.parser import HTMLParser
 from typing import Any
 
 from .i18n import loaded, stored
+from .mathml import latex_mathml
+from .text_markup import LITERAL_ENGINES, code_fence, escape_markdown, math_html, printable, safe_markdown
 
-# dots.ocr's layout categories; other engines use a subset ("Text" by default).
+# dots.ocr's layout categories; other engines use a subset ("Text" by default). The text-layer engine
+# adds "Code" (a monospace listing, kept line by line), coloured by EXTRA_CATEGORY_COLORS.
 CATEGORIES = (
     "Caption",
     "Footnote",
@@ -44,6 +47,8 @@ CATEGORY_COLORS: dict[str, str] = {
     "Text": "#34495e",
     "Title": "#d35400",
 }
+# Categories of our own engines beyond dots.ocr's, with their colours.
+EXTRA_CATEGORY_COLORS: dict[str, str] = {"Code": "#6d4c41"}
 
 BBox = tuple[float, float, float, float]
 
@@ -52,8 +57,9 @@ BBox = tuple[float, float, float, float]
 class Block:
     """One layout element: where it is, what kind it is, and its text.
 
-    ``text`` is Markdown for ordinary elements, LaTeX for formulas and HTML for
-    tables; pictures have no text.
+    ``text`` is Markdown for ordinary elements (literal text on pages of a literal engine, see
+    ``PageResult.literal``), LaTeX for formulas, HTML for tables and the printed lines of a code
+    listing for Code; pictures have no text.
     """
 
     bbox: BBox | None
@@ -101,6 +107,8 @@ class PageResult:
     warnings: list[str] = field(default_factory=list)
     raw_text: str = ""  # the engine's raw output, kept so nothing is ever lost
     seconds: float = 0.0
+    rotation: int = 0  # clockwise degrees the page image was turned to read it upright (boxes are upright)
+    unread: bool = False  # the page could not be read (no OCR installed, OCR failed): never a cached result
 
     def to_dict(self, *, messages: bool = False) -> dict[str, Any]:
         """The page as JSON. ``messages=True`` (job files) keeps each warning as a message id with its
@@ -123,13 +131,24 @@ class PageResult:
             warnings=[loaded(w) for w in data.get("warnings", [])],
             raw_text=str(data.get("raw_text", "")),
             seconds=float(data.get("seconds", 0.0)),
+            rotation=int(data.get("rotation", 0)) % 360,
+            unread=bool(data.get("unread", False)),
         )
+
+    @property
+    def literal(self) -> bool:
+        """Whether the page's text is literal (a text layer, Tesseract): no Markdown, no math."""
+        return self.engine in LITERAL_ENGINES
 
     def markdown(self, *, furniture: bool = True, image_ref: ImageRef | None = None) -> str:
         return page_markdown(self, furniture=furniture, image_ref=image_ref)
 
     def text(self, *, furniture: bool = True) -> str:
-        return "\n\n".join(b.text for b in self.blocks if b.text and (furniture or b.category not in PAGE_FURNITURE))
+        return "\n\n".join(
+            printable(b.text).strip("\n")
+            for b in self.blocks
+            if b.text.strip() and (furniture or b.category not in PAGE_FURNITURE)
+        )
 
 
 @dataclass
@@ -189,19 +208,46 @@ class ImageRef:
         return f"{self.folder}/{self.file_name(page, index)}"
 
 
-def block_markdown(block: Block) -> str:
-    """One block as Markdown: formulas stay LaTeX, tables stay HTML."""
-    text = block.text.strip()
+_LITERAL_BULLET = re.compile(r"^[•·▪◦‣●○■□➢►✓*–—-]\s+")
+_LITERAL_NUMBER = re.compile(r"^(\d{1,9})[.)]\s+")
+
+
+def _formula_source(text: str) -> str:
+    if text.startswith("$$") and text.endswith("$$") and len(text) >= 4:
+        return text[2:-2].strip()
+    return text.strip("$").strip()
+
+
+def block_markdown(block: Block, *, literal: bool = False) -> str:
+    """One block as Markdown: formulas stay LaTeX, tables stay (sanitised) HTML, code is fenced;
+    ``literal`` text is escaped so it reads back as printed; a model's Markdown keeps its math and
+    markup, never live HTML or links elsewhere."""
+    text = printable(block.text).strip()
+    if not text:
+        return ""
     if block.category == "Formula":
-        if not text:
-            return ""
-        if text.startswith("$$") and text.endswith("$$") and len(text) >= 4:
-            return text
-        return f"$$\n{text.strip('$').strip()}\n$$"
+        source = _formula_source(text).replace("<", "\\lt ").replace(">", "\\gt ")
+        return f"$$\n{source}\n$$" if source else ""
+    if block.category == "Code":
+        return code_fence(printable(block.text).strip("\n"))
+    if block.category == "Table" and "<table" in text.lower():
+        return sanitize_table_html(text)
+    if literal:
+        flat = " ".join(text.split())
+        if block.category in ("Title", "Section-header"):
+            return ("# " if block.category == "Title" else "## ") + escape_markdown(flat)
+        if block.category == "List-item":
+            number = _LITERAL_NUMBER.match(flat)
+            if number:
+                return f"{number.group(1)}. " + escape_markdown(flat[number.end() :])
+            bullet = _LITERAL_BULLET.match(flat)
+            return "- " + escape_markdown(flat[bullet.end() :] if bullet else flat)
+        return escape_markdown(text)
+    text = safe_markdown(text, math=True, sanitize_table=sanitize_table_html)
     if block.category == "Title":
-        return text if text.startswith("#") else f"# {text}" if text else ""
+        return text if text.startswith("#") else f"# {text}"
     if block.category == "Section-header":
-        return text if text.startswith("#") else f"## {text}" if text else ""
+        return text if text.startswith("#") else f"## {text}"
     return text
 
 
@@ -215,7 +261,7 @@ def page_markdown(page: PageResult, *, furniture: bool = True, image_ref: ImageR
             if ref:
                 parts.append(f"![Picture]({ref})")
             continue
-        md = block_markdown(block)
+        md = block_markdown(block, literal=page.literal)
         if md:
             parts.append(md)
     return "\n\n".join(parts)
@@ -232,7 +278,7 @@ def escape(text: str) -> str:
 _TABLE_TAGS = frozenset(
     "table thead tbody tfoot tr th td caption colgroup col br b i u em strong sub sup span p div".split()
 )
-_TABLE_ATTRS = frozenset({"colspan", "rowspan", "align", "valign", "scope"})
+_TABLE_ATTRS = frozenset({"colspan", "rowspan", "align", "valign", "scope", "border"})
 _VOID_TAGS = frozenset({"br", "col"})
 # Elements whose content is dropped along with the tag.
 _DROPPED_WITH_CONTENT = frozenset(
@@ -300,8 +346,22 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*)$", re.S)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 
 
-def _inline_html(text: str) -> str:
-    return "<br>\n".join(escape(line) for line in text.strip().split("\n"))
+def _inline_html(text: str, *, math: bool = False) -> str:
+    """Lines of text as escaped HTML with line breaks; ``math`` draws its ``$…$`` as MathML."""
+    lines = text.strip().split("\n")
+    return "<br>\n".join(math_html(line, escape) if math else escape(line) for line in lines)
+
+
+def _code_html(text: str) -> str:
+    """A code listing's lines, kept as printed; newlines as character references, so a blank line
+    inside cannot end the HTML block where the text pane embeds it in Markdown."""
+    return '<pre class="code"><code>' + escape(text.strip("\n")).replace("\n", "&#10;") + "</code></pre>"
+
+
+def _formula_html(block: Block) -> str:
+    source = _formula_source(block.text.strip())
+    drawn = latex_mathml(source, display=True, annotation=block_markdown(block)) if source else None
+    return f'<div class="formula">{drawn or escape(block_markdown(block))}</div>'
 
 
 def _markdown_chunk_html(chunk: str) -> str:
@@ -314,22 +374,26 @@ def _markdown_chunk_html(chunk: str) -> str:
     if lowered.startswith("<table") and lowered.endswith("</table>"):  # a model's table, and nothing else
         return sanitize_table_html(chunk)
     if chunk.startswith("$$") and chunk.endswith("$$") and len(chunk) >= 4:
-        return f'<div class="formula">{escape(chunk)}</div>'
+        return _formula_html(Block(None, "Formula", chunk))
     heading = _HEADING.match(chunk)
     if heading:
         level = len(heading.group(1))
-        return f"<h{level}>{_inline_html(heading.group(2))}</h{level}>"
+        return f"<h{level}>{_inline_html(heading.group(2), math=True)}</h{level}>"
     lines = chunk.split("\n")
     if all(_LIST_ITEM.match(line) for line in lines):
-        items = "".join(f"<li>{escape(_LIST_ITEM.sub('', line, count=1).strip())}</li>" for line in lines)
+        items = "".join(
+            f"<li>{_inline_html(_LIST_ITEM.sub('', line, count=1).strip(), math=True)}</li>" for line in lines
+        )
         tag = "ol" if lines[0].lstrip()[:1].isdigit() else "ul"
         return f"<{tag}>{items}</{tag}>"
-    return f"<p>{_inline_html(chunk)}</p>"
+    return f"<p>{_inline_html(chunk, math=True)}</p>"
 
 
-def block_html(block: Block, image_src: str | None = None) -> str:
-    """One block as HTML. Tables keep their (sanitised) HTML, formulas their LaTeX source."""
-    text = block.text.strip()
+def block_html(block: Block, image_src: str | None = None, *, literal: bool = False) -> str:
+    """One block as HTML. Tables keep their (sanitised) HTML, formulas are drawn as MathML (their
+    LaTeX kept beside), code keeps its lines; ``literal`` text is shown as printed (no Markdown,
+    no math), a model's Markdown gets its headings, lists and inline math."""
+    text = printable(block.text).strip()
     if block.category == "Picture":
         return f'<figure><img src="{escape(image_src)}" alt="Picture"></figure>' if image_src else ""
     if not text:
@@ -339,13 +403,15 @@ def block_html(block: Block, image_src: str | None = None) -> str:
             return f'<div class="table">{sanitize_table_html(text)}</div>'
         return f'<pre class="table">{escape(text)}</pre>'
     if block.category == "Formula":
-        return f'<div class="formula">{escape(block_markdown(block))}</div>'
+        return _formula_html(block)
+    if block.category == "Code":
+        return _code_html(printable(block.text))
     if block.category in ("Title", "Section-header"):
         level = 1 if block.category == "Title" else 2
-        heading = _HEADING.match(text)
+        heading = None if literal else _HEADING.match(text)
         if heading:
             level, text = len(heading.group(1)), heading.group(2)
-        return f"<h{level}>{_inline_html(text)}</h{level}>"
+        return f"<h{level}>{_inline_html(text, math=not literal)}</h{level}>"
     css = {
         "Caption": "caption",
         "Footnote": "footnote",
@@ -354,7 +420,9 @@ def block_html(block: Block, image_src: str | None = None) -> str:
         "List-item": "list-item",
     }.get(block.category)
     if css:
-        return f'<p class="{css}">{_inline_html(text)}</p>'
+        return f'<p class="{css}">{_inline_html(text, math=not literal)}</p>'
+    if literal:
+        return "\n".join(f"<p>{_inline_html(chunk)}</p>" for chunk in re.split(r"\n\s*\n", text) if chunk.strip())
     return "\n".join(part for part in (_markdown_chunk_html(c) for c in re.split(r"\n\s*\n", text)) if part)
 
 
@@ -370,7 +438,7 @@ def page_html(page: PageResult, *, furniture: bool = True, image_ref: ImageRef |
         if not furniture and block.category in PAGE_FURNITURE:
             continue
         src = image_ref(page, index) if image_ref is not None and block.category == "Picture" and block.bbox else None
-        rendered = block_html(block, src)
+        rendered = block_html(block, src, literal=page.literal)
         if rendered:
             parts.append(rendered)
     parts.append("</section>")
@@ -388,6 +456,8 @@ table { border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid #bbb; padding: .25rem .5rem; vertical-align: top; }
 .formula { font-family: ui-monospace, monospace; white-space: pre-wrap; background: #f6f6f6;
            padding: .5rem; margin: 1rem 0; overflow-x: auto; }
+.formula annotation { display: none; }
+pre.code { background: #f6f6f6; padding: .5rem; overflow-x: auto; }
 pre.table { background: #f6f6f6; padding: .5rem; overflow-x: auto; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 .caption, .footnote, .page-header, .page-footer { color: #555; font-size: .9rem; }

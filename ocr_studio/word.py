@@ -104,7 +104,7 @@ def _add_page(
                 share = _width_share(block, page)
                 word.add_picture(io.BytesIO(data), width=int(content_width * share))
             continue
-        _add_block(word, block)
+        _add_block(word, block, literal=page.literal)
 
 
 def _width_share(block: Block, page: PageResult) -> float:
@@ -124,7 +124,9 @@ def _xml(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
-def _add_block(word: WordDocument, block: Block) -> None:
+def _add_block(word: WordDocument, block: Block, *, literal: bool = False) -> None:
+    """One block; ``literal`` text (a text layer, Tesseract) is written as printed, never read as
+    Markdown: its "# " is a character, its "*" no emphasis."""
     text = _xml(block.text).strip()
     if not text:
         return
@@ -133,6 +135,12 @@ def _add_block(word: WordDocument, block: Block) -> None:
         return
     if block.category == "Table" and looks_like_table(text):
         _add_table(word, text)
+        return
+    if block.category == "Code":
+        _add_code(word, _xml(block.text).strip("\n"))
+        return
+    if literal:
+        _add_literal(word, block.category, text)
         return
     if block.category in ("Title", "Section-header"):
         heading = _HEADING.match(text)
@@ -148,6 +156,45 @@ def _add_block(word: WordDocument, block: Block) -> None:
     for chunk in re.split(r"(<table\b.*?</table>)|\n\s*\n", text, flags=re.I | re.S):
         if chunk and chunk.strip():
             _add_markdown_chunk(word, chunk.strip(), footnote=block.category == "Footnote")
+
+
+def _add_code(word: WordDocument, text: str) -> None:
+    """A code listing: one monospace paragraph, its printed lines kept as line breaks."""
+    from docx.shared import Pt
+
+    paragraph = word.add_paragraph()
+    for number, line in enumerate(text.split("\n")):
+        if number:
+            paragraph.add_run().add_break()
+        run = paragraph.add_run(line)
+        run.font.name = "Consolas"
+        run.font.size = Pt(9)
+
+
+def _add_literal(word: WordDocument, category: str, text: str) -> None:
+    flat = " ".join(text.split())
+    if category in ("Title", "Section-header"):
+        word.add_heading(flat, level=1 if category == "Title" else 2)
+    elif category == "Caption":
+        word.add_paragraph(flat, style="Caption")
+    elif category == "List-item":
+        number = re.match(r"^(\d{1,9})[.)]\s+", flat)
+        bullet = re.match(r"^[•·▪◦‣●○■□➢►✓*–—-]\s+", flat)
+        style = "List Number" if number else "List Bullet"
+        paragraph = word.add_paragraph((flat[(number or bullet).end() :] if number or bullet else flat), style=style)
+        if number:
+            _number_from_one(word, paragraph)
+    else:
+        paragraph = word.add_paragraph()
+        for number, line in enumerate(line for line in text.split("\n") if line.strip()):
+            if number:
+                paragraph.add_run().add_break()
+            paragraph.add_run(line.strip())
+        if category == "Footnote":
+            from docx.shared import Pt
+
+            for run in paragraph.runs:
+                run.font.size = Pt(8)
 
 
 def _latex(text: str) -> str:

@@ -11,26 +11,27 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..i18n import render, t
-from ..results import CATEGORY_COLORS, PAGE_FURNITURE, block_html
+from ..results import CATEGORY_COLORS, EXTRA_CATEGORY_COLORS, PAGE_FURNITURE, block_html
 from .language import number
 
 if TYPE_CHECKING:
     from ..jobs import Job
     from ..results import DocumentResult, PageResult
 
-MEDIA_PREFIX = "/studio"  # media.PREFIX; repeated here so this module imports no web framework
+# media.PREFIX without its slash; repeated here so this module imports no web framework. Relative:
+# the links resolve under the page's own path (the guard's per-launch prefix, where the cookie goes).
+MEDIA_PREFIX = "studio"
 
-LATEX_DELIMITERS = [
-    {"left": "$$", "right": "$$", "display": True},
-    {"left": "$", "right": "$", "display": False},
-    {"left": "\\[", "right": "\\]", "display": True},
-    {"left": "\\(", "right": "\\)", "display": False},
-]
+# Empty: Gradio's Markdown math is off. Its tokenizer matches a "$" anywhere in the pane and swallows
+# everything up to the next one (other blocks, their box links) into one red error; math is drawn
+# per block as MathML by results.block_html instead, only where the page's text is math.
+LATEX_DELIMITERS: list[dict[str, object]] = []
 
 THUMBNAIL_LIMIT = 400  # pages in the strip; beyond that the page list still reaches them
 
@@ -110,12 +111,13 @@ def media_url(kind: str, job: Job, document_index: int, page_number: int, stamp:
 
 
 def _color(category: str) -> str:
-    return CATEGORY_COLORS.get(category, "#555555")
+    return CATEGORY_COLORS.get(category) or EXTRA_CATEGORY_COLORS.get(category, "#555555")
 
 
 def category_name(category: str) -> str:
     """A layout category ("Page-header") in the tab's language; an engine's own category as it is."""
-    return t(f"ui.category.{category}") if category in CATEGORY_COLORS else category
+    known = category in CATEGORY_COLORS or category in EXTRA_CATEGORY_COLORS
+    return t(f"ui.category.{category}") if known else category
 
 
 def legend_html(boxes: list[tuple[int, tuple[float, float, float, float], str]]) -> str:
@@ -144,7 +146,13 @@ def page_html(job: Job, document_index: int, page: PageResult, stamp: int, note:
     zoom = "".join(
         f'<button type="button" data-zoom="{mode}" title="{_attr(t(f"ui.viewer.{name}_tip"))}">'
         f"{html.escape(t(f'ui.viewer.{name}'))}</button>"
-        for mode, name in (("width", "fit_width"), ("page", "fit_page"), ("actual", "actual_size"))
+        for mode, name in (
+            ("out", "zoom_out"),
+            ("width", "fit_width"),
+            ("page", "fit_page"),
+            ("actual", "actual_size"),
+            ("in", "zoom_in"),
+        )
     )
     tools = (
         f'<div class="pv-tools" role="toolbar" aria-label="{_attr(t("ui.viewer.zoom"))}">{zoom}'
@@ -183,13 +191,14 @@ def thumbnails_html(job: Job, document_index: int, current: int) -> str:
 def text_html(page: PageResult) -> str:
     """The page's blocks in reading order, each linked to its box by its ``b-<index>`` class (Gradio's
     Markdown sanitiser keeps classes, not data attributes). Inert: every
-    block goes through ``results.block_html`` (escaped text, sanitised tables, no links)."""
+    block goes through ``results.block_html`` (escaped text, sanitised tables and MathML, no links);
+    a literal page's text is shown as printed, ``$`` and ``#`` included."""
     parts = []
     for index, block in enumerate(page.blocks):
         if block.category == "Picture":
             body = f'<p class="blk-picture">{html.escape(t("ui.viewer.picture"))}</p>'
         else:
-            body = block_html(block)
+            body = block_html(block, literal=page.literal)
         if not body:
             continue
         body = re.sub(r"\n\s*\n+", "\n", body)  # a blank line would end the HTML block for the Markdown parser
@@ -326,10 +335,13 @@ SYMBOLS = {
 }
 
 
-def job_summary(job: Job, seconds: float | None = None, *, plain: bool = False) -> str:
+def job_summary(job: Job, seconds: float | None = None, *, plain: bool = False, problems: Sequence[str] = ()) -> str:
     """The status of a finished (or stopped) job: what succeeded, every failure with its reason,
-    and what to do about it. Markdown for the page, or ``plain`` text for the API's answer."""
+    and what to do about it. Markdown for the page, or ``plain`` text for the API's answer.
+    ``problems``: downloads that could not be made (then it never says a clean "Done")."""
     state = outcome(job)
+    if problems and state == "done":
+        state = "partial"
     word = t(f"ui.outcome.{state}") if state in SYMBOLS else state.capitalize()
     head = word if plain else f"**{' '.join(filter(None, (SYMBOLS.get(state, ''), word)))}**"
     counts = {
@@ -351,13 +363,16 @@ def job_summary(job: Job, seconds: float | None = None, *, plain: bool = False) 
     reasons.extend(failures(job))
     if reasons:
         line += "\n" + "\n".join(f"- {reason if plain else _md_text(reason)}" for reason in reasons)
+    if problems:
+        line += "\n" + t("files.export.downloads_failed", count=len(problems))
+        line += "\n" + "\n".join(f"- {reason if plain else _md_text(reason)}" for reason in problems)
     return line
 
 
 def _md_text(text: str) -> str:
     """Plain text shown inside Markdown: escaped so a file name or reason cannot add markup."""
-    # not ( ) or $: "\\(" and "$" are LaTeX delimiters in the text pane
-    return re.sub(r"([\\`*_{}\[\]<>#|~])", r"\\\1", text)
+    # "$" too: Gradio's default "$$" math would take two of them as a formula
+    return re.sub(r"([\\`*_{}\[\]<>#|~$])", r"\\\1", text)
 
 
 def _attr(text: str) -> str:
