@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .results import DocumentResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXPORT_FORMATS = ("md", "txt", "json", "html", "pdf", "docx", "zip")
+EXPORT_FORMATS = ("md", "txt", "json", "html", "pdf", "docx", "epub", "fb2", "zip")  # exporters.FORMATS + zip
 ZIP_NAME = "ocr-studio.zip"
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .book import BOOK_FORMATS, book_file
 from .i18n import LocalizedError, message
 from .results import DocumentResult, ImageRef, PageResult
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("md", "txt", "json", "html", "pdf", "docx")
+FORMATS = ("md", "txt", "json", "html", "pdf", "docx", "epub", "fb2")
 # The per-document formats the UI offers as downloads (the zip holds them all).
 DOCUMENT_FORMATS = FORMATS
 FORMAT_LABELS = {  # English; in the reader's language: t(f"core.format.{fmt}", lang)
@@ -45,8 +46,10 @@ FORMAT_LABELS = {  # English; in the reader's language: t(f"core.format.{fmt}", 
     "html": "HTML",
     "pdf": "Searchable PDF",
     "docx": "Word",
+    "epub": "EPUB",
+    "fb2": "FictionBook (FB2)",
 }
-_BINARY_FORMATS = ("pdf", "docx")
+_BINARY_FORMATS = ("pdf", "docx", "epub", "fb2")
 
 # (document_index, page_number) -> the page image the engine saw, or None when it is gone.
 PageImageSource = Callable[[int, int], "Image.Image | None"]
@@ -210,7 +213,7 @@ def _document_files(
     chosen = _check_formats(formats)
     crops = (
         PictureCrops(doc, document_index, page_image, images_folder)
-        if any(f in ("md", "html", "docx") for f in chosen)
+        if any(f in ("md", "html", "docx", *BOOK_FORMATS) for f in chosen)
         else None
     )
     files: dict[str, bytes] = {}
@@ -222,6 +225,9 @@ def _document_files(
 
             assert crops is not None
             files[f"{stem}.docx"] = word_document(doc, picture=crops.picture, clean=clean)
+        elif fmt in BOOK_FORMATS:
+            assert crops is not None
+            files[f"{stem}.{fmt}"] = book_file(fmt, [doc], [crops.picture], clean=clean)
         else:
             files[f"{stem}.{fmt}"] = render(doc, fmt, clean=clean, image_ref=crops).encode("utf-8")
     if crops is not None and any(f in ("md", "html") for f in chosen):
