@@ -117,7 +117,7 @@ def run(name: str, settings) -> None:
 
 
 def main() -> None:
-    from ocr_studio import hardware
+    from ocr_studio import doctor
     from ocr_studio.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="smoke-"))
@@ -126,7 +126,7 @@ def main() -> None:
     torch.cuda.empty_cache()
     print(f"checkpoints saved in {time.perf_counter() - started:.0f} s")
     settings = Settings(workspace=work / "ws", qwen_model=str(qwen), dots_model=str(dots), max_new_tokens=96)
-    for label, value in hardware.doctor_report(settings):
+    for label, value in doctor.doctor_report(settings):
         print(f"{label:<22} {value}")
     for name in ("qwen3-vl", "dots-ocr"):
         run(name, settings)

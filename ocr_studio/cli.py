@@ -207,7 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .engines import engine_infos
-    from .hardware import doctor_report
+    from .doctor import doctor_report
 
     settings = settings_from(args)
     rows = list(doctor_report(settings))

@@ -9,7 +9,7 @@ Importing this module must not import torch (the CLI's help stays fast); functio
 
 Words: what is kept (a GPU's reason, a profile's notes) is ``i18n.Text`` — English text that
 carries its message, so the sidebar renders it in the reader's language (``i18n.render``); what
-is made to be shown at once (``RuntimeProfile.rows``, ``doctor_report``) is in the current
+is made to be shown at once (``RuntimeProfile.rows``, ``doctor.doctor_report``) is in the current
 language. The messages are in ``locales/launcher.*.toml`` (``launcher.gpu``, ``.profile``, ``.doctor``).
 """
 
@@ -549,6 +549,19 @@ def _nvml_gpu_names() -> list[str]:
         return []
 
 
+def driver_versions() -> tuple[str, str] | None:
+    """The NVIDIA driver's version and the CUDA version it supports, from NVML; None where NVML cannot say."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        driver = _text(nvml.nvmlSystemGetDriverVersion())  # type: ignore[attr-defined]
+        cuda_driver = int(nvml.nvmlSystemGetCudaDriverVersion())  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    return driver, f"{cuda_driver // 1000}.{(cuda_driver % 1000) // 10}"
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -633,87 +646,6 @@ def _nvml_readings(torch_module: object) -> dict[str, object]:
     return readings
 
 
-# ----------------------------------------------------------------------------- doctor
-
-
-def _gb(value: int) -> str:
-    return f"{value / 1024**3:.1f} GB"
-
-
-def doctor_report(settings: Settings) -> list[tuple[str, str]]:
-    """(label, value) rows for `ocr-studio doctor`, in the current language: torch version, CUDA
-    available, bf16 supported, GPU name, compute capability, VRAM, and the runtime profile in
-    effect. Works without a GPU; never changes process state."""
-
-    def yes(value: bool) -> str:
-        return t("launcher.doctor.yes" if value else "launcher.doctor.no")
-
-    rows: list[tuple[str, str]] = [("Python", sys.version.split()[0])]
-    try:
-        import torch
-    except Exception as exc:
-        return rows + [(t("launcher.doctor.torch"), t("launcher.doctor.torch_broken", error=str(exc)))]
-
-    gpu = probe()
-    rows.append((t("launcher.doctor.torch"), str(torch.__version__)))
-    rows.append((t("launcher.doctor.cuda_build"), str(torch.version.cuda or t("launcher.doctor.cpu_build"))))
-    available = yes(True) if gpu.available else t("launcher.doctor.no_because", reason=_message(gpu.reason))
-    rows.append((t("launcher.doctor.cuda_available"), available))  # the fix gets its own row below
-    if gpu.available:
-        try:
-            bf16 = yes(torch.cuda.is_bf16_supported())
-        except Exception as exc:
-            bf16 = t("launcher.doctor.bf16_unknown", error=str(exc))
-        rows.append((t("launcher.doctor.bf16"), bf16))
-        rows.append((t("launcher.doctor.gpu"), gpu.name))
-        if gpu.capability:
-            capability = f"{gpu.capability[0]}.{gpu.capability[1]} ({gpu.sm})"
-            rows.append((t("launcher.doctor.capability"), capability))
-        rows.append((t("launcher.doctor.vram"), _gb(gpu.total_memory_bytes)))
-        try:
-            rows.append((t("launcher.doctor.kernels"), ", ".join(torch.cuda.get_arch_list())))
-        except Exception:
-            pass
-        rows.append((t("launcher.doctor.flash_attn"), yes(gpu.flash_attn)))
-        rows.append((t("launcher.doctor.triton"), yes(gpu.triton)))
-        from .engines.capacity import pages_in_flight  # the VRAM plan of continuous batching, per model
-
-        for line in pages_in_flight(settings, gpu.total_memory_bytes):
-            rows.append((t("capacity.title"), str(line.render())))
-    else:
-        rows.append((t("launcher.doctor.bf16"), t("launcher.doctor.bf16_no_gpu")))
-    problem = gpu_problem()
-    if problem is not None:
-        rows.append((t("launcher.doctor.gpu_problem"), problem.what))
-        rows.append((t("launcher.doctor.fix"), problem.fix))
-    rows.append((t("launcher.doctor.nvml"), nvml_status()))
-    nvml = _nvml()
-    if nvml is not None:
-        try:
-            rows.append((t("launcher.doctor.driver"), _text(nvml.nvmlSystemGetDriverVersion())))  # type: ignore[attr-defined]
-            cuda_driver = int(nvml.nvmlSystemGetCudaDriverVersion())  # type: ignore[attr-defined]
-            rows.append((t("launcher.doctor.driver_cuda"), f"{cuda_driver // 1000}.{(cuda_driver % 1000) // 10}"))
-        except Exception:
-            pass
-    try:
-        profile = choose_profile(gpu, settings)
-        rows += profile.rows()
-    except SettingsError as exc:
-        rows.append((t("launcher.profile.row_profile"), t("launcher.doctor.profile_error", error=str(exc))))
-    budget = settings.vram_budget_gb
-    shown = f"{budget:g} GB" if budget > 0 else t("launcher.doctor.vram_budget_auto")
-    rows.append((t("launcher.doctor.vram_budget"), shown))
-    from .models.manager import hub_cache_dir, hub_offline
-
-    cache = str(hub_cache_dir())
-    rows.append(
-        (t("launcher.doctor.model_cache"), t("launcher.doctor.offline", path=cache) if hub_offline() else cache)
-    )
-    compile_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(compile_cache_dir() / "inductor")
-    rows.append((t("launcher.doctor.compile_cache"), compile_cache))
-    return rows
-
-
 def _reset_for_tests() -> None:
     """Forget the probe and the applied state (tests simulate several processes)."""
     global _probed, _applied_tf32, _cache_env_set, apply_count
@@ -730,7 +662,7 @@ __all__ = [
     "RuntimeProfile",
     "choose_profile",
     "compile_cache_dir",
-    "doctor_report",
+    "driver_versions",
     "flash_attn_installed",
     "gpu_problem",
     "probe",

@@ -406,18 +406,3 @@ def use_language(lang: str | None) -> Iterator[str]:
         yield chosen
     finally:
         _context_language.reset(token)
-
-
-def ocr_languages_default(ui_lang: str | None, configured: str = "") -> str:
-    """The Tesseract languages a picker starts with: the setting's when it names some; else "rus+eng"
-    when the UI is Russian and the ``rus`` pack is installed (Russian documents are then the likely
-    ones, and Tesseract reads its first language best); else the installed supported packs.
-    Raises ``engines.tesseract.LanguageError`` on a setting that is not a language code."""
-    from .engines import tesseract
-
-    if tesseract.parse_languages(configured):
-        return tesseract.resolve_languages(configured)
-    installed = tesseract.installed_languages()
-    if normalize(ui_lang) == "ru" and "rus" in installed:
-        return "rus+eng" if "eng" in installed else "rus"
-    return tesseract.default_languages()

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from PIL import Image
 
-from .engines.base import EngineError
-from .i18n import message, text
+from .i18n import LocalizedError, message, text
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,9 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 
-class RemoteError(EngineError):
-    """The server cannot be used (down, wrong model, refused the request)."""
+class RemoteError(LocalizedError):
+    """The server cannot be used (down, wrong model, refused the request). The client knows nothing of
+    engines; the remote engine turns this into an engine error for the job (``engines.remote.ServerFailed``)."""
 
 
 @dataclass(frozen=True)

@@ -530,7 +530,7 @@ def test_a_failing_continuous_step_reads_the_rest_one_by_one_and_says_why(qwen_l
 
 def test_doctor_and_the_sidebar_say_how_many_pages_each_model_reads_at_once(monkeypatch):
     """On a 16 GB RTX 5070 Ti laptop card: the VRAM plan's figure per model, in English and Russian."""
-    from ocr_studio import hardware, i18n
+    from ocr_studio import doctor, hardware, i18n
     from ocr_studio.engines.capacity import pages_in_flight
     from ocr_studio.settings import Settings
 
@@ -540,10 +540,10 @@ def test_doctor_and_the_sidebar_say_how_many_pages_each_model_reads_at_once(monk
     lines = [str(line) for line in pages_in_flight(Settings(), laptop.total_memory_bytes)]
     dots_line = next(line for line in lines if line.startswith("dots.ocr: "))
     assert dots_line.endswith("pages in flight on this card") and int(dots_line.split()[1]) >= 4
-    rows = hardware.doctor_report(Settings())
+    rows = doctor.doctor_report(Settings())
     assert ("Pages in flight", dots_line) in rows
     with i18n.use_language("ru"):
-        russian = dict(hardware.doctor_report(Settings()))
+        russian = dict(doctor.doctor_report(Settings()))
     assert "одновременно на этой видеокарте" in russian["Страниц одновременно"]
     fixed = [str(line) for line in pages_in_flight(Settings(batch_size=3), laptop.total_memory_bytes)]
     assert fixed[0] == "dots.ocr: 3 pages in flight (the batch_size setting)"

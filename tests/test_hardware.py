@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from ocr_studio import hardware
-from ocr_studio.hardware import GpuInfo, choose_profile, doctor_report, runtime_profile, telemetry
+from ocr_studio.doctor import doctor_report
+from ocr_studio.hardware import GpuInfo, choose_profile, runtime_profile, telemetry
 from ocr_studio.settings import Settings, SettingsError, load_settings
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "assets" / "config.example.toml"

@@ -200,11 +200,11 @@ def test_russian_ui_reads_russian_first_when_the_pack_is_installed(monkeypatch):
     from ocr_studio.engines import tesseract
 
     monkeypatch.setattr(tesseract, "installed_languages", lambda: ["eng", "rus"])
-    assert i18n.ocr_languages_default("ru") == "rus+eng"
-    assert i18n.ocr_languages_default("en") == "eng+rus"
-    assert i18n.ocr_languages_default("ru", "deu") == "deu"  # a configured choice wins
+    assert tesseract.starting_languages("ru") == "rus+eng"
+    assert tesseract.starting_languages("en") == "eng+rus"
+    assert tesseract.starting_languages("ru", "deu") == "deu"  # a configured choice wins
     monkeypatch.setattr(tesseract, "installed_languages", lambda: ["eng"])
-    assert i18n.ocr_languages_default("ru") == "eng"
+    assert tesseract.starting_languages("ru") == "eng"
 
 
 def test_text_is_english_str_that_keeps_its_message():

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ocr_studio import bootstrap, hardware, ports
+from ocr_studio import bootstrap, doctor, hardware, ports
 from ocr_studio.bootstrap import BootstrapError, EnvState, execute, plan
 from ocr_studio.torch_builds import NvidiaGpu, TorchFacts, choose, diagnose, parse_nvidia_smi
 from ocr_studio.ui.sidebar import gpu_status_markdown
@@ -250,7 +250,7 @@ def test_doctor_and_sidebar_show_the_problem_and_the_fix(monkeypatch):
     assert problem is not None and FIX_CU130 in problem.fix
     monkeypatch.setattr(hardware, "gpu_problem", lambda *args, **kwargs: problem)
     monkeypatch.setattr(hardware, "probe", lambda: hardware._no_cuda(cpu_torch))
-    rows = dict(hardware.doctor_report(hardware.Settings()))
+    rows = dict(doctor.doctor_report(hardware.Settings()))
     assert rows["GPU problem"] == problem.what and rows["Fix"] == problem.fix
     shown = gpu_status_markdown(hardware.telemetry())
     assert "CPU-only build" in shown and f"```\n{problem.fix}\n```" in shown

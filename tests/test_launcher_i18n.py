@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ocr_studio import bootstrap, gpu_check, hardware, i18n, ports
+from ocr_studio import bootstrap, doctor, gpu_check, hardware, i18n, ports
 from ocr_studio.bootstrap import EnvState, execute, plan
 from ocr_studio.torch_builds import NvidiaGpu, TorchFacts, diagnose
 
@@ -144,13 +144,13 @@ def test_doctor_rows_and_a_busy_port_in_russian(monkeypatch):
     monkeypatch.setattr(hardware, "gpu_problem", lambda *args, **kwargs: problem)
     monkeypatch.setattr(hardware, "probe", lambda: hardware._no_cuda(cpu_torch))
     with i18n.use_language("ru"):
-        rows = dict(hardware.doctor_report(hardware.Settings()))
+        rows = dict(doctor.doctor_report(hardware.Settings()))
         busy = ports.busy_message(7860, 7861)
     assert rows["Проблема с GPU"].startswith("Есть видеокарта NVIDIA") and rows["Как исправить"] == f"python {FIX}"
     assert rows["CUDA доступна"].startswith("нет — Есть видеокарта NVIDIA")
     assert rows["Профиль выполнения"] == "CPU" and rows["Устройство"] == "cpu (авто)"
     assert busy == "Порт 7860 занят другой программой (или другой копией OCR Studio); беру порт 7861."
-    english = dict(hardware.doctor_report(hardware.Settings()))
+    english = dict(doctor.doctor_report(hardware.Settings()))
     assert english["GPU problem"].startswith("An NVIDIA GPU is present") and english["Device"] == "cpu (auto)"
 
 

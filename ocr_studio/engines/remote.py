@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 
+class ServerFailed(RemoteError, EngineError):
+    """The server failed a page: an engine error to the job (which stops with the server's reason),
+    still a ``RemoteError`` to callers that ask for one."""
+
+
 @dataclass
 class PreparedPage:
     """What the model sees for one page, plus what the parser needs to map back."""
@@ -140,13 +145,16 @@ class RemoteEngine(Engine):
     ) -> tuple[str, str]:
         """The server's answer and why it ended, as the local generator says it ("eos",
         "max_tokens", "repetition"); a looping answer is cut after the first copy of its loop."""
-        completion = self.client.complete(
-            prepared.image,
-            prepared.prompt,
-            max_tokens=self.local.max_new_tokens,
-            on_text=on_text,
-            repetition_penalty=repetition_penalty,
-        )
+        try:
+            completion = self.client.complete(
+                prepared.image,
+                prepared.prompt,
+                max_tokens=self.local.max_new_tokens,
+                on_text=on_text,
+                repetition_penalty=repetition_penalty,
+            )
+        except RemoteError as exc:
+            raise ServerFailed(exc.message) from exc
         cut = TEXT_GUARD.cut(completion.text)
         if cut is not None:
             return cut, "repetition"

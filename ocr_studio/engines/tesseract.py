@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..i18n import LocalizedError, Message, message, text
+from ..i18n import LocalizedError, Message, message, normalize, text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -145,6 +145,19 @@ def default_languages() -> str:
     installed = set(installed_languages())
     chosen = [code for code in SUPPORTED_LANGUAGES if code in installed]
     return "+".join(chosen) or "eng"
+
+
+def starting_languages(ui_lang: str | None, configured: str = "") -> str:
+    """The languages a picker starts with: the setting's when it names some; else "rus+eng" when the
+    UI is Russian and the ``rus`` pack is installed (Russian documents are then the likely ones, and
+    Tesseract reads its first language best); else the installed supported packs.
+    Raises ``LanguageError`` on a setting that is not a language code."""
+    if parse_languages(configured):
+        return resolve_languages(configured)
+    installed = installed_languages()
+    if normalize(ui_lang) == "ru" and "rus" in installed:
+        return "rus+eng" if "eng" in installed else "rus"
+    return default_languages()
 
 
 def parse_languages(value: str) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from .. import __version__, exporters, hardware, i18n
-from ..engines import EngineInfo, Task, availability, capacity, engine_infos, get_engine
+from ..engines import EngineInfo, Task, availability, capacity, engine_infos, get_engine, tesseract
 from ..engines.tesseract import LanguageError, language_choices
 from ..i18n import Message, error_text, render, t
 from ..jobs import Job, JobSpec, JobStore, run_job
@@ -47,7 +47,7 @@ def ocr_languages(settings: Settings, ui_lang: str | None = None) -> str:
     tab with the Russian pack installed; else the installed supported packs (a setting that names
     no language leaves the picker empty; the engine note says why)."""
     try:
-        return i18n.ocr_languages_default(ui_lang or i18n.current_language(), configured=settings.ocr_languages)
+        return tesseract.starting_languages(ui_lang or i18n.current_language(), configured=settings.ocr_languages)
     except LanguageError:
         return ""
 
