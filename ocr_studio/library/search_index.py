@@ -28,13 +28,13 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..i18n import LocalizedError, message
-from ..results import PageResult
+from ..results import DocumentResult, PageResult
 
 if TYPE_CHECKING:
     from ..jobs import Job
@@ -45,6 +45,9 @@ INDEX_FOLDER = "library"
 INDEX_FILE = "search.sqlite3"
 SCHEMA = 1  # bump when the tables or the stems change meaning: the index is built again
 DEFAULT_LIMIT = 50
+# Ranking (BM25) costs a few microseconds per matching block; a word in more blocks than this
+# lists the most recently indexed blocks instead, so a query stays well under 100 ms.
+RANK_LIMIT = 5_000
 SNIPPET_WORDS = 12  # words either side of the first match
 BUSY_MS = 10_000
 
@@ -179,19 +182,29 @@ class Query:
         return cls(" ".join(parts), frozenset(found), tuple(prefixes))
 
     def matches(self, word: str) -> bool:
-        lowered = word.lower().replace("ё", "е")
-        return stem(word) in self.stems or any(lowered.startswith(p) for p in self.prefixes)
+        if stem(word) in self.stems:
+            return True
+        return bool(self.prefixes) and word.lower().replace("ё", "е").startswith(self.prefixes)
 
 
 def snippet(text: str, query: Query, around: int = SNIPPET_WORDS) -> tuple[tuple[str, bool], ...]:
-    """A window of ``text`` around its first matching word, matches marked; "…" where it is cut."""
-    spans = [(m.start(), m.end(), query.matches(m.group())) for m in _WORD.finditer(text)]
-    first = next((i for i, (_, _, hit) in enumerate(spans) if hit), 0)
+    """A window of ``text`` around its first matching word, matches marked; "…" where it is cut.
+    Words are looked at only up to one past that window, so a long block costs no more."""
+    spans: list[tuple[int, int, bool]] = []
+    first: int | None = None
+    for found in _WORD.finditer(text):
+        spans.append((found.start(), found.end(), query.matches(found.group())))
+        if first is None and spans[-1][2]:
+            first = len(spans) - 1
+        if first is not None and len(spans) > first + around + 1:
+            break
     if not spans:
         return ((text, False),)
+    first = first or 0
     low, high = max(first - around, 0), min(first + around, len(spans) - 1)
+    cut = high < len(spans) - 1  # a word after the window
     start = spans[low][0] if low > 0 else 0
-    end = spans[high][1] if high < len(spans) - 1 else len(text)
+    end = spans[high][1] if cut else len(text)
     parts: list[tuple[str, bool]] = [("…", False)] if low > 0 else []
     cursor = start
     for begin, finish, hit in spans[low : high + 1]:
@@ -202,7 +215,7 @@ def snippet(text: str, query: Query, around: int = SNIPPET_WORDS) -> tuple[tuple
             cursor = finish
     if end > cursor:
         parts.append((text[cursor:end], False))
-    if high < len(spans) - 1:
+    if cut:
         parts.append(("…", False))
     return tuple(parts)
 
@@ -303,15 +316,15 @@ class SearchIndex:
 
         self._retrying(work)
 
-    def add_job(self, job: Job | None, job_id: str, stamp: str | None) -> None:
-        """Index a whole job again from what it holds (``job`` None: a job that cannot be read,
-        remembered with its stamp so it is not read again until its file changes)."""
+    def add_job(self, job_id: str, documents: Sequence[DocumentResult], stamp: str | None) -> None:
+        """Index a whole job again from its documents (none: a job that cannot be read, remembered
+        with its stamp so it is not read again until its file changes)."""
 
         def work() -> None:
             with self._writing() as connection:
                 self._delete(connection, job_id)
                 connection.execute("INSERT INTO jobs(job_id, stamp) VALUES (?, ?)", (job_id, stamp))
-                for index, document in enumerate(job.documents if job is not None else ()):
+                for index, document in enumerate(documents):
                     for page in document.pages:
                         self._insert(connection, job_id, index, document.name, page)
 
@@ -344,20 +357,26 @@ class SearchIndex:
     # searching ---------------------------------------------------------------------------------
 
     def search(self, text: str, *, limit: int = DEFAULT_LIMIT) -> list[Hit]:
-        """The blocks that have every word of ``text`` (in any of its forms), best first."""
+        """The blocks that have every word of ``text`` (in any of its forms), best first (with more
+        than ``RANK_LIMIT`` matches: the most recently indexed first)."""
         query = Query.parse(text)
         if query is None:
             return []
 
         def work() -> list[Hit]:
             with self._connect() as connection:
+                count = connection.execute("SELECT count(*) FROM words WHERE words MATCH ?", (query.fts,)).fetchone()[0]
+                ranked = count <= RANK_LIMIT
                 rows = connection.execute(
                     "SELECT b.job_id, b.doc_index, b.document, b.page, b.block, b.category, "
                     "b.x0, b.y0, b.x1, b.y1, b.text "
                     "FROM words JOIN blocks b ON b.id = words.rowid "
-                    "WHERE words MATCH ? ORDER BY words.rank LIMIT ?",
+                    f"WHERE words MATCH ? ORDER BY {'words.rank' if ranked else 'words.rowid DESC'} LIMIT ?",
                     (query.fts, max(int(limit), 1)),
                 ).fetchall()
+            if not ranked:  # the most recently indexed blocks, listed by job, document, page and block
+                jobs = {row[0]: position for position, row in reversed(list(enumerate(rows)))}
+                rows.sort(key=lambda row: (jobs[row[0]], row[1], row[3], row[4]))
             return [
                 Hit(
                     job_id=row[0],
@@ -416,10 +435,10 @@ def sync(workspace: Path | str) -> SearchIndex:
         if job_id in known and known[job_id] == stamp:
             continue
         try:
-            job = store.load(job_id)
+            documents = store.load(job_id).documents
         except JobError:
-            job = None  # damaged: nothing to find in it until its file changes
-        index.add_job(job, job_id, stamp)
+            documents = []  # damaged: nothing to find in it until its file changes
+        index.add_job(job_id, documents, stamp)
     return index
 
 
