@@ -70,6 +70,7 @@ class Settings:
     # models
     qwen_model: str = "Qwen/Qwen3-VL-2B-Instruct"
     dots_model: str = "rednote-hilab/dots.ocr"
+    dots_mocr_model: str = "rednote-hilab/dots.mocr"  # dots.ocr's successor, the dots-mocr engine
     max_new_tokens: int = 4096
     max_pixels: int = 0  # 0 = the engine's own default pixel budget
     batch_size: int = 0  # 0 = chosen from free VRAM

@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "qwen3-vl-4b": "ocr_studio.engines.qwen3_vl:Qwen3VL4BEngine",
     "qwen3-vl-8b": "ocr_studio.engines.qwen3_vl:Qwen3VL8BEngine",
     "dots-ocr": "ocr_studio.engines.dots_ocr:DotsOcrEngine",  # settings.dots_model
+    "dots-mocr": "ocr_studio.engines.dots_ocr:DotsMocrEngine",  # settings.dots_mocr_model (engines/dots_families.py)
 }
 
 

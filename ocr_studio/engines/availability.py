@@ -35,7 +35,8 @@ def checked(engine: Engine, settings: Settings) -> EngineInfo:
     if settings.runtime == "remote" and hasattr(engine, "local"):  # a RemoteEngine: the server does the work
         problem = _remembered(f"remote:{settings.remote_url}", lambda: _server_problem(settings))
     elif info.needs_gpu:
-        problem = _gpu_problem(settings) or _model_problem(getattr(engine, "model_id", ""), info)
+        setting = getattr(engine, "model_setting", None)
+        problem = _gpu_problem(settings) or _model_problem(getattr(engine, "model_id", ""), info, setting)
     else:
         return info
     if problem is None:
@@ -56,8 +57,9 @@ def _gpu_problem(settings: Settings) -> str | None:
     return text("core.engine.no_cuda")
 
 
-def _model_problem(model_id: str, info: EngineInfo) -> str | None:
-    """None when the model's files are here or can be downloaded."""
+def _model_problem(model_id: str, info: EngineInfo, setting: str | None = None) -> str | None:
+    """None when the model's files are here or can be downloaded (``setting``: the one that names
+    the model's files, for the advice; engines that do not say are Qwen3-VL's)."""
     if not model_id:
         return None
     path = Path(model_id).expanduser()
@@ -70,7 +72,7 @@ def _model_problem(model_id: str, info: EngineInfo) -> str | None:
     problem = _remembered("hub", _hub_problem)
     if problem is None:
         return None
-    setting = "dots_model" if info.name == "dots-ocr" else "qwen_model"
+    setting = setting or ("dots_model" if info.name == "dots-ocr" else "qwen_model")
     return text("core.engine.not_downloaded", model=model_id, problem=problem, setting=setting)
 
 

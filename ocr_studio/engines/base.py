@@ -23,6 +23,8 @@ class Task(StrEnum):
     TEXT = "text"  # plain reading-order text
     MARKDOWN = "markdown"  # the page as Markdown (tables HTML, formulas LaTeX)
     REGION = "region"  # text inside one box the user gives
+    WEB = "web"  # a web page screenshot: layout elements with their text (dots.mocr)
+    SCENE = "scene"  # text spotted in a photo, each line with its box (dots.mocr)
 
     @property
     def label(self) -> str:
@@ -39,6 +41,8 @@ TASK_LABELS = {
     Task.TEXT: "Plain text",
     Task.MARKDOWN: "Markdown",
     Task.REGION: "Text in a region",
+    Task.WEB: "Web page (layout + text)",
+    Task.SCENE: "Text in a photo",
 }
 
 

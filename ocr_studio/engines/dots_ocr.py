@@ -1,4 +1,8 @@
-"""dots.ocr as an engine: layout + text, layout only, plain text and text in a region.
+"""dots.ocr and dots.mocr as engines: layout + text, layout only, plain text, text in a region
+(and, dots.mocr, web pages and text in photos).
+
+One engine class serves the whole dots family: each model is a row of ``dots_families``
+(name, checkpoint setting, prompt modes); the architecture, resize, parser and runtime are shared.
 
 Runs on our own model implementation (``models.dots_ocr``), so no remote code is ever
 trusted. Each page (rendered at 200 DPI by the job) is resized once to multiples of 28
@@ -27,8 +31,9 @@ from .. import i18n
 from ..results import PageResult
 from ..settings import Settings
 from .base import EngineError, EngineInfo, RecognizeRequest, Task
+from .dots_families import DOTS_MOCR, DOTS_OCR, DotsFamily
 from .dots_parsing import read_page, to_resized_box
-from .dots_prompts import MAX_PIXELS, MIN_PIXELS, TASKS, UnsupportedTaskError, prompt_for, smart_resize
+from .dots_prompts import MAX_PIXELS, MIN_PIXELS, UnsupportedTaskError, prompt_for, smart_resize
 from .vision import VisionEngine, stop_warning, token_streamer
 
 if TYPE_CHECKING:
@@ -38,8 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NAME = "dots-ocr"
-LABEL = "dots.ocr (layout + text, GPU)"
+NAME = DOTS_OCR.engine
+LABEL = DOTS_OCR.label
 DOTS_MAX_NEW_TOKENS = 16384  # used when settings.max_new_tokens is left at its generic default
 MAX_BATCH = 8
 TYPICAL_PAGE_PIXELS = 3_800_000  # a Letter/A4 page at 200 DPI after resizing, for memory estimates
@@ -75,15 +80,32 @@ class _PreparedPage:
 
 
 class DotsOcrEngine(VisionEngine):
-    name = NAME
-    label = LABEL
-    model_name = "dots.ocr"
+    """A dots-family model (``family``: dots.ocr here; a subclass names another row)."""
+
+    family: DotsFamily = DOTS_OCR
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.family.engine
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return self.family.label
+
+    @property
+    def model_name(self) -> str:  # type: ignore[override]
+        return self.family.model_name
 
     # -- configuration
 
     @property
     def model_id(self) -> str:
-        return self.settings.dots_model
+        return str(getattr(self.settings, self.family.setting))
+
+    @property
+    def model_setting(self) -> str:
+        """The setting that points at this model's checkpoint (named in "not downloaded" advice)."""
+        return self.family.setting
 
     @property
     def max_pixels(self) -> int:
@@ -101,10 +123,13 @@ class DotsOcrEngine(VisionEngine):
         reason = ""
         if not gpu.available or self.settings.device == "cpu":
             reason = i18n.text("core.vision.no_gpu_slow")
+        if self.family.licence:  # shown where the model is chosen (the UI's engine note, doctor)
+            licence = i18n.text(self.family.licence)
+            reason = i18n.text("mocr.note_and_licence", note=reason, licence=licence) if reason else licence
         return EngineInfo(
-            name=NAME,
-            label=LABEL,
-            tasks=TASKS,
+            name=self.name,
+            label=self.label,
+            tasks=self.family.tasks,
             needs_gpu=True,
             available=True,
             reason=reason,
@@ -113,7 +138,7 @@ class DotsOcrEngine(VisionEngine):
 
     def settings_key(self) -> dict[str, object]:
         key: dict[str, object] = {
-            "engine": NAME,
+            "engine": self.name,
             "model": self.model_id,
             "max_pixels": self.max_pixels,
             "max_new_tokens": self.max_new_tokens,
@@ -165,7 +190,7 @@ class DotsOcrEngine(VisionEngine):
         resized_size = tuple(processor.resized_size(*size))
         region = to_resized_box(request.region, page_size, resized_size) if request.region is not None else None
         try:
-            prompt = prompt_for(request.task, region)
+            prompt = prompt_for(request.task, region, self.family.modes)
         except UnsupportedTaskError as exc:
             raise EngineError(exc.message) from exc
         return _PreparedPage(page, resized, page_size, resized_size, prompt)  # type: ignore[arg-type]
@@ -188,9 +213,9 @@ class DotsOcrEngine(VisionEngine):
             page_number=page.number,
             width=width,
             height=height,
-            engine=NAME,
+            engine=self.name,
             task=request.task.value,
-            warnings=[f"dots.ocr cannot read this page: {exc}"],
+            warnings=[i18n.text("mocr.cannot_read_page", model=self.model_name, detail=str(exc))],
         )
 
     def _run_batch(
@@ -275,7 +300,7 @@ class DotsOcrEngine(VisionEngine):
             width=width,
             height=height,
             blocks=reading.blocks,
-            engine=NAME,
+            engine=self.name,
             task=request.task.value,
             truncated=reading.truncated or stopped is not None,
             warnings=warnings,
@@ -299,7 +324,7 @@ class DotsOcrEngine(VisionEngine):
         resized = image if size == page_size else image.resize(size, Image.Resampling.BICUBIC)
         region = to_resized_box(request.region, page_size, size) if request.region is not None else None
         try:
-            prompt = prompt_for(request.task, region)
+            prompt = prompt_for(request.task, region, self.family.modes)
         except UnsupportedTaskError as exc:
             raise EngineError(exc.message) from exc
         return PreparedPage(page.number, page_size, resized, REMOTE_IMAGE_PLACEHOLDER + prompt, context=size)
@@ -312,6 +337,12 @@ class DotsOcrEngine(VisionEngine):
         return self._page_result(
             prepared.page_number, prepared.page_size, prepared.context, text, stop_reason, request, warnings
         )
+
+
+class DotsMocrEngine(DotsOcrEngine):
+    """dots.mocr: dots.ocr's successor (same architecture), plus web pages and text in photos."""
+
+    family = DOTS_MOCR
 
 
 class _PageError(Exception):

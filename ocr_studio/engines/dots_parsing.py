@@ -508,6 +508,29 @@ def _within(box: Sequence[float], size: tuple[int, int]) -> tuple[float, float, 
     return x1, y1, x2, y2
 
 
+# --- scene spotting (dots.mocr) --------------------------------------------------------------------
+
+_POINT = r"\(\s*-?\d+(?:\.\d+)?\s*,\s*-?\d+(?:\.\d+)?\s*\)"
+_QUAD = r"\s*,\s*".join([_POINT] * 4)
+# one spotted line: four corners, then its text up to the next line's corners (or the end)
+_SCENE_LINE = re.compile(rf"({_QUAD})(.*?)(?={_POINT}\s*,\s*{_POINT}|\Z)", re.DOTALL)
+
+
+def parse_scene(raw: str) -> list[Element]:
+    """The lines of a scene-spotting answer (``(x1, y1), (x2, y2), (x3, y3), (x4, y4) text`` each,
+    corners in the resized image's pixels) as elements whose box encloses the four corners.
+    A line without text is dropped: there is nothing to read in it."""
+    elements = []
+    for match in _SCENE_LINE.finditer(raw):
+        text = match.group(2).strip()
+        if not text:
+            continue
+        numbers = [float(v) for v in _NUMBER.findall(match.group(1))]
+        xs, ys = numbers[0::2], numbers[1::2]
+        elements.append(Element((min(xs), min(ys), max(xs), max(ys)), "Text", text))
+    return elements
+
+
 # --- one page -----------------------------------------------------------------------------------
 
 
@@ -520,7 +543,9 @@ def read_page(
     region: tuple[float, float, float, float] | None = None,
 ) -> PageReading:
     """The blocks of one page from the model's raw answer to ``task``'s prompt."""
-    if task in (Task.LAYOUT_TEXT, Task.LAYOUT):
+    if task is Task.SCENE:
+        return _read_scene(raw, resized_size=resized_size, page_size=page_size)
+    if task in (Task.LAYOUT_TEXT, Task.LAYOUT, Task.WEB):
         layout = parse_layout(raw)
         if not layout.parsed:
             kept = strip_code_fence(raw)
@@ -538,3 +563,20 @@ def read_page(
         return PageReading([], warnings=[i18n.text("core.dots.no_text")])
     bbox = page_region(region, page_size) if task is Task.REGION and region is not None else None
     return PageReading([Block(bbox, "Text", text)])
+
+
+def _read_scene(raw: str, *, resized_size: tuple[int, int], page_size: tuple[int, int]) -> PageReading:
+    """Spotted lines as blocks in page pixels; an answer with no spotted line is kept whole, with a warning."""
+    elements = parse_scene(raw)
+    if elements:
+        return PageReading(
+            [
+                Block(to_page_bbox(e.bbox, resized_size, page_size) if e.bbox else None, e.category, e.text)
+                for e in elements
+            ]
+        )
+    kept = strip_code_fence(raw)
+    if not kept:
+        return PageReading([], warnings=[i18n.text("core.dots.no_text")])
+    warning = i18n.text("core.dots.raw_kept", warning=i18n.text("mocr.not_scene_lines"))
+    return PageReading([Block(None, "Text", kept)], warnings=[warning])

@@ -1,11 +1,14 @@
-"""dots.ocr's prompt modes, the tasks they serve, and its resize rule.
+"""The dots models' prompt modes, the tasks they serve, and their resize rule.
 
-The prompt strings are the exact ones the model was trained on (see
-shared/reference/models.md); a single changed character measurably hurts its output,
-so they are kept verbatim here and nowhere else.
+The prompt strings are the exact ones the models were trained on (see
+shared/reference/models.md); a single changed character measurably hurts their output,
+so they are kept verbatim here and nowhere else. Which modes a model knows is a row of
+``dots_families`` (dots.mocr adds web parsing and scene spotting to dots.ocr's four).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from ..i18n import LocalizedError, message
 from ..models.resize import fit_to_grid
@@ -45,7 +48,13 @@ PROMPT_GROUNDING_OCR = (
     "Extract text from the given bounding box on the image (format: [x1, y1, x2, y2]).\nBounding Box:\n"
 )
 
-# The official names of the modes, by task (the names appear in job files and logs).
+# dots.mocr only: a web page screenshot read as layout JSON (its parser reads it as the layout modes' answer)
+PROMPT_WEB_PARSING = "Parsing the layout info of this webpage image with format json:\n"
+
+# dots.mocr only: text in a photo, one "(x1, y1), (x2, y2), (x3, y3), (x4, y4) text" per spotted line
+PROMPT_SCENE_SPOTTING = "Detect and recognize the text in the image."
+
+# dots.ocr's official names of the modes, by task (the names appear in job files and logs).
 PROMPT_MODES: dict[Task, str] = {
     Task.LAYOUT_TEXT: "prompt_layout_all_en",
     Task.LAYOUT: "prompt_layout_only_en",
@@ -57,11 +66,13 @@ PROMPTS: dict[str, str] = {
     "prompt_layout_only_en": PROMPT_LAYOUT_ONLY_EN,
     "prompt_ocr": PROMPT_OCR,
     "prompt_grounding_ocr": PROMPT_GROUNDING_OCR,
+    "prompt_web_parsing": PROMPT_WEB_PARSING,
+    "prompt_scene_spotting": PROMPT_SCENE_SPOTTING,
 }
 TASKS: tuple[Task, ...] = tuple(PROMPT_MODES)
 
-# Tasks whose output is a JSON list of layout elements (the others answer in plain text).
-LAYOUT_TASKS = (Task.LAYOUT_TEXT, Task.LAYOUT)
+# Tasks whose output is a JSON list of layout elements (the others answer in plain text or, SCENE, in quads).
+LAYOUT_TASKS = (Task.LAYOUT_TEXT, Task.LAYOUT, Task.WEB)
 
 # Layout box colours for the page view and its legend, one per category (hex, readable on white).
 
@@ -75,12 +86,15 @@ class UnsupportedTaskError(LocalizedError, ValueError):
     pass
 
 
-def prompt_for(task: Task, region: tuple[int, int, int, int] | None = None) -> str:
-    """The prompt for ``task``; REGION needs ``region`` in the resized image's pixels."""
+def prompt_for(
+    task: Task, region: tuple[int, int, int, int] | None = None, modes: Mapping[Task, str] = PROMPT_MODES
+) -> str:
+    """The prompt for ``task`` among ``modes`` (a model's task -> mode table, dots.ocr's by default);
+    REGION needs ``region`` in the resized image's pixels."""
     try:
-        mode = PROMPT_MODES[task]
+        mode = modes[task]
     except KeyError:
-        supported = ", ".join(t.value for t in TASKS)
+        supported = ", ".join(t.value for t in modes)
         raise UnsupportedTaskError(message("core.dots.cannot_do", task=repr(task.value), tasks=supported)) from None
     prompt = PROMPTS[mode]
     if task is Task.REGION:
