@@ -540,7 +540,7 @@ def _open_pdf_locked(path: Path, limits: Limits, password: str | None) -> Docume
         pdf = pymupdf.open(path, filetype="pdf")
     except Exception as exc:
         raise DocumentError(
-            message("core.document.pdf_damaged_open", name=path.name, detail=str(exc)), path=path
+            message("core.document.pdf_damaged_open", name=path.name, detail=library_detail("pdf")), path=path
         ) from exc
     try:
         if pdf.needs_pass:
@@ -566,11 +566,20 @@ def _open_pdf_locked(path: Path, limits: Limits, password: str | None) -> Docume
         raise
     except Exception as exc:
         pdf.close()
-        raise DocumentError(message("core.document.pdf_damaged", name=path.name, detail=str(exc)), path=path) from exc
+        raise DocumentError(
+            message("core.document.pdf_damaged", name=path.name, detail=library_detail("pdf")), path=path
+        ) from exc
     document = Document(path, "pdf", page_count, limits, pdf=pdf)
     if getattr(pdf, "is_repaired", False):  # MuPDF rebuilt a broken file: pages may be missing or blank
         document.warnings.append(REPAIRED_PDF)  # no file name: jobs keep their inputs under neutral names
     return document
+
+
+def library_detail(kind: str) -> Message:
+    """What a reading library said, in the user's words: MuPDF's and Pillow's own sentences are English
+    whatever the tab's language, so the message names the library and the failure in the catalog's words;
+    the library's sentence stays on the exception chain (``from exc``) for a bug report."""
+    return message(f"core.document.library_{kind}")
 
 
 def not_supported_message(name: str) -> Text:
@@ -609,7 +618,7 @@ def _open_image_document(path: Path, limits: Limits) -> Document:
         raise DocumentError(not_supported, path=path) from exc
     except Exception as exc:
         raise DocumentError(
-            message("core.document.image_header_damaged", name=path.name, detail=str(exc)), path=path
+            message("core.document.image_header_damaged", name=path.name, detail=library_detail("image")), path=path
         ) from exc
     if not frames:
         raise DocumentError(message("core.document.image_no_pages", name=path.name), path=path)

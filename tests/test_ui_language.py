@@ -97,8 +97,9 @@ def test_a_job_and_its_stored_reasons_read_in_either_language(tmp_path: Path) ->
         assert "Всё задание" in shown[studio.downloads]
         choices = viewer.document_choices(studio.job(job_id))
         assert choices == [("ledger.pdf (ошибка)", 0), ("memo.pdf (1 стр.)", 1)]
-        label = sidebar.job_label(studio.job(job_id))
-        assert label.endswith(" +1 · text-layer/text · частично"), label
+        label = studio.history_choices()[0][0]  # the engine and the task as the menus name them, no ids
+        assert label.endswith(" · ledger +1 · Текстовый слой / Tesseract (без GPU) · Простой текст · частично"), label
+        assert "text-layer" not in sidebar.job_label(studio.job(job_id), {"text-layer": "Текстовый слой"})
 
 
 def test_handlers_answer_in_their_requests_language(tmp_path: Path) -> None:

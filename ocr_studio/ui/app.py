@@ -20,18 +20,23 @@ from typing import Any
 import gradio as gr
 
 from .. import __version__, exporters, hardware, i18n
+from ..documents import DocumentError, open_document, parse_page_range, sniff
 from ..engines import EngineInfo, Task, availability, capacity, engine_infos, get_engine, tesseract
 from ..engines.tesseract import LanguageError, language_choices
 from ..i18n import Message, error_text, render, t
 from ..jobs import Job, JobSpec, JobStore, run_job
+from ..library.search_index import keep_index
 from ..runner import BackgroundJobs, JobRun
 from ..settings import Settings
-from . import language, sidebar, viewer
+from . import hot_folder_panel, job_names, language, sidebar, temp_folder, viewer
 from .language import StaticText, localized
+from .search import LIMIT as SEARCH_LIMIT
+from .search import hits_html, note_html, parse_target
 
 UI_DIR = Path(__file__).resolve().parent
 CSS_PATH = UI_DIR / "style.css"
 READER_JS = UI_DIR / "reader.js"
+SEARCH_JS = UI_DIR / "search.js"
 GPU_REFRESH_SECONDS = 3.0
 POLL_SECONDS = 0.5  # how often a tab asks a running job for news
 FORMAT_NAMES = {"md": "Markdown", "json": "JSON", "html": "HTML", "pdf": "PDF", "docx": "Word"}  # "txt": in words
@@ -56,6 +61,15 @@ class InputError(ValueError):
     """A request the user can fix (no files, unavailable engine...)."""
 
 
+def engine_label(info: EngineInfo | None, name: str = "") -> Message | str:
+    """An engine's name in the tab's language: a catalog row (studio.engine.<name>) where the
+    engine's own label is English words, else its label (a Text from a catalog, or a model's name)."""
+    name = info.name if info is not None else name
+    if f"studio.engine.{name}" in i18n.catalog("en"):
+        return Message(f"studio.engine.{name}")
+    return info.label if info is not None else name
+
+
 class Studio:
     """The app's state and event handlers; components are attached by ``build_app``."""
 
@@ -63,19 +77,26 @@ class Studio:
         self.settings = settings
         Path(settings.workspace).mkdir(parents=True, exist_ok=True)
         self.store = JobStore(Path(settings.workspace))
+        keep_index()  # pages are searchable as soon as they are written
         self.infos: dict[str, EngineInfo] = {info.name: info for info in engine_infos(settings)}
         self.background = BackgroundJobs(settings, after_pages=self._write_downloads)
         self._jobs: OrderedDict[str, tuple[float, Job]] = OrderedDict()  # recently shown, by job.json mtime
         self._exports: dict[tuple[str, bool], tuple[float, dict]] = {}
         self._lock = threading.Lock()
-        self._export_lock = threading.Lock()
+        self._page_counts: dict[tuple[str, int, bool], int | None] = {}  # dropped files, by path and mtime
+        self._export_locks: dict[tuple[str, bool], threading.Lock] = {}  # one per job and view
 
     # ----- engines and tasks ---------------------------------------------------------------
 
     def engine_labels(self) -> list[tuple[Message | str, str]]:
         """(label, name) of every engine; an unavailable one says so."""
         return [
-            (info.label if info.available else Message("ui.engine.unavailable_choice", {"engine": info.label}), name)
+            (
+                engine_label(info)
+                if info.available
+                else Message("ui.engine.unavailable_choice", {"engine": engine_label(info)}),
+                name,
+            )
             for name, info in self.infos.items()
         ]
 
@@ -99,7 +120,7 @@ class Studio:
             return ""
         if not info.available:
             reason = render(info.reason) or t("ui.engine.no_reason")
-            return t("ui.engine.unavailable", engine=render(info.label), reason=reason)
+            return t("ui.engine.unavailable", engine=render(engine_label(info)), reason=reason)
         where = "gpu" if info.needs_gpu else "cpu"
         return t(f"ui.engine.{where}_note", note=render(info.reason)) if info.reason else t(f"ui.engine.{where}")
 
@@ -173,6 +194,7 @@ class Studio:
             task_name = t(f"core.task.{chosen.value}")
             raise InputError(t("ui.request.task_unsupported", engine=render(info.label), task=task_name))
         box = self.parse_region(region) if chosen is Task.REGION else None
+        self.check_pages(paths, pages, password)
         spec = JobSpec(
             files=paths,
             engine=engine_name,
@@ -210,6 +232,79 @@ class Studio:
             self.status: self.progress_markdown(run),
             self.timer: gr.Timer(active=True),
             self.inputs: gr.Accordion(open=False),
+            **self.busy(True),
+        }
+
+    def busy(self, running: bool) -> dict:
+        """Run and Cancel as the state is: Run off and Cancel shown while a job runs, and back."""
+        return {self.run_button: gr.update(interactive=not running), self.cancel_button: gr.update(visible=running)}
+
+    # ----- checks made as files are dropped and pages typed, before Run -------------------------
+
+    def page_count(self, path: Path, password: str | None = None) -> int | None:
+        """How many pages a dropped file has (None: not known without its password, or unreadable:
+        the run says why), remembered per file."""
+        try:
+            key = (str(path), path.stat().st_mtime_ns, bool(password))
+        except OSError:
+            return None
+        with self._lock:
+            if key in self._page_counts:
+                return self._page_counts[key]
+        try:
+            with open_document(path, limits=self.settings.limits, password=password or None) as document:
+                count: int | None = document.page_count
+        except DocumentError:
+            count = None
+        with self._lock:
+            self._page_counts[key] = count
+        return count
+
+    def check_pages(self, paths: list[Path], pages: str | None, password: str | None = None) -> str:
+        """The page range against the dropped documents: InputError when it is not a range ("abc")
+        or beyond every document; else a note of what it chooses (empty for all pages)."""
+        if not (pages or "").strip():
+            return ""
+        counts = [count for count in (self.page_count(path, password) for path in paths) if count]
+        try:
+            chosen = parse_page_range(pages, max(counts, default=10**6))
+        except DocumentError as exc:
+            raise InputError(error_text(exc)) from None
+        if not counts:
+            return ""
+        return t("studio.inputs.pages_ok", pages=len(chosen), count=max(counts))
+
+    @localized
+    def check_files(self, files: list[str] | None, request: gr.Request | None = None) -> dict:
+        """Files as they are dropped: what is neither a PDF nor an image (a .txt, a .docx, a troff
+        page) is taken out of the drop zone at once, and the status says which and why."""
+        paths = [Path(f) for f in (files or []) if f]
+        refused = [path for path in paths if sniff(path) is None]
+        if not refused:
+            return {self.status: t("ui.actions.ready")}
+        kept = [str(path) for path in paths if path not in refused]
+        names = ", ".join(path.name for path in refused)
+        reason = t("studio.inputs.refused_reason")
+        return {
+            self.files: kept or None,
+            self.status: t("studio.inputs.refused", count=len(refused), names=viewer._md_text(names), reason=reason),
+        }
+
+    @localized
+    def pages_typed(self, files, pages, password, engine_name, request: gr.Request | None = None) -> dict:
+        """The page range as it is typed: a wrong one says why and keeps Run off until it is right."""
+        paths = [Path(f) for f in (files or []) if f]
+        info = self.infos.get(engine_name)
+        try:
+            note = self.check_pages(paths, pages, password)
+        except InputError as exc:
+            return {
+                self.status: t("studio.inputs.pages_bad", reason=viewer._md_text(str(exc))),
+                self.run_button: gr.update(interactive=False),
+            }
+        return {
+            self.status: note or t("ui.actions.ready"),
+            self.run_button: gr.update(interactive=bool(info and info.available)),
         }
 
     @localized
@@ -239,19 +334,20 @@ class Studio:
         except Exception as exc:
             return t("ui.request.failed", reason=error_text(exc)), "", []
         markdown = "\n\n".join(d.markdown() for d in job.documents if d.pages)
-        status = viewer.job_summary(job, plain=True)
+        failure = ""
         try:
             files_out = self._export_list(self.exports(job))
         except Exception as exc:
-            status += "\n" + t("ui.request.export_failed", reason=error_text(exc))
+            failure = "\n" + t("ui.request.export_failed", reason=error_text(exc))
             files_out = []
+        status = viewer.job_summary(job, plain=True, problems=self.download_problems(job)) + failure
         return status, markdown, files_out
 
     @staticmethod
     def _export_list(exports: dict) -> list[str]:
-        paths = [str(exports["zip"])] if "zip" in exports else []
+        paths = [str(exports["zip"])] if exports.get("zip") else []
         for key, value in exports.items():
-            if key != "zip":
+            if isinstance(key, int):
                 paths.extend(str(path) for path in value.values())
         return paths
 
@@ -312,7 +408,7 @@ class Studio:
                 update[self.text_view] = "```text\n" + run.partial_text.replace("```", "ˋˋˋ") + "\n```"
             return update
         job = self.job(job_id)
-        status = viewer.job_summary(job, run.elapsed)
+        status = viewer.job_summary(job, run.elapsed, problems=self.download_problems(job))
         if run.error is not None and viewer._md_text(error_text(run.error)) not in status:
             reason = t("ui.progress.run_error", kind=type(run.error).__name__, reason=error_text(run.error))
             status += f"\n- {viewer._md_text(reason)}"
@@ -328,6 +424,7 @@ class Studio:
                 self.timer: gr.Timer(active=False),
                 self.seen: run.pages_done,
                 self.history: gr.update(choices=self.history_choices()),
+                **self.busy(False),
             }
         )
         result.update(self.models_view())  # a run may have loaded a model
@@ -345,6 +442,7 @@ class Studio:
             self.status: self.progress_markdown(run),
             self.timer: gr.Timer(active=True),
             self.inputs: gr.Accordion(open=False),
+            **self.busy(True),
         }
 
     # ----- jobs and their downloads -------------------------------------------------------------
@@ -354,7 +452,7 @@ class Studio:
         path = self.store.root / job_id / "job.json" if job_id else None
         try:
             stamp = path.stat().st_mtime if path is not None else 0.0
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the id; load() refuses what is not an id
             stamp = 0.0
         with self._lock:
             cached = self._jobs.get(job_id)
@@ -373,47 +471,54 @@ class Studio:
         return Path(self.settings.workspace) / "exports" / job.id / ("clean" if clean else "full")
 
     def exports(self, job: Job, *, clean: bool = False) -> dict[int | str, Any]:
-        """Every document's files and the job's zip ({document index: {format: path}, "zip": path}),
-        written once per job state and reused."""
+        """Every document's files and the job's zip ({document index: {format: path}, "zip": path,
+        "failed": {document index: {format: why}}}), written once per job state and reused. A
+        format that could not be made maps to its ``.failed.txt`` note, which says why.
+
+        One lock per job and view: writing one job's downloads never makes another job's wait,
+        and its originals are read through one page worker for the whole export."""
         key = (job.id, clean)
-        with self._export_lock:
-            cached = self._exports.get(key)
+        with self._lock:
+            lock = self._export_locks.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                cached = self._exports.get(key)
             if cached is not None and cached[0] == job.updated:
                 return cached[1]
             out_dir = self.exports_dir(job, clean)
-            finished = [(i, d) for i, d in enumerate(job.documents) if d.pages]
             files: dict[int | str, Any] = {}
-            if finished:
+            if any(d.pages for d in job.documents):
                 from ..page_worker import isolated_call
 
-                isolate = isolated_call(self.settings)  # the original file is read in the page worker only
-                formats = exporters.DOCUMENT_FORMATS
-                folders = exporters.document_folder_names([d for _, d in finished])
-                for (index, document), folder in zip(finished, folders, strict=True):
-                    written = exporters.export_document(
-                        document,
-                        out_dir / folder,
-                        formats,
+                exporters.private_folder(out_dir.parents[1])  # <workspace>/exports: its owner's alone
+                with isolated_call(self.settings) as isolate:  # originals are read in the page worker only
+                    made = exporters.export_job(
+                        job.documents,
+                        out_dir=out_dir,
+                        zip_path=out_dir / f"ocr-studio-{job.id[:12]}.zip",
                         page_image=job.page_image,
-                        document_index=index,
                         clean=clean,
-                        source_path=job.input_path(index),
+                        formats=exporters.DOCUMENT_FORMATS,
+                        input_path=job.input_path,
                         jpeg_quality=self.settings.pdf_jpeg_quality,
                         isolate=isolate,
                     )
-                    files[index] = {p.suffix.lstrip("."): p for p in written if p.parent == out_dir / folder}
-                files["zip"] = exporters.export_job_zip(
-                    job.documents,
-                    out_dir / f"ocr-studio-{job.id[:12]}.zip",
-                    page_image=job.page_image,
-                    clean=clean,
-                    formats=formats,
-                    input_path=job.input_path,
-                    jpeg_quality=self.settings.pdf_jpeg_quality,
-                    isolate=isolate,
-                )
-            self._exports[key] = (job.updated, files)
+                files.update(made.documents)
+                files["zip"] = made.zip
+                files["failed"] = made.failed
+            with self._lock:
+                self._exports[key] = (job.updated, files)
             return files
+
+    def download_problems(self, job: Job, *, clean: bool = False) -> list[str]:
+        """The downloads of ``job`` that could not be made, each with why (empty when all are fine
+        or none were written yet): the status never says a clean "Done" while one is broken."""
+        with self._lock:
+            cached = self._exports.get((job.id, clean))
+        if cached is None or cached[0] != job.updated:
+            return []
+        failed = cached[1].get("failed") or {}
+        return [render(reason) for index in sorted(failed) for reason in failed[index].values()]
 
     def _write_downloads(self, job: Job) -> None:
         """After a run's pages: write the downloads the tab will offer (the run's last phase)."""
@@ -471,11 +576,18 @@ class Studio:
             self.page: gr.update(choices=viewer.page_numbers(job, document_index)),
         }
 
-    def show_page(self, job: Job | None, document_index: int | None, page_number: int | None, clean=None) -> dict:
-        """The viewer for one page, with the downloads of its document."""
+    def show_page(
+        self,
+        job: Job | None,
+        document_index: int | None,
+        page_number: int | None,
+        clean=None,
+        found: int | None = None,
+    ) -> dict:
+        """The viewer for one page, with the downloads of its document; block ``found`` marked."""
         if job is None:
             return self.clear_view()
-        view = viewer.page_view(job, int(document_index or 0), page_number)
+        view = viewer.page_view(job, int(document_index or 0), page_number, found)
         return {
             self.document: gr.update(choices=viewer.document_choices(job), value=view.document_index),
             self.page: gr.update(choices=viewer.page_numbers(job, view.document_index), value=view.page_number),
@@ -545,23 +657,142 @@ class Studio:
         result = self.show_first(job)
         run = self.background.get(job_id)
         if run is not None and run.running:
-            result.update({self.job_id: job.id, self.seen: -1, self.timer: gr.Timer(active=True)})
+            result.update({self.job_id: job.id, self.seen: -1, self.timer: gr.Timer(active=True), **self.busy(True)})
             result[self.status] = self.progress_markdown(run)
         else:
-            result.update({self.job_id: job.id, self.status: viewer.job_summary(job)})
+            result.update({self.job_id: job.id, self.status: viewer.job_summary(job), **self.busy(False)})
+        return result
+
+    @localized
+    def reopen(self, target: str, request: gr.Request | None = None) -> dict:
+        """The page a tab showed before a language switch reloaded it ("job:document:page", from
+        reader.js): the same job, document and page, now in the new language."""
+        job_id, _, place = (target or "").partition(":")
+        result = self.open_job(job_id)
+        if self.page_view not in result:  # no such job (deleted meanwhile): the tab starts empty
+            return result
+        document, _, page = place.partition(":")
+        if document.isdigit() and page.isdigit():
+            result.update(self.show_page(self.job(job_id), int(document), int(page)))
+        return result
+
+    # ----- search across all jobs ------------------------------------------------------------
+
+    @localized
+    def search_library(self, query: str, request: gr.Request | None = None) -> str:
+        """The search box: the blocks of every job that have all the words, as matches to click."""
+        from ..library.search_index import Query, SearchIndexError, search
+
+        query = (query or "").strip()
+        if not query:
+            return ""
+        if Query.parse(query) is None:
+            return note_html(t("library.search.no_words"))
+        try:
+            hits = search(self.settings.workspace, query, limit=SEARCH_LIMIT + 1)
+        except SearchIndexError as exc:
+            return note_html(error_text(exc))
+        return hits_html(hits, query)
+
+    @localized
+    def open_hit(self, target: str, clean: bool = False, request: gr.Request | None = None) -> dict:
+        """A match clicked ("job:document:page:block" from search.js): its page, its box marked."""
+        parsed = parse_target(target)
+        if parsed is None:
+            return {}
+        job_id, document_index, page_number, block = parsed
+        try:
+            job = self.job(job_id)
+        except Exception as exc:  # deleted since the search
+            return {self.status: t("library.ui.open_failed", reason=viewer._md_text(error_text(exc)))}
+        result = self.show_page(job, document_index, page_number, clean, found=block)
+        result.update({self.job_id: job.id, self.status: viewer.job_summary(job)})
         return result
 
     # ----- the sidebar ------------------------------------------------------------------------
 
-    def history_choices(self) -> list[tuple[str, str]]:
+    def history_choices(self, text: str = "") -> list[tuple[str, str]]:
+        """The recent jobs, named in the tab's language; only those whose line holds ``text``."""
         try:
-            return sidebar.history_choices(self.store.history(limit=30, pages=False))
+            labels = {name: render(engine_label(info)) for name, info in self.infos.items()}
+            choices = sidebar.history_choices(self.store.history(limit=200 if text else 30, pages=False), labels)
         except Exception:
             return []
+        wanted = text.strip().casefold()
+        return [choice for choice in choices if wanted in choice[0].casefold()][:30]
 
     @localized
-    def refresh_history(self, request: gr.Request | None = None) -> dict:
-        return gr.update(choices=self.history_choices())
+    def refresh_history(self, text: str = "", request: gr.Request | None = None) -> dict:
+        return gr.update(choices=self.history_choices(text or ""))
+
+    @localized
+    def filter_history(self, text: str, request: gr.Request | None = None) -> dict:
+        """The history's search box: the list narrows as the user types."""
+        text = text or ""
+        choices = self.history_choices(text)
+        note = t("studio.history.no_match", text=viewer._md_text(text.strip())) if text.strip() and not choices else ""
+        return {self.history: gr.update(choices=choices), self.history_note: note}
+
+    def job_name(self, job_id: str | None) -> str:
+        """The chosen job's name, for the rename box."""
+        try:
+            return job_names.name_of(self.job(job_id)) if job_id else ""
+        except Exception:
+            return ""
+
+    def _forget(self, job_id: str) -> None:
+        """Drop what is kept of a job in memory (renamed: its zip's name; deleted: all of it)."""
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            for key in [key for key in self._exports if key[0] == job_id]:
+                del self._exports[key]
+
+    @localized
+    def rename_job(self, job_id: str | None, name: str, text: str = "", request: gr.Request | None = None) -> dict:
+        """The history's Rename: the job's own name, shown in the list and given to its zip."""
+        if not job_id:
+            return {self.history_note: t("studio.history.choose_first")}
+        try:
+            now = job_names.rename(self.job(job_id), name)
+        except Exception as exc:
+            return {self.history_note: t("ui.request.cannot_open", reason=viewer._md_text(error_text(exc)))}
+        self._forget(job_id)
+        return {
+            self.history: gr.update(choices=self.history_choices(text or ""), value=job_id),
+            self.history_name: now,
+            self.history_note: t("studio.history.renamed", name=viewer._md_text(now)),
+        }
+
+    @localized
+    def delete_job(
+        self, job_id: str | None, pending: str | None, shown: str | None, request: gr.Request | None = None
+    ) -> dict:
+        """The history's Delete, pressed twice: the job's folder and downloads leave the workspace
+        (``JobStore.delete``; the search index follows). A running job is refused: cancel it first."""
+        if not job_id:
+            return {self.history_note: t("studio.history.choose_first"), self.pending_delete: ""}
+        name = viewer._md_text(self.job_name(job_id) or job_id)
+        if pending != job_id:
+            return {self.history_note: t("studio.history.confirm_delete", name=name), self.pending_delete: job_id}
+        try:
+            self.store.delete(job_id)
+        except Exception as exc:
+            reason = viewer._md_text(error_text(exc))
+            return {
+                self.history_note: t("studio.history.not_deleted", name=name, reason=reason),
+                self.pending_delete: "",
+            }
+        self._forget(job_id)
+        result = {
+            self.history: gr.update(choices=self.history_choices(), value=None),
+            self.history_name: "",
+            self.history_note: t("studio.history.deleted", name=name),
+            self.pending_delete: "",
+        }
+        if shown == job_id:  # the job on screen is gone: so is its page
+            result.update({**self.clear_view(), self.job_id: "", self.status: t("ui.actions.ready")})
+            result[self.page_view] = viewer.EMPTY_HTML.format(html.escape(t("ui.viewer.start")))
+        return result
 
     @localized
     def gpu_markdown(self, request: gr.Request | None = None) -> str:
@@ -580,6 +811,13 @@ class Studio:
             return sidebar.runtime_markdown(hardware.runtime_profile(self.settings))
         except Exception as exc:
             return sidebar.runtime_markdown(None, str(exc))
+
+    def runtime_shown(self) -> bool:
+        """The runtime profile means something with a GPU; on the CPU (dtype, sdpa, TF32…) it is noise."""
+        try:
+            return hardware.runtime_profile(self.settings).device != "cpu"
+        except Exception:
+            return True  # a profile that cannot be made says why
 
     @localized
     def loaded_models_text(self, request: gr.Request | None = None) -> str:
@@ -607,6 +845,7 @@ class Studio:
         return {
             self.models: text,
             self.model_menu: gr.update(choices=choices, value=choices[0][1] if choices else None),
+            self.model_row: gr.update(visible=bool(choices)),  # no menu, no Unload with nothing to unload
             self.disk_models: disk,
         }
 
@@ -644,6 +883,7 @@ class Studio:
         return {
             self.gpu: self.gpu_markdown(),
             self.runtime: self.runtime_text(),
+            self.runtime_group: gr.update(visible=self.runtime_shown()),
             self.history: gr.update(choices=self.history_choices()),
             self.languages: gr.update(
                 choices=language_choices(lang),
@@ -657,11 +897,13 @@ class Studio:
 def build_app(settings: Settings) -> gr.Blocks:
     """The studio's Blocks; ``server.py`` serves it with ``launch_options(settings)``. Its texts are
     ``StaticText`` keys (``blocks.i18n_instance``): the browser shows them in the tab's language."""
+    temp_folder.use_private_temp()  # Gradio's copies of downloads and uploads: this user's alone
     studio = Studio(settings)
     engine = studio.default_engine()
     info = studio.infos.get(engine)
     free = {"concurrency_limit": None, "show_progress": "hidden"}
     reader_js = READER_JS.read_text(encoding="utf-8")
+    search_js = SEARCH_JS.read_text(encoding="utf-8")
     static = StaticText()
 
     start_lang = i18n.configured_language(settings) or i18n.DEFAULT_LANGUAGE
@@ -672,7 +914,8 @@ def build_app(settings: Settings) -> gr.Blocks:
     ]
 
     with gr.Blocks(title="OCR Studio", analytics_enabled=False, fill_width=True) as app:
-        with gr.Sidebar(label=static("ui.sidebar.title"), elem_id="sidebar", width=320):
+        # drawn closed: reader.js opens it on a large screen, or where the user left it open
+        with gr.Sidebar(label=static("ui.sidebar.title"), elem_id="sidebar", width=320, open=False):
             studio.switch = gr.Radio(  # its value is the tab's language code, translated like a label
                 language.names(),
                 value=static.made("ui.static.language_code", i18n.current_language),
@@ -680,28 +923,13 @@ def build_app(settings: Settings) -> gr.Blocks:
                 elem_id="language-switch",
                 container=False,
             )
-            gr.Markdown(static("ui.sidebar.gpu"))
-            studio.gpu = gr.Markdown(static("ui.sidebar.checking_gpu"), elem_id="gpu-status")
-            gr.Markdown(static("ui.sidebar.runtime"))
-            studio.runtime = gr.Markdown("…", elem_id="runtime-profile")
-            with gr.Group(visible=bool(settings.remote_url)):
-                gr.Markdown(static("ui.sidebar.server"))
-                studio.server = gr.Markdown("", elem_id="server-status")
-                server_check = gr.Button(static("ui.sidebar.check_server"), size="sm", elem_id="server-check")
-            gr.Markdown(static("ui.sidebar.models"))
-            studio.models = gr.Markdown("…", elem_id="loaded-models")
-            with gr.Row():
-                studio.model_menu = gr.Dropdown(
-                    choices=[],
-                    label=static("ui.sidebar.model"),
-                    elem_id="model-menu",
-                    scale=3,
-                    show_label=False,
-                    container=False,
-                )
-                unload_button = gr.Button(static("ui.sidebar.unload"), size="sm", elem_id="unload-model", scale=1)
-            studio.disk_models = gr.Markdown("", elem_id="disk-models")
             gr.Markdown(static("ui.sidebar.recent"))
+            history_filter = gr.Textbox(
+                label=static("studio.history.filter"),
+                placeholder=static("studio.history.filter_placeholder"),
+                elem_id="history-filter",
+                max_lines=1,
+            )
             studio.history = gr.Dropdown(  # custom values: API scripts open a job by its id
                 choices=[],
                 label=static("ui.sidebar.reopen"),
@@ -710,7 +938,48 @@ def build_app(settings: Settings) -> gr.Blocks:
                 value=None,
                 allow_custom_value=True,
             )
-            history_refresh = gr.Button(static("ui.sidebar.refresh"), size="sm", elem_id="history-refresh")
+            with gr.Row(equal_height=True):
+                studio.history_name = gr.Textbox(
+                    label=static("studio.history.name"),
+                    placeholder=static("studio.history.name_placeholder"),
+                    elem_id="history-name",
+                    max_lines=1,
+                    scale=3,
+                )
+                rename_button = gr.Button(
+                    static("studio.history.rename"), size="sm", elem_id="history-rename", scale=0, min_width=80
+                )
+            with gr.Row():
+                delete_button = gr.Button(
+                    static("studio.history.delete"), size="sm", variant="stop", elem_id="history-delete"
+                )
+                history_refresh = gr.Button(static("ui.sidebar.refresh"), size="sm", elem_id="history-refresh")
+            studio.history_note = gr.Markdown("", elem_id="history-note")
+            studio.pending_delete = gr.State("")  # Delete asks once: the job a second press removes
+            # the GPU and the runtime: folded, they matter to few users and only now and then
+            with gr.Accordion(static("studio.sidebar.details"), open=False, elem_id="gpu-details"):
+                gr.Markdown(static("ui.sidebar.gpu"))
+                studio.gpu = gr.Markdown(static("ui.sidebar.checking_gpu"), elem_id="gpu-status")
+                with gr.Group(visible=False, elem_id="runtime-group") as studio.runtime_group:  # not on a CPU
+                    gr.Markdown(static("ui.sidebar.runtime"))
+                    studio.runtime = gr.Markdown("…", elem_id="runtime-profile")
+                with gr.Group(visible=bool(settings.remote_url)):
+                    gr.Markdown(static("ui.sidebar.server"))
+                    studio.server = gr.Markdown("", elem_id="server-status")
+                    server_check = gr.Button(static("ui.sidebar.check_server"), size="sm", elem_id="server-check")
+                gr.Markdown(static("ui.sidebar.models"))
+                studio.models = gr.Markdown("…", elem_id="loaded-models")
+                with gr.Row(visible=False) as studio.model_row:
+                    studio.model_menu = gr.Dropdown(
+                        choices=[],
+                        label=static("ui.sidebar.model"),
+                        elem_id="model-menu",
+                        scale=3,
+                        show_label=False,
+                        container=False,
+                    )
+                    unload_button = gr.Button(static("ui.sidebar.unload"), size="sm", elem_id="unload-model", scale=1)
+                studio.disk_models = gr.Markdown("", elem_id="disk-models")
             gr.Markdown(static("ui.sidebar.footer", workspace=str(settings.workspace), version=__version__))
 
         gr.HTML('<h1 class="studio-title">OCR Studio</h1>', elem_id="title", padding=False)
@@ -791,13 +1060,34 @@ def build_app(settings: Settings) -> gr.Blocks:
                 scale=0,
                 min_width=90,
             )
-            cancel_button = gr.Button(
-                static("ui.actions.cancel"), variant="stop", elem_id="cancel-button", scale=0, min_width=90
+            studio.cancel_button = cancel_button = gr.Button(  # shown while a job runs (Studio.busy)
+                static("ui.actions.cancel"),
+                variant="stop",
+                elem_id="cancel-button",
+                scale=0,
+                min_width=90,
+                visible=False,
             )
         # the job on screen; a hidden textbox rather than State so the API's show_page can name a job
         studio.job_id = gr.Textbox("", visible="hidden", elem_id="job-id")
         studio.seen = gr.State(-1)
         studio.timer = gr.Timer(POLL_SECONDS, active=False)
+
+        with gr.Accordion(static("library.ui.title"), open=False, elem_id="search"):
+            with gr.Row(equal_height=True):
+                studio.search_box = gr.Textbox(
+                    label=static("library.ui.label"),
+                    placeholder=static("library.ui.placeholder"),
+                    elem_id="search-box",
+                    show_label=False,
+                    container=False,
+                    max_lines=1,
+                    scale=4,
+                )
+                search_button = gr.Button(
+                    static("library.ui.button"), elem_id="search-button", scale=0, min_width=90, size="sm"
+                )
+            studio.search_results = gr.HTML("", elem_id="search-results", padding=False)
 
         with gr.Row(elem_id="navigator", equal_height=True):
             studio.document = gr.Dropdown(
@@ -826,12 +1116,12 @@ def build_app(settings: Settings) -> gr.Blocks:
             next_button = gr.Button(static("ui.navigator.next"), elem_id="next-page", scale=0, min_width=96, size="sm")
 
         with gr.Row(equal_height=False, elem_id="reader"):
-            with gr.Column(scale=1, min_width=300, elem_id="page-column"):
+            with gr.Column(scale=2, min_width=300, elem_id="page-column"):  # the page gets most of the room
                 studio.page_view = gr.HTML(
                     viewer.EMPTY_HTML.format(static("ui.viewer.start")),
                     elem_id="page-view",
                     padding=False,
-                    head=f"<script>{reader_js}</script>",
+                    head=f"<script>{reader_js}</script><script>{search_js}</script>",
                 )
             with gr.Column(scale=1, min_width=300, elem_id="text-column"):
                 with gr.Tabs(elem_id="result-tabs"):
@@ -859,8 +1149,15 @@ def build_app(settings: Settings) -> gr.Blocks:
             studio.clean = gr.Checkbox(
                 False, label=static("ui.downloads.clean"), elem_id="clean-exports", scale=0, min_width=260
             )
+        # the hot folder: its own panel, folded away; it starts with the engine, task and languages above
+        panel = hot_folder_panel.HotFolderPanel(studio)
+        studio.hot_folder = panel.build(app, static, [studio.engine, studio.task, studio.languages], free)
         # reader.js writes "document:page" here when a thumbnail is clicked
         goto = gr.Textbox(visible="hidden", elem_id="goto-page")
+        # search.js writes "job:document:page:block" here when a match is clicked
+        search_open = gr.Textbox(visible="hidden", elem_id="search-open")
+        # reader.js writes "job:document:page" here after a language switch reloaded the tab
+        reopen = gr.Textbox(visible="hidden", elem_id="reopen-job")
 
         # API-only outputs for the `convert` endpoint (gradio_client), hidden from the page.
         api_trigger = gr.Button(visible=False, elem_id="convert-trigger")
@@ -877,8 +1174,16 @@ def build_app(settings: Settings) -> gr.Blocks:
             studio.json_view,
             studio.downloads,
         ]
-        model_outputs = [studio.models, studio.model_menu, studio.disk_models]
-        follow_outputs = [studio.status, studio.job_id, studio.seen, studio.timer, studio.inputs]
+        model_outputs = [studio.models, studio.model_menu, studio.model_row, studio.disk_models]
+        follow_outputs = [
+            studio.status,
+            studio.job_id,
+            studio.seen,
+            studio.timer,
+            studio.inputs,
+            studio.run_button,
+            studio.cancel_button,
+        ]
         poll_outputs = [*viewer_outputs, *follow_outputs, studio.history, *model_outputs]
         request_inputs = [
             studio.files,
@@ -935,6 +1240,19 @@ def build_app(settings: Settings) -> gr.Blocks:
         prev_button.click(previous_page, [*where, studio.clean], viewer_outputs, api_visibility="private", **free)
         next_button.click(next_page, [*where, studio.clean], viewer_outputs, api_visibility="private", **free)
         goto.change(studio.goto, [studio.job_id, goto, studio.clean], viewer_outputs, api_visibility="private", **free)
+        studio.search_box.submit(
+            studio.search_library, studio.search_box, studio.search_results, api_name="search", **free
+        )
+        search_button.click(
+            studio.search_library, studio.search_box, studio.search_results, api_visibility="private", **free
+        )
+        search_open.change(
+            studio.open_hit,
+            [search_open, studio.clean],
+            [*viewer_outputs, studio.job_id, studio.status],
+            api_visibility="private",
+            **free,
+        )
         studio.clean.change(
             studio.set_clean,
             [studio.clean, studio.job_id, studio.document],
@@ -943,7 +1261,48 @@ def build_app(settings: Settings) -> gr.Blocks:
             **free,
         )
         studio.history.input(studio.open_job, studio.history, poll_outputs, api_name="open_job", **free)
-        history_refresh.click(studio.refresh_history, None, studio.history, api_visibility="private", **free)
+        studio.history.input(studio.job_name, studio.history, studio.history_name, api_visibility="private", **free)
+        history_refresh.click(studio.refresh_history, history_filter, studio.history, api_visibility="private", **free)
+        history_filter.input(
+            studio.filter_history,
+            history_filter,
+            [studio.history, studio.history_note],
+            api_visibility="private",
+            **free,
+        )
+        history_tools = [studio.history, studio.history_name, studio.history_note]
+        rename_button.click(
+            studio.rename_job,
+            [studio.history, studio.history_name, history_filter],
+            history_tools,
+            api_name="rename_job",
+            **free,
+        )
+        studio.history_name.submit(
+            studio.rename_job,
+            [studio.history, studio.history_name, history_filter],
+            history_tools,
+            api_visibility="private",
+            **free,
+        )
+        delete_button.click(
+            studio.delete_job,
+            [studio.history, studio.pending_delete, studio.job_id],
+            [*history_tools, studio.pending_delete, *viewer_outputs, studio.job_id, studio.status],
+            api_name="delete_job",
+            **free,
+        )
+        reopen.input(studio.reopen, reopen, poll_outputs, api_visibility="private", **free)
+        studio.files.upload(
+            studio.check_files, studio.files, [studio.files, studio.status], api_visibility="private", **free
+        )
+        studio.pages.input(
+            studio.pages_typed,
+            [studio.files, studio.pages, studio.password, studio.engine],
+            [studio.status, studio.run_button],
+            api_visibility="private",
+            **free,
+        )
         gpu_timer = gr.Timer(GPU_REFRESH_SECONDS)
         server_check.click(studio.server_status, studio.runtime_select, studio.server, api_name="server_status", **free)
         studio.runtime_select.change(
@@ -960,6 +1319,7 @@ def build_app(settings: Settings) -> gr.Blocks:
             [
                 studio.gpu,
                 studio.runtime,
+                studio.runtime_group,
                 studio.history,
                 studio.languages,
                 *model_outputs,
@@ -971,6 +1331,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         # the switch: a cookie remembers the choice, and the tab reloads in that language
         studio.switch.input(None, studio.switch, None, js=language.switch_script(), api_visibility="private")
 
+    static.widget("upload_text.drop_file", "studio.inputs.drop_files")  # many files are welcome
     app.i18n_instance = static.gradio()  # before mounting: the page's config carries the texts
     app.queue(default_concurrency_limit=1)
     app.studio = studio  # type: ignore[attr-defined]  # for tests, the server and embedding

@@ -18,7 +18,8 @@ language and the remembered switch decide Gradio's strings and ours alike, on th
 no flicker, and no rebuilding of labels per session (which would draw English first, then
 swap every label after a round trip). The switch sets the cookie and reloads the tab; its own
 value is a translated key too ("en" in English, "ru" in Russian), so it shows the tab's
-language from the first paint. Texts made while a tab is open (status, pages, downloads) come
+language from the first paint; the page on screen opens again after the reload (reader.js). Texts
+made while a tab is open (status, pages, downloads) come
 from the handlers, in the request's language, as before.
 """
 
@@ -109,9 +110,11 @@ def _is_request(value: Any) -> bool:
 
 
 def _icu(text: str) -> str:
-    """Text as an ICU message (svelte-i18n formats every translation): apostrophes and braces
-    quoted, so a file path or a code sample in a message shows as written."""
-    return text.replace("'", "''").replace("{", "'{'").replace("}", "'}'")
+    """Text as an ICU message (svelte-i18n formats a label's translation): braces quoted, so a
+    file path or a code sample in a message shows as written. An apostrophe becomes the
+    typographic one: Gradio shows a Markdown's translation unformatted, where a quoted ''
+    would show doubled ("The PDF''s own text"), and a lone ’ reads the same either way."""
+    return text.replace("'", "’").replace("{", "'{'").replace("}", "'}'")
 
 
 class StaticText:
@@ -148,6 +151,12 @@ class StaticText:
             with i18n.use_language(lang):
                 self.entries[lang][key] = _icu(make())
         return I18nData(key)
+
+    def widget(self, key: str, msg_id: str) -> None:
+        """Our words for one of Gradio's own strings, by its key ("upload_text.drop_file": the drop
+        zone's "Drop File Here", which says one file where many are welcome)."""
+        for lang in LANGUAGES:
+            self.entries[lang][key] = _icu(i18n.t(msg_id, lang))
 
     def choices(self, pairs: Iterable[tuple[Message | str, Any]]) -> list[tuple[I18nData, Any]]:
         """(label, value) choices with translated labels."""
@@ -189,7 +198,9 @@ class LanguagePage:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         lang = choose(self.settings, cookies_of(headers.get("cookie")), headers.get("accept-language"))
         with i18n.use_language(lang):
-            if scope.get("method") == "GET" and scope.get("path") == "/":
+            # the page, also under the guard's per-launch prefix (the path keeps its root_path)
+            path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+            if scope.get("method") == "GET" and path[len(root) :] in ("/", "") and path.startswith(root):
                 await self._page(scope, receive, send, lang)
             else:
                 await self.app(scope, receive, send)
@@ -221,11 +232,19 @@ class LanguagePage:
         await self.app(scope, receive, inject)
 
 
+REOPEN_KEY = "ocr-studio-reopen"  # reader.js opens this "job:document:page" again after the reload
+
+
 def switch_script() -> str:
-    """The sidebar switch's browser side: remember the choice in the cookie, reload in it."""
+    """The sidebar switch's browser side: remember the choice in the cookie, note the page on
+    screen (reader.js opens it again: the reload keeps the job and the page), reload in it."""
     return (
         "(lang) => { document.cookie = "
         f"`{COOKIE}=${{lang}}; Path=/; Max-Age={COOKIE_MAX_AGE}; SameSite=Strict`;"
+        " const view = document.querySelector('#page-view .pv');"
+        " const job = view?.dataset.job || document.querySelector('#job-id textarea, #job-id input')?.value;"
+        f" if (job) sessionStorage.setItem('{REOPEN_KEY}',"
+        " `${job}:${view?.dataset.doc ?? ''}:${view?.dataset.page ?? ''}`);"
         " location.reload(); return lang; }"
     )
 

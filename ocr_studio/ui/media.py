@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, Response
 
 from ..i18n import error_text, t
 from ..jobs import Job, JobError
+from . import job_names
 from .viewer import MEDIA_PREFIX
 
 PREFIX = MEDIA_PREFIX
@@ -60,6 +61,25 @@ def encoded_image(job: Job, document_index: int, page_number: int, kind: str) ->
                 Path(tmp).unlink(missing_ok=True)
                 raise
     return target
+
+
+def download_name(job: Job, target: str, path: Path) -> str:
+    """The name a download is saved under: ``<job name>.zip`` for the job, ``<document>.ocr.pdf``
+    for the searchable PDF (never the original's own name, which it would overwrite or be taken
+    for), ``<document>.<format>`` for the others."""
+    if target == "job":
+        return f"{job_names.file_name(job_names.name_of(job))}.zip"
+    try:
+        document = job.documents[int(target)].name
+    except (ValueError, IndexError):
+        return path.name
+    stem = job_names.file_name(Path(document).stem, fallback="document")
+    return f"{stem}.ocr.pdf" if path.suffix == ".pdf" else f"{stem}{path.suffix}"
+
+
+def _fresh(target: Path, source: Path) -> bool:
+    """Whether the cached encoding ``target`` is a file of ours (not a link) newer than its PNG."""
+    return target.is_file() and not target.is_symlink() and target.stat().st_mtime >= source.stat().st_mtime
 
 
 def router(studio: Any) -> APIRouter:
@@ -111,6 +131,8 @@ def router(studio: Any) -> APIRouter:
                 path = None
         if path is None or not Path(path).is_file():
             raise HTTPException(status_code=404, detail=t("ui.media.nothing"))
-        return FileResponse(path, filename=Path(path).name, content_disposition_type="attachment")
+        return FileResponse(
+            path, filename=download_name(job, target, Path(path)), content_disposition_type="attachment"
+        )
 
     return routes

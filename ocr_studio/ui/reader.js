@@ -1,5 +1,6 @@
 // OCR Studio's reader in the browser: layout boxes and text linked both ways, zoom and pan,
-// ← / → to turn pages, page thumbnails, and a closed sidebar on narrow screens.
+// ← / → to turn pages, page thumbnails, a sidebar that stays out of the way on a laptop, and the
+// open page kept across a language switch.
 // Everything is event delegation on the document, so it survives Gradio re-rendering the
 // page view and the text pane on every page turn. The server sends inert HTML; this adds
 // behaviour only, never content from a document.
@@ -8,7 +9,14 @@
   window.ocrStudioReader = true;
 
   const ZOOM_KEY = "ocr-studio-zoom";
-  let zoom = localStorage.getItem(ZOOM_KEY) || "width";
+  const SIDEBAR_KEY = "ocr-studio-sidebar"; // "open" / "closed", once the user toggled it
+  const REOPEN_KEY = "ocr-studio-reopen"; // "job:document:page" kept over a language switch's reload
+  const NARROW = 900; // a phone: the sidebar covers the screen, so it opens only when asked
+  const WIDE = 1600; // a large screen: room for the sidebar beside the page and its text
+  // zoom: "width", "page" or a scale (screen pixels per image pixel), kept across pages and reloads
+  const STEPS = [0.25, 0.33, 0.5, 0.67, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4];
+  const readZoom = (value) => (value === "width" || value === "page" ? value : Number(value) > 0 ? Number(value) : "width");
+  let zoom = readZoom(localStorage.getItem(ZOOM_KEY));
   let selected = null; // block index the user clicked, kept across hover
 
   const pageView = () => document.querySelector("#page-view .pv");
@@ -87,9 +95,9 @@
     if (block && !window.getSelection()?.toString()) return select(blockIndex(block), "text");
     const zoomButton = event.target.closest?.("#page-view [data-zoom]");
     if (zoomButton) {
-      zoom = zoomButton.dataset.zoom;
-      localStorage.setItem(ZOOM_KEY, zoom);
-      return applyZoom();
+      const mode = zoomButton.dataset.zoom;
+      if (mode === "in" || mode === "out") return stepZoom(mode === "in" ? 1 : -1);
+      return setZoom(mode === "actual" ? 1 : mode);
     }
     const thumb = event.target.closest?.("#page-view [data-goto]");
     if (thumb) return goTo(thumb.dataset.goto);
@@ -126,16 +134,87 @@
     const room = scroller.clientWidth - 2;
     let width = room;
     if (zoom === "page") width = Math.min(room, ((scroller.clientHeight - 2) * w) / h);
-    if (zoom === "actual") width = w;
+    if (typeof zoom === "number") width = w * zoom;
     stage.style.width = `${Math.max(80, Math.round(width))}px`;
-    view.querySelectorAll("[data-zoom]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.zoom === zoom)));
+    const pressed = zoom === 1 ? "actual" : zoom;
+    view.querySelectorAll("[data-zoom]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.zoom === pressed)));
   }
+
+  // the scale on screen now (screen pixels per image pixel), whatever the mode
+  function currentScale() {
+    const view = pageView();
+    const stage = view?.querySelector(".pv-stage");
+    return stage ? stage.getBoundingClientRect().width / Number(view.dataset.w || 1) : 1;
+  }
+
+  // a new zoom, keeping the point at (x, y) on screen (the pointer, or the frame's centre) in place
+  function setZoom(value, x, y) {
+    const scroller = pageView()?.querySelector(".pv-scroll");
+    const stage = scroller?.querySelector(".pv-stage");
+    let anchor = null;
+    if (scroller && stage) {
+      const frame = scroller.getBoundingClientRect();
+      const box = stage.getBoundingClientRect();
+      const px = x ?? frame.left + frame.width / 2, py = y ?? frame.top + frame.height / 2;
+      anchor = { px, py, fx: (px - box.left) / box.width, fy: (py - box.top) / box.height };
+    }
+    zoom = typeof value === "number" ? Math.min(STEPS.at(-1), Math.max(STEPS[0], value)) : value;
+    localStorage.setItem(ZOOM_KEY, String(zoom));
+    applyZoom();
+    if (anchor) {
+      const box = stage.getBoundingClientRect();
+      scroller.scrollLeft += box.left + anchor.fx * box.width - anchor.px;
+      scroller.scrollTop += box.top + anchor.fy * box.height - anchor.py;
+    }
+  }
+
+  function stepZoom(direction, x, y) {
+    const now = currentScale();
+    const next = direction > 0 ? STEPS.find((s) => s > now * 1.02) : [...STEPS].reverse().find((s) => s < now / 1.02);
+    setZoom(next ?? (direction > 0 ? STEPS.at(-1) : STEPS[0]), x, y);
+  }
+
+  // Ctrl + wheel (and a touchpad's pinch, which the browser sends as one) zooms the page, not the tab
+  document.addEventListener(
+    "wheel",
+    (event) => {
+      const scroller = event.target.closest?.("#page-view .pv-scroll");
+      if (!scroller || !(event.ctrlKey || event.metaKey)) return;
+      event.preventDefault();
+      const factor = Math.exp(-Math.max(-100, Math.min(100, event.deltaY)) * 0.01);
+      setZoom(currentScale() * factor, event.clientX, event.clientY);
+    },
+    { passive: false },
+  );
+
+  // two fingers on a touch screen: pinch to zoom the page
+  let pinch = null;
+  const spread = (touches) => Math.hypot(touches[0].clientX - touches[1].clientX, touches[0].clientY - touches[1].clientY);
+  document.addEventListener(
+    "touchstart",
+    (event) => {
+      if (event.touches.length !== 2 || !event.target.closest?.("#page-view .pv-scroll")) return;
+      pinch = { distance: spread(event.touches), scale: currentScale() };
+    },
+    { passive: true },
+  );
+  document.addEventListener(
+    "touchmove",
+    (event) => {
+      if (!pinch || event.touches.length !== 2) return;
+      event.preventDefault();
+      const [a, b] = event.touches;
+      setZoom((pinch.scale * spread(event.touches)) / pinch.distance, (a.clientX + b.clientX) / 2, (a.clientY + b.clientY) / 2);
+    },
+    { passive: false },
+  );
+  document.addEventListener("touchend", (event) => { if (event.touches.length < 2) pinch = null; });
 
   // drag to pan when the page is larger than its frame
   let drag = null;
   document.addEventListener("pointerdown", (event) => {
     const scroller = event.target.closest?.("#page-view .pv-scroll");
-    if (!scroller || event.button !== 0) return;
+    if (!scroller || event.button !== 0 || event.pointerType === "touch") return; // fingers scroll natively
     if (scroller.scrollHeight <= scroller.clientHeight && scroller.scrollWidth <= scroller.clientWidth) return;
     drag = { scroller, x: event.clientX, y: event.clientY, left: scroller.scrollLeft, top: scroller.scrollTop, moved: false };
   });
@@ -176,26 +255,62 @@
       refreshed();
       if (view?.dataset.job && view.dataset.job !== lastJob) {
         lastJob = view.dataset.job;
+        if (window.innerWidth < NARROW) setSidebar(false); // a job picked in the full-screen sidebar
         setTimeout(showResult, 50);
       }
     }
   });
   window.addEventListener("resize", applyZoom);
 
+  // the sidebar: Gradio's, drawn closed (app.py); open where there is room or where the user left it open
+  const sidebarElement = () => document.querySelector("#sidebar") || document.querySelector(".sidebar");
+  const sidebarToggle = (sidebar) =>
+    sidebar?.querySelector(".toggle-button") || sidebar?.parentElement?.querySelector(".toggle-button");
+  let settingSidebar = false;
+  function setSidebar(open) {
+    const sidebar = sidebarElement();
+    const toggle = sidebarToggle(sidebar);
+    if (!sidebar || !toggle) return false;
+    if (sidebar.classList.contains("open") !== open) {
+      settingSidebar = true;
+      toggle.click();
+      settingSidebar = false;
+    }
+    return true;
+  }
+  document.addEventListener("click", (event) => {
+    const toggle = event.target.closest?.(".toggle-button");
+    if (!toggle || settingSidebar || !event.isTrusted || window.innerWidth < NARROW) return;
+    // remembered on a laptop; a phone's full-screen sidebar always starts closed
+    setTimeout(() => localStorage.setItem(SIDEBAR_KEY, sidebarElement()?.classList.contains("open") ? "open" : "closed"), 0);
+  });
+  function sidebarAtStart() {
+    const remembered = localStorage.getItem(SIDEBAR_KEY);
+    if (window.innerWidth < NARROW) return false;
+    return remembered ? remembered === "open" : window.innerWidth >= WIDE;
+  }
+
+  // a language switch reloads the tab: the page it showed opens again (app.py: Studio.reopen)
+  function reopen() {
+    const target = sessionStorage.getItem(REOPEN_KEY);
+    if (!target) return true;
+    const box = document.querySelector("#reopen-job textarea, #reopen-job input");
+    if (!box || !document.querySelector("#run-button")) return false;
+    sessionStorage.removeItem(REOPEN_KEY);
+    box.value = target;
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    return true;
+  }
+
   function start() {
     observer.observe(document.body, { childList: true, subtree: true });
     refreshed();
-    // narrow screens: the sidebar starts closed so it does not cover the studio
-    if (window.innerWidth < 900) {
-      const close = () => {
-        const sidebar = document.querySelector(".sidebar.open, #sidebar.open");
-        const toggle = sidebar?.querySelector(".toggle-button") || sidebar?.parentElement?.querySelector(".toggle-button");
-        if (sidebar && toggle) toggle.click();
-        return Boolean(sidebar);
-      };
-      let tries = 0;
-      const timer = setInterval(() => { if (close() || ++tries > 40) clearInterval(timer); }, 100);
-    }
+    let tries = 0, sidebarDone = false, reopened = false;
+    const timer = setInterval(() => {
+      sidebarDone ||= setSidebar(sidebarAtStart());
+      reopened ||= tries > 10 && reopen(); // after the page's first news (on load)
+      if ((sidebarDone && reopened) || ++tries > 100) clearInterval(timer);
+    }, 100);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

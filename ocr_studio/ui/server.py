@@ -29,6 +29,7 @@ from ..settings import Settings
 from .app import CSS_PATH, build_app
 from .guard import TOKEN_PARAMETER, Guard, allowed_hosts, new_token
 from .language import LanguagePage, choose
+from .theme import theme
 
 ICON_PATH = Path(__file__).resolve().parents[2] / "assets" / "icon.png"  # present in a source checkout
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -57,7 +58,7 @@ def launch_options(settings: Settings, *, host: str | None = None, port: int | N
         "allowed_paths": [str(exports)],
         "blocked_paths": [str(jobs)],
         "css_paths": [str(CSS_PATH)],
-        "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate", text_size="sm", spacing_size="sm"),
+        "theme": theme(),  # fonts with regular Cyrillic (theme.py)
         "show_error": True,
         "footer_links": ["api"],
         "head": HEAD,

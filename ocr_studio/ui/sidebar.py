@@ -10,7 +10,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import i18n
 from ..i18n import render, t
+from . import job_names
 from .language import number
 
 if TYPE_CHECKING:
@@ -155,17 +157,18 @@ def disk_models_markdown(cached: Iterable[tuple[str, int, Any]]) -> str:
     return "<small>" + "  \n".join(f"{repo} · {_gib(size)}" for repo, size, _ in items) + "</small>"
 
 
-def job_label(job: Job) -> str:
-    """One line that identifies a job in the history list."""
-    names = [path.name for path in job.spec.files]
-    files = names[0] if names else t("ui.history.no_files")
-    if len(names) > 1:
-        files = t("ui.history.files_more", name=files, more=len(names) - 1)
+def job_label(job: Job, engine_labels: Mapping[str, str] | None = None) -> str:
+    """One line that identifies a job in the history list, in the tab's language: when, its name
+    (job_names: the user's, else its first file's), the engine as the engine menu names it, the
+    task and how it ended — no internal ids such as ``text-layer/text``."""
     when = time.strftime("%m-%d %H:%M", time.localtime(job.created))
     task = getattr(job.spec.task, "value", job.spec.task)
+    task_name = t(f"core.task.{task}") if f"core.task.{task}" in i18n.catalog("en") else str(task)
+    engine = (engine_labels or {}).get(job.spec.engine) or job.spec.engine
     status = history_status(job)
     word = t(f"ui.history.{status}") if status in HISTORY_STATUSES else status
-    return t("ui.history.label", when=when, files=files, engine=job.spec.engine, task=task, status=word)
+    name = job_names.name_of(job)
+    return t("studio.history.label", when=when, name=name, engine=engine, task=task_name, status=word)
 
 
 HISTORY_STATUSES = ("done", "partial", "failed", "cancelled", "interrupted", "running", "pending")
@@ -182,6 +185,6 @@ def history_status(job: Job) -> str:
     return job.status
 
 
-def history_choices(jobs: Iterable[Job]) -> list[tuple[str, str]]:
+def history_choices(jobs: Iterable[Job], engine_labels: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """(label, job id) pairs for the recent-jobs dropdown, newest first."""
-    return [(job_label(job), job.id) for job in jobs]
+    return [(job_label(job, engine_labels), job.id) for job in jobs]
