@@ -177,6 +177,30 @@ def test_dots_mocr_loads_a_checkpoint_folder_and_reads_pages(tiny_mocr: Path) ->
     assert engine.settings_key()["engine"] == "dots-mocr"  # its jobs never share dots.ocr's cache
 
 
+def test_the_remote_runtime_sends_dots_mocr_prompts_and_reads_the_answer() -> None:
+    """What an inference server (vLLM serves dots.mocr as DotsOCRForCausalLM) is sent: the image
+    placeholder, then the mode's prompt, as dots.mocr's own client (dots_mocr/model/inference.py) sends it."""
+    from ocr_studio.engines.remote import RemoteEngine
+
+    settings = Settings(
+        runtime="remote", remote_url="http://127.0.0.1:9/v1", remote_model="dots-mocr", max_pixels=100_000
+    )
+    assert isinstance(get_engine("dots-mocr", settings), RemoteEngine)  # no connection is made to build it
+    engine = get_engine("dots-mocr", Settings(max_pixels=100_000))
+    page = Page.from_image(photo(420, 300), number=2)
+    request = RecognizeRequest(task=Task.SCENE)
+    prepared = engine.prepare(page, request)
+    assert prepared.prompt == "<|img|><|imgpad|><|endofimg|>" + SCENE_PROMPT
+    width, height = prepared.image.size
+    assert width % 28 == 0 and height % 28 == 0 and width * height <= 100_000
+    answer = f"(0, 0), ({width}, 0), ({width}, {height // 2}), (0, {height // 2}) EXIT 12"
+    result = engine.parse(prepared, answer, stop_reason="eos", request=request)
+    assert (result.engine, result.task, result.page_number) == ("dots-mocr", "scene", 2)
+    [block] = result.blocks
+    assert block.text == "EXIT 12" and block.bbox is not None
+    assert block.bbox[:3] == (0.0, 0.0, 420.0) and abs(block.bbox[3] - 150) < 300 / height + 1
+
+
 def test_the_cli_converts_with_dots_mocr(tiny_mocr: Path, tmp_path: Path) -> None:
     import pymupdf
 
