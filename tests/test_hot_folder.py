@@ -224,3 +224,33 @@ def test_the_watch_command_refuses_an_unknown_format_and_the_same_folder(tmp_pat
     assert "zip" in capsys.readouterr().err
     assert main(["watch", str(tmp_path / "in"), "--out", str(tmp_path / "in"), "--once"]) == 2
     assert "must not be the watched folder" in capsys.readouterr().err
+
+
+def test_the_studio_switch_watches_a_folder_and_says_what_it_did(tmp_path):
+    import time
+
+    from ocr_studio import i18n
+    from ocr_studio.settings import Settings
+    from ocr_studio.ui.app import build_app
+
+    studio = build_app(Settings(workspace=tmp_path / "ws", dpi=72)).studio  # type: ignore[attr-defined]
+    panel = studio.hot_folder
+    refused = panel.start(str(tmp_path / "in"), "  ", ["md"], "text-layer", None)
+    assert "both folders" in refused[panel.status] and panel.switch.watcher is None
+
+    make_pdf(tmp_path / "in" / "memo.pdf", 2)
+    started = panel.start(str(tmp_path / "in"), str(tmp_path / "out"), ["md", "epub"], "text-layer", None)
+    assert "Watching" in started[panel.status]
+    deadline = time.monotonic() + 120
+    while panel.switch.watcher.converted == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert page_words(2) in (tmp_path / "out" / "memo.md").read_text(encoding="utf-8")
+    assert (tmp_path / "out" / "memo.epub").is_file()
+    status = panel.refresh()[panel.status]
+    assert "1 converted" in status and "converted memo.pdf" in status and "memo.md, memo.epub" in status
+    assert any(job.status == "done" for job in studio.store.history())  # an ordinary job: in the history
+
+    stopped = panel.stop()[panel.status]
+    assert "Stopped watching" in stopped and not panel.switch.running
+    with i18n.use_language("ru"):
+        assert "распознан memo.pdf" in panel.switch.status_markdown()

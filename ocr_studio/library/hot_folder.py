@@ -74,7 +74,7 @@ class WatchEvent:
 
     def message(self) -> Message:
         """The event as one catalog message (``watch.event.<kind>``)."""
-        reason = self.reason.render() if isinstance(self.reason, Message) else str(self.reason or "")
+        reason = self.reason if isinstance(self.reason, Message) else str(self.reason or "")  # rendered with it
         files = ", ".join(p.name for p in self.written)
         return message(f"watch.event.{self.kind}", path=str(self.path or ""), files=files, reason=reason)
 
