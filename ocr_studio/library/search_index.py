@@ -130,9 +130,10 @@ def stems(text: str) -> str:
     return " ".join(stem(word) for word in _WORD.findall(text))
 
 
-def plain_text(text: str) -> str:
-    """A block's text as words: a table's HTML without its tags, entities decoded, spaces collapsed."""
-    if "<" in text:
+def plain_text(text: str, *, markup: bool = False) -> str:
+    """A block's text as words, spaces collapsed; ``markup`` (a table's HTML): tags dropped, entities
+    decoded. Other text is kept as written, ``<`` and all (the studio escapes it where it shows it)."""
+    if markup:
         text = html.unescape(_TAG.sub(" ", text))
     return _SPACE.sub(" ", text).strip()
 
@@ -141,7 +142,7 @@ def page_blocks(page: PageResult) -> Iterator[tuple[int, str, tuple[float, float
     """(block index, category, box, plain text) of every block of a page with words in it.
     The seam for corrections (issue 25): a corrected block's text is what goes here."""
     for index, block in enumerate(page.blocks):
-        text = plain_text(block.text)
+        text = plain_text(block.text, markup=block.category == "Table" and "<" in block.text)
         if text and block.category != "Picture":
             yield index, block.category, block.bbox, text
 

@@ -33,6 +33,7 @@ MEDIA_PREFIX = "studio"
 # per block as MathML by results.block_html instead, only where the page's text is math.
 LATEX_DELIMITERS: list[dict[str, object]] = []
 
+FOUND_CLASS = ' class="found"'  # the box of a search's match
 THUMBNAIL_LIMIT = 400  # pages in the strip; beyond that the page list still reaches them
 
 
@@ -132,12 +133,16 @@ def legend_html(boxes: list[tuple[int, tuple[float, float, float, float], str]])
     )
 
 
-def page_html(job: Job, document_index: int, page: PageResult, stamp: int, note: str = "") -> str:
-    """The page image (fetched by the browser, cached) with one SVG of its boxes on top."""
+def page_html(
+    job: Job, document_index: int, page: PageResult, stamp: int, note: str = "", found: int | None = None
+) -> str:
+    """The page image (fetched by the browser, cached) with one SVG of its boxes on top; the box of
+    block ``found`` (a search's match) marked."""
     width, height = max(page.width, 1), max(page.height, 1)
     boxes = page_boxes(page)
     rects = "".join(
-        f'<rect data-b="{index}" x="{x1:.1f}" y="{y1:.1f}" width="{x2 - x1:.1f}" height="{y2 - y1:.1f}" '
+        f'<rect data-b="{index}"{FOUND_CLASS if index == found else ""} '
+        f'x="{x1:.1f}" y="{y1:.1f}" width="{x2 - x1:.1f}" height="{y2 - y1:.1f}" '
         f'style="--c:{_color(category)}"><title>{html.escape(category_name(category))}</title></rect>'
         for index, (x1, y1, x2, y2), category in boxes
     )
@@ -188,7 +193,7 @@ def thumbnails_html(job: Job, document_index: int, current: int) -> str:
     return f'<div class="pv-thumbs" aria-label="{_attr(t("ui.viewer.pages"))}">{items}</div>'
 
 
-def text_html(page: PageResult) -> str:
+def text_html(page: PageResult, found: int | None = None) -> str:
     """The page's blocks in reading order, each linked to its box by its ``b-<index>`` class (Gradio's
     Markdown sanitiser keeps classes, not data attributes). Inert: every
     block goes through ``results.block_html`` (escaped text, sanitised tables and MathML, no links);
@@ -203,6 +208,7 @@ def text_html(page: PageResult) -> str:
             continue
         body = re.sub(r"\n\s*\n+", "\n", body)  # a blank line would end the HTML block for the Markdown parser
         furniture = " furniture" if block.category in PAGE_FURNITURE else ""
+        furniture += " found" if index == found else ""  # a search's match
         parts.append(
             f'<div class="blk b-{index}{furniture}" style="--c:{_color(block.category)}" '
             f'title="{_attr(category_name(block.category))}">\n{body}\n</div>'
@@ -248,8 +254,9 @@ def message_html(message: str) -> str:
     return EMPTY_HTML.format(html.escape(message))
 
 
-def page_view(job: Job, document_index: int, page_number: int | None) -> PageView:
-    """The view of one page; a failed document shows its error instead."""
+def page_view(job: Job, document_index: int, page_number: int | None, found: int | None = None) -> PageView:
+    """The view of one page (block ``found`` marked in the image and the text: a search's match);
+    a failed document shows its error instead."""
     if not job.documents:
         return PageView(document_index, None, message_html(t("ui.viewer.no_results")), "", "", "")
     document_index = min(max(document_index, 0), len(job.documents) - 1)
@@ -267,6 +274,7 @@ def page_view(job: Job, document_index: int, page_number: int | None) -> PageVie
         warnings.insert(0, t("ui.viewer.truncated"))
     listed = "; ".join(warnings)  # each a whole sentence of its own, in the tab's language
     note = t("ui.viewer.warnings", warnings=listed) if warnings else ""
+    found = found if page.page_number == page_number else None  # that page is gone: mark nothing
     image_path = job.page_image_path(document_index, page.page_number)
     try:
         stamp = int(image_path.stat().st_mtime)
@@ -276,12 +284,12 @@ def page_view(job: Job, document_index: int, page_number: int | None) -> PageVie
         note = t("ui.viewer.no_image_warnings", warnings=listed) if warnings else t("ui.viewer.no_image")
         body = message_html(note)
     else:
-        body = page_html(job, document_index, page, stamp, note)
+        body = page_html(job, document_index, page, stamp, note, found)
     return PageView(
         document_index,
         page.page_number,
         body,
-        text_html(page),
+        text_html(page, found),
         page.markdown() or "",
         compact_json(page.to_dict()),
         note,
