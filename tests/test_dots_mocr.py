@@ -201,6 +201,28 @@ def test_the_remote_runtime_sends_dots_mocr_prompts_and_reads_the_answer() -> No
     assert block.bbox[:3] == (0.0, 0.0, 420.0) and abs(block.bbox[3] - 150) < 300 / height + 1
 
 
+def cli_env(tiny_mocr: Path, tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment as a user sets it: the model setting points at the checkpoint folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_STUDIO_")}
+    env.update(
+        OCR_STUDIO_CONFIG=str(tmp_path / "absent-config.toml"),
+        OCR_STUDIO_DOTS_MOCR_MODEL=str(tiny_mocr),
+        OCR_STUDIO_MAX_NEW_TOKENS=str(NEW_TOKENS),
+        OCR_STUDIO_DEVICE="cpu",
+        HF_HUB_OFFLINE="1",
+    )
+    return env
+
+
+def test_doctor_lists_dots_mocr_with_its_licence(tiny_mocr: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "ocr_studio", "doctor"]
+    env = cli_env(tiny_mocr, tmp_path)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.strip().startswith("dots-mocr")]
+    assert "unavailable" not in line and "dots.mocr LICENSE AGREEMENT" in line
+
+
 def test_the_cli_converts_with_dots_mocr(tiny_mocr: Path, tmp_path: Path) -> None:
     import pymupdf
 
@@ -211,14 +233,7 @@ def test_the_cli_converts_with_dots_mocr(tiny_mocr: Path, tmp_path: Path) -> Non
     document.save(source)
     document.close()
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_STUDIO_")}
-    env.update(
-        OCR_STUDIO_CONFIG=str(tmp_path / "absent-config.toml"),
-        OCR_STUDIO_DOTS_MOCR_MODEL=str(tiny_mocr),
-        OCR_STUDIO_MAX_NEW_TOKENS=str(NEW_TOKENS),
-        OCR_STUDIO_DEVICE="cpu",
-        HF_HUB_OFFLINE="1",
-    )
+    env = cli_env(tiny_mocr, tmp_path)
     command = [sys.executable, "-m", "ocr_studio", "convert", str(source), "-o", str(out), "--engine", "dots-mocr"]
     command += ["--task", "web", "--workspace", str(tmp_path / "ws"), "--dpi", "72", "--format", "json", "-q"]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
