@@ -269,3 +269,31 @@ def test_ocr_studio_search_stops_at_the_limit_and_says_so(tmp_path, cli_env, cap
     assert len(set(pages)) == 2 and set(pages) < {f"report.pdf, page {n}" for n in (1, 2, 3)}
     assert "The first 2 are shown" in captured.err
     assert main(["search", "hello", "--limit", "0", "--workspace", workspace]) == 2
+
+
+# --- the studio's list of matches ----------------------------------------------------------------
+
+
+def test_the_studios_matches_escape_document_text_and_names(tmp_path, settings):
+    from ocr_studio.ui.search import hits_html, parse_target
+
+    hostile = ['<script>alert(1)</script> Все страницы <img src=x onerror=alert(2)> & "кавычки"']
+    name = '<b onmouseover="x()">evil</b>.pdf'
+    convert(settings, text_pdf(tmp_path / "report.pdf", hostile))
+    job = JobStore(settings.workspace).history()[0]
+    state = json.loads((job.dir / "job.json").read_text(encoding="utf-8"))
+    state["inputs"][0]["name"] = name  # a file name the uploader chose
+    (job.dir / "job.json").write_text(json.dumps(state), encoding="utf-8")
+
+    hits = search(settings.workspace, "страница")
+    markup = hits_html(hits, "страница")
+
+    assert "<script>" not in markup and "<img" not in markup and "<b " not in markup
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup and "&lt;img src=x onerror=alert(2)&gt;" in markup
+    assert "&lt;b onmouseover=&quot;x()&quot;&gt;evil&lt;/b&gt;.pdf · page 1" in markup
+    assert "<mark>страницы</mark>" in markup
+    assert f'data-hit="{job.id}:0:1:{hits[0].block}"' in markup
+    assert parse_target(f"{job.id}:0:1:{hits[0].block}:1733612345678") == (job.id, 0, 1, hits[0].block)
+    for bad in ("", "../../etc:0:1:0", f"{job.id}:0:1", f"{job.id}:-1:1:0", f"{job.id}:0:1:0;rm", None):
+        assert parse_target(bad) is None
+    assert "Nothing found for “x &lt;y&gt;”." in hits_html([], "x <y>")
