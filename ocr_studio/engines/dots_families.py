@@ -11,6 +11,12 @@ dots.mocr's from github.com/rednote-hilab/dots.mocr ``dots_mocr/utils/prompts.py
 23f3e5612fb8066d4034d5ecfc8f33a9243533eb (2026-03-20), which keeps the four dots.ocr modes verbatim
 and adds web parsing, scene spotting, image-to-SVG and a free "general" mode. The studio offers
 the two that read text into blocks (web pages, photos); SVG drawing and free questions are not OCR.
+The same commit confirms what the shared engine assumes: the resize rule (factor 28, 3,136 ...
+11,289,600 pixels), the ``<|img|><|imgpad|><|endofimg|>`` prefix its own vLLM client sends, and a
+scene answer's ``(x1, y1), (x2, y2), (x3, y3), (x4, y4) text`` lines in the resized image's
+pixels. The checkpoint's config.json and generation_config.json live on the model hub, which the
+build machines cannot reach: their shapes are taken as dots.ocr's (shared/reference/models.md),
+and generation stops on whatever the checkpoint's generation_config.json names (models/stop_tokens.py).
 """
 
 from __future__ import annotations
