@@ -211,3 +211,37 @@ def test_the_job_zip_and_the_cli_write_the_books(tmp_path: Path, monkeypatch, ca
     with zipfile.ZipFile(out / "memo.epub") as archive:
         chapters = "".join(archive.read(n).decode() for n in archive.namelist() if re.search(r"chapter-\d+", n))
     assert page_words(1) in chapters and page_words(2) in chapters
+
+
+def test_the_studio_offers_a_job_of_several_files_as_one_book(tmp_path: Path, monkeypatch) -> None:
+    from ocr_studio.engines import get_engine
+    from ocr_studio.jobs import JobSpec, run_job
+    from ocr_studio.settings import Settings
+    from ocr_studio.ui import media
+    from ocr_studio.ui.app import build_app
+    from tests.test_jobs import make_pdf, page_words
+
+    settings = Settings(workspace=tmp_path / "ws", dpi=72)
+    studio = build_app(settings).studio  # type: ignore[attr-defined]
+    engine = get_engine("text-layer", settings)
+    task = engine.info().default_task
+    files = [make_pdf(tmp_path / "letters" / "first.pdf", 1), make_pdf(tmp_path / "letters" / "second.pdf", 2)]
+    job = run_job(studio.store.create(JobSpec(files, "text-layer", task), engine, settings), engine, settings)
+
+    books = studio.exports(job)["books"]
+    assert set(books) == {"epub", "fb2"}
+    epubcheck(books["epub"])
+    nav = etree.fromstring(epub_members(books["epub"])["OEBPS/nav.xhtml"])
+    top = [li.find(f"{XHTML}a").text for li in nav.findall(f".//{XHTML}nav[@id='toc']/{XHTML}ol/{XHTML}li")]
+    assert top == ["first", "second"]
+    fb2 = etree.parse(str(books["fb2"]))
+    assert etree.XMLSchema(etree.parse(str(FB2_SCHEMA))).validate(fb2)
+    assert page_words(2) in books["fb2"].read_text(encoding="utf-8")
+
+    bar = studio.downloads_html(job, 0, False)
+    assert f"/download/{job.id}/job/epub?clean=0" in bar and f"/download/{job.id}/job/fb2?clean=0" in bar
+    assert media.download_name(job, "job", books["epub"]).endswith(".epub")
+
+    single = run_job(studio.store.create(JobSpec(files[:1], "text-layer", task), engine, settings), engine, settings)
+    assert "books" not in studio.exports(single)  # one file: its own book is the job's book
+    assert "/job/epub" not in studio.downloads_html(single, 0, False)

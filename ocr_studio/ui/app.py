@@ -506,9 +506,25 @@ class Studio:
                 files.update(made.documents)
                 files["zip"] = made.zip
                 files["failed"] = made.failed
+                if sum(1 for d in job.documents if d.pages) > 1:  # the whole job as one e-book too
+                    files["books"] = self._job_books(job, out_dir, clean)
             with self._lock:
                 self._exports[key] = (job.updated, files)
             return files
+
+    def _job_books(self, job: Job, out_dir: Path, clean: bool) -> dict[str, Path]:
+        """The job's EPUB and FB2, each document under its name; none when they cannot be made
+        (the documents' own books and the zip are there all the same)."""
+        from ..job_books import export_job_books
+
+        try:
+            stem, title = f"ocr-studio-{job.id[:12]}", job_names.name_of(job)
+            return export_job_books(job.documents, out_dir, stem, page_image=job.page_image, clean=clean, title=title)
+        except Exception as exc:  # a bug in the book code costs the two books, not the downloads
+            import logging
+
+            logging.getLogger(__name__).warning("The e-books of job %s could not be made: %s", job.id, exc)
+            return {}
 
     def download_problems(self, job: Job, *, clean: bool = False) -> list[str]:
         """The downloads of ``job`` that could not be made, each with why (empty when all are fine
@@ -548,9 +564,13 @@ class Studio:
                 f'<span class="dl-name">{html.escape(document.name)}</span>: {links}</span>'
             )
         count = sum(1 for d in job.documents if d.pages)
+        books = [fmt for fmt in ("epub", "fb2") if count > 1]  # one book of the whole job
+        books_links = "".join(
+            f' <a href="{base}/job/{fmt}{query}" download>{html.escape(format_name(fmt))}</a>' for fmt in books
+        )
         parts.append(
             f'<span class="dl-group"><span class="dl-what">{html.escape(t("ui.downloads.whole_job"))}</span> '
-            f'<a href="{base}/job/zip{query}" download>ZIP</a> '
+            f'<a href="{base}/job/zip{query}" download>ZIP</a>{books_links} '
             f"<small>{html.escape(t('ui.downloads.zip_note', count=count))}</small></span>"
         )
         parts.append("</div>")

@@ -68,7 +68,7 @@ def download_name(job: Job, target: str, path: Path) -> str:
     for the searchable PDF (never the original's own name, which it would overwrite or be taken
     for), ``<document>.<format>`` for the others."""
     if target == "job":
-        return f"{job_names.file_name(job_names.name_of(job))}.zip"
+        return f"{job_names.file_name(job_names.name_of(job))}{path.suffix}"
     try:
         document = job.documents[int(target)].name
     except (ValueError, IndexError):
@@ -122,8 +122,8 @@ def router(studio: Any) -> APIRouter:
             files = studio.exports(job, clean=bool(clean))
         except Exception as exc:  # shown in the browser's download list / tab
             raise HTTPException(status_code=500, detail=t("ui.media.export_failed", reason=error_text(exc))) from None
-        if target == "job":
-            path = files.get("zip")
+        if target == "job":  # the zip, or the whole job as one e-book
+            path = files.get("zip") if fmt == "zip" else (files.get("books") or {}).get(fmt)
         else:
             try:
                 path = files.get(int(target), {}).get(fmt)
