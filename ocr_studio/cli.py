@@ -583,11 +583,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     where = {"folder": str(watcher.in_dir), "out": str(watcher.out_dir), "formats": ",".join(formats)}
     print(t("watch.cli.watching", engine=info.name, **where), flush=True)
     try:
-        if args.once:
+        if args.once:  # until nothing is waiting; a folder that is not there is an error here
             watcher.poll()
-            while watcher.pending or watcher.missing:
+            while watcher.pending and not watcher.missing:
                 time.sleep(max(args.interval, 0.01))
                 watcher.poll()
+            if watcher.missing:
+                return EXIT_FAILED
         else:
             watcher.run(threading.Event(), interval=max(args.interval, 0.1))
     except KeyboardInterrupt:

@@ -254,3 +254,34 @@ def test_the_studio_switch_watches_a_folder_and_says_what_it_did(tmp_path):
     assert "Stopped watching" in stopped and not panel.switch.running
     with i18n.use_language("ru"):
         assert "распознан memo.pdf" in panel.switch.status_markdown()
+
+
+def test_an_output_folder_that_cannot_be_written_keeps_the_file_waiting_not_failed(tmp_path):
+    from ocr_studio.library import hot_folder
+
+    make_pdf(tmp_path / "in" / "scan.pdf", 1)
+    calls = []
+
+    def convert(path: Path, out_folder: Path, stem: str):
+        calls.append(path.name)
+        if len(calls) == 1:  # the output drive is gone the first time
+            raise FileNotFoundError(2, "No such file or directory", str(out_folder / f"{stem}.md"))
+        return hot_folder.Converted([out_folder / f"{stem}.md"])
+
+    clock, events = Clock(), []
+    folder = watcher(tmp_path, convert, clock, on_event=events.append)
+    folder.poll()
+    settle(folder, clock)
+    assert calls == ["scan.pdf"] and [e.kind for e in events] == ["output_unavailable"]
+    assert folder.failed == 0 and not list(tmp_path.rglob("*" + ERROR_SUFFIX))
+    settle(folder, clock)
+    assert calls == ["scan.pdf"]  # not hammered while the output is away
+    clock.now += hot_folder.OUTPUT_RETRY_SECONDS
+    settle(folder, clock, scans=3)
+    assert calls == ["scan.pdf", "scan.pdf"] and events[-1].kind == "converted"
+
+
+def test_watch_once_on_a_folder_that_is_not_there_says_so_and_fails(tmp_path, capsys):
+    args = ["watch", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--once", "--settle", "0"]
+    assert main([*args, "--workspace", str(tmp_path / "ws")]) == 1
+    assert "is not there" in capsys.readouterr().err
