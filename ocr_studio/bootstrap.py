@@ -268,7 +268,15 @@ def execute(
         if chosen.torch.warning:
             say("  " + chosen.torch.warning)
         if runner(pip + torch_requirements(chosen.torch), say, piped=piped, cwd=root) != 0:
-            raise BootstrapError(t("launcher.bootstrap.torch_failed"))
+            index = os.environ.get(INDEX_ENVIRONMENT, "").strip() or chosen.torch.index_url or "pypi"
+            raise BootstrapError(  # the overrides that fix an index that cannot be reached
+                t(
+                    "launcher.bootstrap.torch_failed",
+                    index=index,
+                    index_variable=INDEX_ENVIRONMENT,
+                    torch_variable=TORCH_ENVIRONMENT,
+                )
+            )
     if chosen.install_studio:
         header(t("launcher.bootstrap.installing_studio"))
         if runner(pip + ["-e", str(root)], say, piped=piped, cwd=root) != 0:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-from .i18n import loaded, stored
+from .i18n import loaded, render, stored, t
 from .mathml import latex_mathml
 from .text_markup import LITERAL_ENGINES, code_fence, escape_markdown, math_html, printable, safe_markdown
 
@@ -426,14 +426,31 @@ def block_html(block: Block, image_src: str | None = None, *, literal: bool = Fa
     return "\n".join(part for part in (_markdown_chunk_html(c) for c in re.split(r"\n\s*\n", text)) if part)
 
 
-def page_html(page: PageResult, *, furniture: bool = True, image_ref: ImageRef | None = None) -> str:
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def document_language(doc: DocumentResult) -> str:
+    """The document's language (BCP 47) from its letters: "ru" where Cyrillic letters outnumber
+    Latin ones, else "en" (the two the studio reads); "und" for a document without letters. An
+    export says it (HTML ``lang``, Word's proofing language) and writes its own words in it."""
+    text = " ".join(block.text for page in doc.pages for block in page.blocks)
+    cyrillic, latin = len(_CYRILLIC.findall(text)), len(_LATIN.findall(text))
+    if not cyrillic and not latin:
+        return "und"
+    return "ru" if cyrillic > latin else "en"
+
+
+def page_html(page: PageResult, *, furniture: bool = True, image_ref: ImageRef | None = None, lang: str = "en") -> str:
+    """One page of the HTML export; its own words (page number, warnings) in ``lang``."""
+    words = lang if lang in ("en", "ru") else "en"
     parts = [
         f'<section class="page" id="page-{page.page_number}">',
-        f'<div class="page-number">Page {page.page_number}</div>',
+        f'<div class="page-number">{escape(t("exports.page.number", words, number=page.page_number))}</div>',
     ]
     if page.truncated:
-        parts.append('<p class="warning">The engine stopped early on this page; the text may be incomplete.</p>')
-    parts.extend(f'<p class="warning">{escape(w)}</p>' for w in page.warnings)
+        parts.append(f'<p class="warning">{escape(t("exports.page.truncated", words))}</p>')
+    parts.extend(f'<p class="warning">{escape(render(w, words))}</p>' for w in page.warnings)
     for index, block in enumerate(page.blocks):
         if not furniture and block.category in PAGE_FURNITURE:
             continue
@@ -472,10 +489,11 @@ def document_html(doc: DocumentResult, *, furniture: bool = True, image_ref: Ima
     body = [f'<header class="document"><div class="name">{name}</div></header>']
     if doc.error:
         body.append(f'<p class="error">{escape(doc.error)}</p>')
-    body.extend(page_html(p, furniture=furniture, image_ref=image_ref) for p in doc.pages)
+    lang = document_language(doc)
+    body.extend(page_html(p, furniture=furniture, image_ref=image_ref, lang=lang) for p in doc.pages)
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' file: data:; "
         "style-src 'unsafe-inline'\">\n"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .html_table import Table, looks_like_markdown_table, looks_like_table, parse_markdown_table, parse_table
-from .results import PAGE_FURNITURE, Block, DocumentResult, PageResult
+from .results import PAGE_FURNITURE, Block, DocumentResult, PageResult, document_language
 
 if TYPE_CHECKING:
     from docx.document import Document as WordDocument
@@ -49,6 +49,7 @@ def word_document(doc: DocumentResult, *, picture: PictureSource | None = None, 
     word.core_properties.title = _xml(doc.name)
     word.core_properties.author = "OCR Studio"
     word.core_properties.comments = "Recognised by OCR Studio"
+    _set_language(word, document_language(doc))
     _add_equation_style(word)
     if doc.error:
         word.add_paragraph().add_run(_xml(doc.error)).italic = True
@@ -59,6 +60,38 @@ def word_document(doc: DocumentResult, *, picture: PictureSource | None = None, 
     buffer = io.BytesIO()
     word.save(buffer)
     return buffer.getvalue()
+
+
+WORD_LANGUAGES = {"en": "en-US", "ru": "ru-RU"}  # BCP 47 as Word's proofing tools name them
+
+
+def _set_language(word: WordDocument, lang: str) -> None:
+    """The document's language for Word's spelling, hyphenation and voice: the default of every
+    run (``w:lang`` in the styles' defaults) and the file's own property; none when unknown."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    tag = WORD_LANGUAGES.get(lang)
+    if tag is None:
+        return
+    word.core_properties.language = tag
+    defaults = word.styles.element.find(qn("w:docDefaults"))
+    if defaults is None:
+        defaults = OxmlElement("w:docDefaults")
+        word.styles.element.insert(0, defaults)
+    run_defaults = defaults.find(qn("w:rPrDefault"))
+    if run_defaults is None:
+        run_defaults = OxmlElement("w:rPrDefault")
+        defaults.insert(0, run_defaults)
+    properties = run_defaults.find(qn("w:rPr"))
+    if properties is None:
+        properties = OxmlElement("w:rPr")
+        run_defaults.append(properties)
+    language = properties.find(qn("w:lang"))
+    if language is None:
+        language = OxmlElement("w:lang")
+        properties.append(language)
+    language.set(qn("w:val"), tag)
 
 
 def _add_equation_style(word: WordDocument) -> None:
