@@ -118,6 +118,25 @@ def test_a_missing_or_damaged_index_is_built_again_from_the_job_files(tmp_path, 
     assert found(search(settings.workspace, "pages")) == expected
 
 
+def test_an_index_damaged_after_catching_up_is_built_again_before_the_answer(tmp_path, settings, monkeypatch):
+    from ocr_studio.library import search_index
+
+    convert(settings, text_pdf(tmp_path / "contract.pdf", CONTRACT))
+    expected = found(search(settings.workspace, "договор"))
+    real_sync, calls = search_index.sync, []
+
+    def sync_then_damage(workspace):
+        index = real_sync(workspace)
+        calls.append(workspace)
+        if len(calls) == 1:  # damaged between the catching-up and the query
+            index.path.write_bytes(b"\0garbage" * 512)
+        return index
+
+    monkeypatch.setattr(search_index, "sync", sync_then_damage)
+    assert found(search_index.search(settings.workspace, "договор")) == expected
+    assert len(calls) == 2
+
+
 def found_snippet(settings: Settings) -> str:
     return SearchIndex(settings.workspace).search("страница")[0].snippet_text()
 

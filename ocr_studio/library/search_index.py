@@ -230,6 +230,7 @@ class SearchIndex:
     def __init__(self, workspace: Path | str):
         self.workspace = Path(workspace)
         self.path = self.workspace / INDEX_FOLDER / INDEX_FILE
+        self.discarded = False  # found damaged and removed by this object: what it held is gone
 
     # connections ---------------------------------------------------------------------------
 
@@ -264,6 +265,7 @@ class SearchIndex:
 
     def discard(self) -> None:
         """Remove the index file (and SQLite's files beside it): the next use builds it again."""
+        self.discarded = True
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):  # gone already, or held open (Windows): the next try says so
                 self.path.with_name(self.path.name + suffix).unlink()
@@ -447,8 +449,11 @@ def sync(workspace: Path | str) -> SearchIndex:
 
 
 def search(workspace: Path | str, text: str, *, limit: int = DEFAULT_LIMIT) -> list[Hit]:
-    """Every job of the workspace searched for ``text``, the index brought up to date first."""
-    return sync(workspace).search(text, limit=limit)
+    """Every job of the workspace searched for ``text``, the index brought up to date first (and
+    once more when the search itself found the index damaged: it is then built again)."""
+    index = sync(workspace)
+    hits = index.search(text, limit=limit)
+    return sync(workspace).search(text, limit=limit) if index.discarded else hits
 
 
 def _page_written(job: Job, document_index: int, page: PageResult) -> None:
