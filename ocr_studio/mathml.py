@@ -24,6 +24,7 @@ _ATTRIBUTES = frozenset(
     "rowalign rowspacing columnspacing columnlines rowlines frame lspace rspace minsize maxsize movablelimits "
     "symmetric form largeop notation open close encoding scriptlevel displaystyle width height depth".split()
 )
+_DROPPED_WITH_CONTENT = frozenset("script style iframe object embed template noscript textarea svg title".split())
 _SAFE_VALUE = re.compile(r"[\w .%#+-]{0,40}")
 
 
@@ -35,9 +36,11 @@ class _MathSanitizer(HTMLParser):
         self.skipped = 0  # depth inside an element that is dropped with its content
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.skipped or tag not in _ELEMENTS:
+        if self.skipped or tag in _DROPPED_WITH_CONTENT:
             self.skipped += 1
             return
+        if tag not in _ELEMENTS:
+            return  # the tag goes, its text stays (as text)
         kept = "".join(
             f' {name}="{html.escape(value, quote=True)}"'
             for name, value in attrs
@@ -53,6 +56,8 @@ class _MathSanitizer(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if self.skipped:
             self.skipped -= 1
+            return
+        if tag not in _ELEMENTS:
             return
         if tag in self.open:
             while True:

@@ -15,7 +15,16 @@ from typing import Any
 
 from .i18n import loaded, render, stored, t
 from .mathml import latex_mathml
-from .text_markup import LITERAL_ENGINES, code_fence, escape_markdown, math_html, printable, safe_markdown
+from .text_markup import (
+    LITERAL_ENGINES,
+    code_fence,
+    escape_inline,
+    escape_markdown,
+    escape_markdown_line,
+    math_html,
+    printable,
+    safe_markdown,
+)
 
 # dots.ocr's layout categories; other engines use a subset ("Text" by default). The text-layer engine
 # adds "Code" (a monospace listing, kept line by line), coloured by EXTRA_CATEGORY_COLORS.
@@ -231,17 +240,18 @@ def block_markdown(block: Block, *, literal: bool = False) -> str:
     if block.category == "Code":
         return code_fence(printable(block.text).strip("\n"))
     if block.category == "Table" and "<table" in text.lower():
-        return sanitize_table_html(text)
+        table = sanitize_table_html(text)
+        return table.replace("$", "&#36;") if literal else table  # two cells' "$" are no formula
     if literal:
         flat = " ".join(text.split())
         if block.category in ("Title", "Section-header"):
-            return ("# " if block.category == "Title" else "## ") + escape_markdown(flat)
+            return ("# " if block.category == "Title" else "## ") + escape_inline(flat)
         if block.category == "List-item":
             number = _LITERAL_NUMBER.match(flat)
             if number:
-                return f"{number.group(1)}. " + escape_markdown(flat[number.end() :])
+                return f"{number.group(1)}. " + escape_markdown_line(flat[number.end() :])
             bullet = _LITERAL_BULLET.match(flat)
-            return "- " + escape_markdown(flat[bullet.end() :] if bullet else flat)
+            return "- " + escape_markdown_line(flat[bullet.end() :] if bullet else flat)
         return escape_markdown(text)
     text = safe_markdown(text, math=True, sanitize_table=sanitize_table_html)
     if block.category == "Title":

@@ -36,9 +36,15 @@ _ENTITY = re.compile(r"&(?=#?\w+;)")
 _LINE_START = re.compile(r"^(\s*)(#{1,6}(?=\s|$)|>|[-+*](?=\s)|=+\s*$|-+\s*$|(\d{1,9})([.)])(?=\s|$))")
 
 
+def escape_inline(text: str) -> str:
+    """Literal text as Markdown inside a line that is already something (a heading's text, a list
+    item's): emphasis, code, links, HTML, math and table marks escaped."""
+    return _ENTITY.sub("&amp;", _INLINE_SPECIALS.sub(r"\\\1", text.strip()))
+
+
 def escape_markdown_line(line: str) -> str:
     """One printed line as Markdown that reads back as the same characters."""
-    line = _ENTITY.sub("&amp;", _INLINE_SPECIALS.sub(r"\\\1", line.strip()))
+    line = escape_inline(line)
     match = _LINE_START.match(line)
     if match is None:
         return line

@@ -124,14 +124,16 @@ def ocr_pieces(words: Iterable[tuple[BBox, str, tuple[int, ...]]], *, letter_box
     for bbox, text, line in words:
         lines.setdefault(line, []).append((bbox, text))
     pieces = []
-    for line_words in lines.values():
+    for line, line_words in lines.items():
         for piece in split_line(line_words):
             piece.size = (text_size(piece.words) if letter_boxes else 0.0) or piece.height
+            # Tesseract's block and paragraph: where its layout analysis put the line
+            piece.extra.update(block=line[0], paragraph=tuple(line[:2]), line=tuple(line))
             pieces.append(_with_bullet(piece))
     return pieces
 
 
-_BULLET_LOOKALIKES = frozenset("eoc«©°*•·■▪●")
+_BULLET_LOOKALIKES = frozenset("eoc«©®¢°*•·■▪●")
 
 
 def _with_bullet(piece: Piece) -> Piece:
@@ -264,6 +266,166 @@ def page_order(items: Sequence[Piece], page_height: float) -> list[Piece]:
     return _rows(head) + reading_order(body, line_height) + _rows(foot)
 
 
+# --- reading order of OCR'd pages: Tesseract's blocks, placed on a Manhattan layout ------------
+
+
+@dataclass
+class _Region:
+    """One of Tesseract's blocks (or one column of a block it made across a gutter): its lines in
+    Tesseract's order, the box around them, and its place in Tesseract's order."""
+
+    pieces: list[Piece]
+    bbox: BBox
+    index: int
+    block: object = None
+    column: int = 0  # left to right among the columns of the same block
+    split: bool = False  # a column of a block Tesseract made across a gutter
+
+    @property
+    def cy(self) -> float:
+        return (self.bbox[1] + self.bbox[3]) / 2
+
+
+def ocr_order(pieces: Sequence[Piece], width: float, height: float) -> list[Piece]:
+    """OCR'd lines in reading order, changing Tesseract's own order only where it breaks one of two
+    rules: a block above another in the same column is read first (Tesseract reads a full-width
+    heading under two columns before the right column); and a block Tesseract made across a
+    gutter (its lines cut in two by ``split_line``) is read column by column. Tesseract's blocks,
+    and its order of the lines in each, are kept."""
+    regions = _regions(pieces)
+    if len(regions) <= 1:
+        return [p for region in regions for p in region.pieces]
+    return [p for region in _constrained(regions) for p in region.pieces]
+
+
+def _regions(pieces: Sequence[Piece]) -> list[_Region]:
+    """The pieces grouped by Tesseract block, in Tesseract's order; a block whose lines run across
+    a gutter becomes one region per column; pieces of no block (tables, pictures) are regions of
+    their own."""
+    groups: dict[object, list[Piece]] = {}
+    for index, piece in enumerate(pieces):
+        groups.setdefault(piece.extra.get("block", ("piece", index)), []).append(piece)
+    regions: list[_Region] = []
+    for block, members in groups.items():
+        columns = _side_by_side(members)
+        for column, lines in enumerate(columns):
+            box = union(p.bbox for p in lines)
+            regions.append(_Region(lines, box, len(regions), block, column, split=len(columns) > 1))
+    return regions
+
+
+def _side_by_side(members: list[Piece]) -> list[list[Piece]]:
+    """A block's pieces in columns: pieces whose spans across the page overlap, directly or
+    through others, are one column (left to right; each in Tesseract's order)."""
+    spans = sorted(range(len(members)), key=lambda i: members[i].bbox[0])
+    columns: list[list[int]] = []
+    reach = float("-inf")
+    for i in spans:
+        if columns and members[i].bbox[0] < reach:
+            columns[-1].append(i)
+            reach = max(reach, members[i].bbox[2])
+        else:
+            columns.append([i])
+            reach = members[i].bbox[2]
+    found = [[members[i] for i in sorted(column)] for column in columns]
+    prose = [statistics.median(p.width / max(p.height, 1.0) for p in c) >= COLUMN_LINE for c in found]
+    lines = all(len(c) >= 2 for c in found)
+    columns = len(found) > 1 and (all(prose) or (any(prose) and lines))
+    return found if columns else [members]  # a table's cells stay in Tesseract's rows
+
+
+def _before(a: _Region, b: _Region) -> bool:
+    """Whether ``a`` must be read before ``b``: it sits above ``b`` in the same column, or it is a
+    column of the same block to the left of ``b``."""
+    if a.block == b.block and a.column < b.column:
+        return True
+    overlap = min(a.bbox[2], b.bbox[2]) - max(a.bbox[0], b.bbox[0])
+    slack = 0.25 * min(a.bbox[3] - a.bbox[1], b.bbox[3] - b.bbox[1])
+    return overlap > 0 and a.bbox[3] <= b.bbox[1] + slack and a.bbox[1] < b.bbox[1]
+
+
+def _down_columns(columns: Sequence[_Region], regions: Sequence[_Region]) -> set[tuple[int, int]]:
+    """Where Tesseract read across a gutter, the columns it cut are read down, left before right:
+    ``a`` left of ``b`` comes first unless something between them in height spans both."""
+    edges = set()
+    for a in columns:
+        for b in columns:
+            if a.bbox[2] > b.bbox[0]:
+                continue
+            top, bottom = min(a.bbox[1], b.bbox[1]), max(a.bbox[3], b.bbox[3])
+            spanned = any(
+                c.bbox[0] < a.bbox[2] and c.bbox[2] > b.bbox[0] and top < c.cy < bottom
+                for c in regions
+                if c is not a and c is not b
+            )
+            if not spanned:
+                edges.add((a.index, b.index))
+    return edges
+
+
+def _heading_of(regions: Sequence[_Region], head: _Region) -> _Region | None:
+    """The region ``head`` introduces: the one right under it (less than two of its lines away),
+    much wider than it; a heading over a full-width part below columns belongs with that part."""
+    height = head.bbox[3] - head.bbox[1]
+    below = [
+        r
+        for r in regions
+        if r is not head
+        and min(r.bbox[2], head.bbox[2]) > max(r.bbox[0], head.bbox[0])
+        and 0 <= r.bbox[1] - head.bbox[3] <= 2 * height
+    ]
+    if not below:
+        return None
+    nearest = min(below, key=lambda r: r.bbox[1])
+    wide = nearest.bbox[2] - nearest.bbox[0] >= 1.5 * (head.bbox[2] - head.bbox[0])
+    return nearest if wide else None
+
+
+def _constrained(regions: Sequence[_Region]) -> list[_Region]:
+    """The regions in Tesseract's order, each moved only as far as ``_before`` needs (a heading
+    waiting for what its part below waits for): of those whose predecessors are all read, the
+    earliest in Tesseract's order comes next."""
+    import heapq
+
+    edges = {(a.index, b.index) for a in regions for b in regions if a is not b and _before(a, b)}
+    edges |= _down_columns([r for r in regions if r.split], regions)
+    edges -= {(b, a) for a, b in edges}
+    for head in regions:
+        part = _heading_of(regions, head)
+        if part is not None:
+            edges |= {
+                (a, head.index)
+                for a, b in list(edges)
+                if b == part.index
+                and a != head.index
+                and (head.index, a) not in edges
+                and regions[a].bbox[1] < head.bbox[1]
+            }
+    after: dict[int, list[int]] = {r.index: [] for r in regions}
+    waiting = {r.index: 0 for r in regions}
+    for a, b in edges:
+        after[a].append(b)
+        waiting[b] += 1
+    ready = [i for i, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    by_index = {r.index: r for r in regions}
+    ordered: list[_Region] = []
+    while len(ordered) < len(regions):
+        if not ready:  # a cycle (never from position alone): the earliest left goes next
+            heapq.heappush(ready, min(i for i, n in waiting.items() if n > 0))
+        index = heapq.heappop(ready)
+        if waiting[index] < 0:
+            continue
+        waiting[index] = -1
+        ordered.append(by_index[index])
+        for later in after[index]:
+            if waiting[later] > 0:
+                waiting[later] -= 1
+                if waiting[later] == 0:
+                    heapq.heappush(ready, later)
+    return ordered
+
+
 # --- paragraphs and categories ---------------------------------------------------------------
 
 
@@ -271,6 +433,10 @@ def _same_paragraph(a: Piece, b: Piece) -> bool:
     if a.kind != "Text" or b.kind != "Text" or a.bold != b.bold:
         return False
     height = min(a.height, b.height)
+    if "paragraph" in a.extra and "paragraph" in b.extra:  # OCR: Tesseract's paragraphs, read down one column
+        below = b.bbox[1] >= a.bbox[1] + 0.3 * height
+        column = min(a.bbox[2], b.bbox[2]) > max(a.bbox[0], b.bbox[0])
+        return a.extra["paragraph"] == b.extra["paragraph"] and below and column and not _BULLET.match(b.text)
     if not (b.bbox[1] >= a.bbox[1] + 0.3 * height and b.bbox[1] - a.bbox[3] <= 0.8 * height):
         return False  # not the next line down
     if min(a.bbox[2], b.bbox[2]) <= max(a.bbox[0], b.bbox[0]):
@@ -317,10 +483,61 @@ class PageFacts:
     bold_body: bool = False  # the body text itself is bold: weight tells nothing
 
 
-def _category(group: list[Piece], body: float, facts: PageFacts) -> str:
+# Two letters in a row somewhere: a heading is words, not "0 10 20 30", "(a)" or "±".
+_WORDLIKE = re.compile(r"[^\W\d_]{2,}")
+
+
+def _words_like(text: str) -> bool:
+    """Whether ``text`` reads as words (a heading may), not numbers, marks or an axis's labels."""
+    visible = [ch for ch in text if not ch.isspace()]
+    letters = sum(ch.isalpha() for ch in visible)
+    return bool(_WORDLIKE.search(text)) and letters >= 0.5 * len(visible)
+
+
+def _label(piece: Piece) -> bool:
+    """A short piece of text (a table cell, a chart's label), not a line of prose."""
+    return piece.kind == "Text" and piece.width < COLUMN_LINE * piece.height
+
+
+def _in_a_row(group: Sequence[Piece], pieces: Sequence[Piece]) -> bool:
+    """Whether a one-line group shares its row with another short piece: a cell of a table the
+    finder missed, or a label of a chart, not a heading. (A heading beside the other column's
+    prose shares its row with a long line, which does not count.)"""
+    if len(group) != 1:
+        return False
+    piece = group[0]
+    for other in pieces:
+        if other is piece or not _label(other):
+            continue
+        overlap = min(piece.bbox[3], other.bbox[3]) - max(piece.bbox[1], other.bbox[1])
+        if overlap >= 0.5 * min(piece.height, other.height):
+            return True
+    return False
+
+
+def _follows(upper: Sequence[Piece] | None, lower: Sequence[Piece] | None) -> bool:
+    """Whether ``lower`` starts right below ``upper`` ends, in the same column, at line spacing:
+    no room for a heading's space between them."""
+    if not upper or not lower or upper[-1].kind != "Text" or lower[0].kind != "Text":
+        return False
+    a, b = upper[-1], lower[0]
+    gap = b.bbox[1] - a.bbox[3]
+    column = min(a.bbox[2], b.bbox[2]) > max(a.bbox[0], b.bbox[0])
+    return column and -0.3 * min(a.height, b.height) <= gap <= 0.45 * min(a.height, b.height)
+
+
+def _mono(group: Sequence[Piece]) -> bool:
+    return all(p.kind == "Text" and p.extra.get("mono") for p in group)
+
+
+def _category(group: list[Piece], body: float, facts: PageFacts, *, inline: bool = False) -> str:
+    """A paragraph's category. ``inline``: the group sits inside running text (the lines above and
+    below follow at line spacing) or in a row of short pieces (a table, a chart): no heading."""
     first = group[0]
     if first.kind != "Text":
         return first.kind
+    if _mono(group):
+        return "Code"
     bbox = union(p.bbox for p in group)
     text = " ".join(p.text for p in group)
     size = statistics.median(p.size for p in group)
@@ -332,9 +549,10 @@ def _category(group: list[Piece], body: float, facts: PageFacts) -> str:
         if furniture_key(text) in facts.repeated or _PAGE_NUMBER.match(text) or small:
             return "Page-header" if top else "Page-footer"
     short = len(group) <= 3 and len(text) <= 200
-    if short and body > 0 and size >= 1.2 * body:
+    heading = short and not inline and _words_like(text) and not text.lstrip()[:1].islower()
+    if heading and body > 0 and size >= 1.2 * body:
         return "Section-header"
-    if short and bold and len(text) <= 150 and not text.rstrip().endswith((".", ",", ";", ":")):
+    if heading and bold and len(text) <= 150 and not text.rstrip().endswith((".", ",", ";", ":")):
         return "Section-header"
     if _CAPTION.match(text) and len(group) <= 4:
         return "Caption"
@@ -345,12 +563,85 @@ def _category(group: list[Piece], body: float, facts: PageFacts) -> str:
     return "Text"
 
 
+def _without_soup(pieces: Sequence[Piece]) -> list[Piece]:
+    """The page without the labels printed over its pictures (a chart's ticks and legend): the
+    Picture block stands for them. Lines of prose laid over an image stay."""
+    pictures = [p.bbox for p in pieces if p.kind == "Picture"]
+    if not pictures:
+        return list(pieces)
+    return [
+        p for p in pieces if not (_label(p) and any(b[0] <= p.cx <= b[2] and b[1] <= p.cy <= b[3] for b in pictures))
+    ]
+
+
+def _code_groups(groups: list[list[Piece]]) -> list[list[Piece]]:
+    """Neighbouring groups of monospace lines joined into one listing: a code listing's blank lines
+    and indents cut it into paragraphs that belong together."""
+    joined: list[list[Piece]] = []
+    for group in groups:
+        if joined and _mono(group) and _mono(joined[-1]):
+            a, b = joined[-1][-1], group[0]
+            if 0 <= b.bbox[1] - a.bbox[3] <= 3.0 * a.height and abs(b.bbox[0] - a.bbox[0]) <= 0.5 * a.width + a.height:
+                joined[-1] = joined[-1] + group
+                continue
+        joined.append(list(group))
+    return joined
+
+
+def code_text(lines: Sequence[Piece]) -> str:
+    """A listing's lines as printed: indents from the lines' left edges in character widths (and the
+    spaces a line starts with), and a blank line where the gap between two lines is a line or more."""
+    widths = [p.width / (len(p.text) + int(p.extra.get("lead", 0))) for p in lines if p.text]
+    char = statistics.median(widths) if widths else 1.0
+    left = min(p.bbox[0] for p in lines)
+    pitches = [b.bbox[1] - a.bbox[1] for a, b in zip(lines, lines[1:], strict=False) if b.bbox[1] > a.bbox[1]]
+    pitch = min(pitches) if pitches else 0.0
+    out: list[str] = []
+    for index, piece in enumerate(lines):
+        if index and pitch > 0:
+            blank = round((piece.bbox[1] - lines[index - 1].bbox[1]) / pitch) - 1
+            out += [""] * max(0, min(blank, 3))
+        indent = (max(0, round((piece.bbox[0] - left) / char)) if char > 0 else 0) + int(piece.extra.get("lead", 0))
+        out.append(" " * indent + piece.text)
+    return "\n".join(out)
+
+
+_HYPHEN_BREAK = re.compile(r"[^\W\d_][-\u2010]$")
+
+
+def flow(lines: Sequence[str]) -> str:
+    """A paragraph's printed lines as one line of text: joined with spaces; a word hyphenated at a
+    line's end joined again ("in-" + "voked" -> "invoked"; "Jean-" + "Paul" keeps its hyphen);
+    soft hyphens dropped. The searchable PDF keeps the printed lines (it places words by box)."""
+    out = ""
+    for line in (line.strip() for line in lines):
+        if not line:
+            continue
+        if not out:
+            out = line
+        elif out.endswith("\u00ad"):
+            out = out[:-1] + line
+        elif _HYPHEN_BREAK.search(out) and line[:1].isalpha():
+            out = (out[:-1] if line[:1].islower() else out) + line
+        else:
+            out += " " + line
+    return out.replace("\u00ad", "")
+
+
 def blocks(ordered: Sequence[Piece], facts: PageFacts) -> list[Block]:
     """The page's Blocks in reading order: paragraphs with their categories; the largest
-    heading, clearly larger than the body text, is the page's Title."""
-    groups = paragraphs(ordered)
+    heading, clearly larger than the body text, is the page's Title. Paragraphs are unwrapped
+    (``flow``); code listings keep their lines."""
+    ordered = _without_soup(ordered)
+    groups = _code_groups(paragraphs(ordered))
     body = body_size(ordered)
-    categories = [_category(group, body, facts) for group in groups]
+    categories = []
+    for index, group in enumerate(groups):
+        before = groups[index - 1] if index else None
+        after = groups[index + 1] if index + 1 < len(groups) else None
+        running = _follows(before, group) and _follows(group, after)
+        inline = _in_a_row(group, ordered) or (running and statistics.median(p.size for p in group) < 1.5 * body)
+        categories.append(_category(group, body, facts, inline=inline))
     heading_sizes = [
         statistics.median(p.size for p in group)
         for group, category in zip(groups, categories, strict=True)
@@ -367,6 +658,6 @@ def blocks(ordered: Sequence[Piece], facts: PageFacts) -> list[Block]:
             result.append(Block(bbox=first.bbox, category=category, text=first.text))
             continue
         words = tuple(word for piece in group for word in piece.words)
-        text = "\n".join(p.text for p in group)
+        text = code_text(group) if category == "Code" else flow([p.text for p in group])
         result.append(Block(bbox=union(p.bbox for p in group), category=category, text=text, words=words))
     return result
