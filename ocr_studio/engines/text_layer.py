@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 NAME = "text-layer"
 # Bumped whenever the same page would come out differently, so cached results are not reused.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 # Pictures larger than this share of the page are the page itself (a scan), not a figure.
 _MAX_PICTURE_SHARE = 0.8
 _MIN_PICTURE_PIXELS = 24
@@ -196,8 +196,22 @@ def _pdf_pieces(content: dict[str, Any], to_pixels: pymupdf.Matrix) -> list[Piec
             rect = pymupdf.Rect(line["bbox"]) * to_pixels
             sizes = [float(s.get("size", 0)) for s in spans for _ in s["text"].strip()]
             bold = all(int(s.get("flags", 0)) & _BOLD_FLAG or "bold" in str(s.get("font", "")).lower() for s in spans)
-            pieces.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), text, statistics.median(sizes), bool(bold)))
+            piece = Piece((rect.x0, rect.y0, rect.x1, rect.y1), text, statistics.median(sizes), bool(bold))
+            if all(_monospace(s) for s in spans):  # a code listing: kept line by line, indents and all
+                raw = "".join(s.get("text", "") for s in line.get("spans", []))
+                piece.extra.update(mono=True, lead=len(raw) - len(raw.lstrip(" ")))
+            pieces.append(piece)
     return pieces
+
+
+_MONO_FLAG = 8
+_MONO_FONT = ("courier", "cour", "mono", "consol", "menlo", "typewriter", "lettergothic", "fixed", "code")
+
+
+def _monospace(span: dict[str, Any]) -> bool:
+    """Whether a span is set in a monospace font: the font says so, or its name does."""
+    font = str(span.get("font", "")).lower()
+    return bool(int(span.get("flags", 0)) & _MONO_FLAG) or any(name in font for name in _MONO_FONT)
 
 
 def _bold_body(pieces: Sequence[Piece]) -> bool:
