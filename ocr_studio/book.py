@@ -26,6 +26,7 @@ _LIST_ITEM = re.compile(r"^\s*([-*+•]|\d{1,3}[.)])\s+")
 _INLINE = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?!\w)|`([^`]+)`")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,13 @@ def book_language(docs: Sequence[DocumentResult]) -> str:
     Latin ones, else English; "und" (undetermined) for a book without letters. The studio reads
     English and Russian (Tesseract's packs, the UI), so those are the languages it can tell apart
     with confidence; a reader uses it for hyphenation and the voice of text-to-speech."""
-    text = " ".join(block.text for doc in docs for page in doc.pages for block in page.blocks)
+    text = " ".join(
+        _TAG.sub(" ", block.text)  # a table's markup is not the language of its cells
+        for doc in docs
+        for page in doc.pages
+        for block in page.blocks
+        if block.category != "Formula"  # nor is LaTeX
+    )
     cyrillic, latin = len(_CYRILLIC.findall(text)), len(_LATIN.findall(text))
     if not cyrillic and not latin:
         return "und"

@@ -40,6 +40,7 @@ OPF = "http://www.idpf.org/2007/opf"
 DC = "http://purl.org/dc/elements/1.1/"
 NCX = "http://www.daisy.org/z3986/2005/ncx/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+PAGES_PER_FILE = 20
 
 _STYLE = """body { font-family: serif; line-height: 1.5; margin: 0 1em; }
 h1, h2, h3, h4, h5, h6 { font-family: sans-serif; line-height: 1.25; }
@@ -109,14 +110,19 @@ def _identifier(title: str, parts: Sequence[Part]) -> str:
 
 
 def _chapters(parts: list[Part]) -> list[_Chapter]:
-    """A new chapter file at every heading of the top level in use; page markers just before a
-    heading move with it (the page starts with that heading)."""
+    """A new chapter file at every heading of the top level in use, and at a page start after
+    ``PAGES_PER_FILE`` pages without one (a reader opens one file at a time: a 500-page scan
+    without headings must not be one file); page markers just before a heading move with it."""
     levels = [p.level for p in parts if isinstance(p, Heading)]
     top = min(levels, default=1)
     chapters = [_Chapter("chapter-001.xhtml")]
     for part in parts:
         current = chapters[-1]
-        if isinstance(part, Heading) and part.level <= top and _has_content(current.parts):
+        pages = sum(1 for p in current.parts if isinstance(p, PageStart))
+        if isinstance(part, PageStart) and pages >= PAGES_PER_FILE and _has_content(current.parts):
+            chapters.append(_Chapter(f"chapter-{len(chapters) + 1:03d}.xhtml"))
+            current = chapters[-1]
+        elif isinstance(part, Heading) and part.level <= top and _has_content(current.parts):
             moved: list[Part] = []
             while current.parts and isinstance(current.parts[-1], PageStart):
                 moved.insert(0, current.parts.pop())

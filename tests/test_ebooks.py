@@ -245,3 +245,24 @@ def test_the_studio_offers_a_job_of_several_files_as_one_book(tmp_path: Path, mo
     single = run_job(studio.store.create(JobSpec(files[:1], "text-layer", task), engine, settings), engine, settings)
     assert "books" not in studio.exports(single)  # one file: its own book is the job's book
     assert "/job/epub" not in studio.downloads_html(single, 0, False)
+
+
+def test_a_long_document_without_headings_is_split_into_files_of_pages(tmp_path: Path) -> None:
+    pages = [PageResult(n, 100, 100, [Block((0, 0, 9, 9), "Text", f"Page {n} text.")]) for n in range(1, 46)]
+    with zipfile.ZipFile(io.BytesIO(book_file("epub", [DocumentResult("long.pdf", pages, 45)], [None]))) as archive:
+        chapters = sorted(n for n in archive.namelist() if "chapter-" in n)
+        opf = archive.read("OEBPS/content.opf").decode()
+        nav = etree.fromstring(archive.read("OEBPS/nav.xhtml"))
+        first = archive.read(chapters[0]).decode()
+    assert len(chapters) == 3  # 20 pages a file
+    assert re.findall(r'<itemref idref="(c\d+)"', opf) == ["c001", "c002", "c003"]
+    assert [a.text for a in nav.findall(f".//{XHTML}nav[@id='pages']//{XHTML}a")] == [str(n) for n in range(1, 46)]
+    assert "Page 20 text." in first and "Page 21 text." not in first
+
+
+def test_a_russian_document_full_of_tables_and_formulas_is_still_russian() -> None:
+    cells = "".join(f"<tr><td>{n}</td><td>строка</td></tr>" for n in range(40))
+    blocks = [Block(None, "Table", f"<table>{cells}</table>"), Block(None, "Formula", r"\frac{a}{b} + \sum_i x_i")]
+    blocks.append(Block(None, "Text", "Итоги квартала."))
+    fb2 = etree.fromstring(book_file("fb2", [DocumentResult("t.pdf", [PageResult(1, 10, 10, blocks)], 1)], [None]))
+    assert fb2.findtext(f"{FB2}description/{FB2}title-info/{FB2}lang") == "ru"
