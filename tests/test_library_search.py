@@ -85,6 +85,18 @@ def test_every_form_of_a_word_is_found_in_russian_and_english(tmp_path, settings
     assert not index.search('"течение в"')
 
 
+def test_forms_of_a_word_share_one_stem_and_other_scripts_are_kept_as_written():
+    from ocr_studio.library.search_index import Query, plain_text, stem
+
+    assert len({stem(w) for w in ("страница", "страницы", "странице", "страницами", "СТРАНИЦ")}) == 1
+    assert stem("отчёта") == stem("Отчет") and stem("pages") == stem("Page") == stem("paging")
+    assert stem("2025") == "2025" and stem("Ωμέγα") == "ωμέγα" and stem("東京") == "東京"
+    query = Query.parse('счёт* "в течение" NEAR(x) -y')
+    assert query is not None and query.fts == '"счет" * "в течен" "near" "x" "y"'
+    assert plain_text("<table><tr><td>Цена &amp; срок</td></tr></table>", markup=True) == "Цена & срок"
+    assert plain_text("a <b> c\n\n d") == "a <b> c d"  # literal text keeps its signs
+
+
 def test_pages_are_searchable_as_soon_as_they_are_written(tmp_path, settings):
     seen: dict[int, list] = {}
 
