@@ -281,10 +281,11 @@ class JobStore:
             ) from exc
 
     def delete(self, job_id: str) -> None:
-        """Remove a job for good: its folder (input copies, pages, page images), its downloads and
-        its blocks in the search index. A job that runs (here or in another process) is refused:
-        cancel it first. The folder is renamed away first, so the history never lists half a job.
-        JobError when ``job_id`` is not a job's id, there is no such job or it runs."""
+        """Remove a job for good: its folder (input copies, pages, page images) and its downloads;
+        the delete listeners (the search index) drop what they hold of it. A job that runs (here or
+        in another process) is refused: cancel it first. The folder is renamed away first, so the
+        history never lists half a job. JobError when ``job_id`` is not a job's id, there is no
+        such job or it runs."""
         if not re.fullmatch(JOB_ID, job_id or ""):
             raise JobError(message("core.jobs.not_a_job_id", job_id=repr(job_id)))
         job_dir = self.root / job_id
