@@ -310,6 +310,8 @@ def _regions(pieces: Sequence[Piece]) -> list[_Region]:
         columns = _side_by_side(members)
         for column, lines in enumerate(columns):
             box = union(p.bbox for p in lines)
+            for piece in lines if len(columns) > 1 else ():
+                piece.extra["split"] = True  # Tesseract's paragraphs ran across the gutter here: not kept
             regions.append(_Region(lines, box, len(regions), block, column, split=len(columns) > 1))
     return regions
 
@@ -433,7 +435,8 @@ def _same_paragraph(a: Piece, b: Piece) -> bool:
     if a.kind != "Text" or b.kind != "Text" or a.bold != b.bold:
         return False
     height = min(a.height, b.height)
-    if "paragraph" in a.extra and "paragraph" in b.extra:  # OCR: Tesseract's paragraphs, read down one column
+    tesseract = "paragraph" in a.extra and "paragraph" in b.extra and not ("split" in a.extra or "split" in b.extra)
+    if tesseract:  # OCR: Tesseract's paragraphs, read down one column
         below = b.bbox[1] >= a.bbox[1] + 0.3 * height
         column = min(a.bbox[2], b.bbox[2]) > max(a.bbox[0], b.bbox[0])
         return a.extra["paragraph"] == b.extra["paragraph"] and below and column and not _BULLET.match(b.text)
@@ -655,7 +658,7 @@ def blocks(ordered: Sequence[Piece], facts: PageFacts) -> list[Block]:
                 category, title_size = "Title", None  # one title per page
         first = group[0]
         if first.kind != "Text":
-            result.append(Block(bbox=first.bbox, category=category, text=first.text))
+            result.append(Block(bbox=first.bbox, category=category, text=first.text, words=first.words))
             continue
         words = tuple(word for piece in group for word in piece.words)
         text = code_text(group) if category == "Code" else flow([p.text for p in group])
