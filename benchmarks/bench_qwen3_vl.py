@@ -26,24 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def _load_generation():
-    """ocr_studio.models.generation needs only torch; load it by path where the package's
-    other imports (platformdirs, via settings) are missing on the GPU machine."""
-    try:
-        from ocr_studio.models import generation
-    except ImportError:
-        import importlib.util
-
-        path = Path(__file__).resolve().parent.parent / "ocr_studio" / "models" / "generation.py"
-        spec = importlib.util.spec_from_file_location("ocr_studio_generation", path)
-        generation = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = generation
-        spec.loader.exec_module(generation)
-    return generation
-
-
-_generation = _load_generation()
-FastGenerator, GenerationConfig = _generation.FastGenerator, _generation.GenerationConfig
+from ocr_studio.models.generation import FastGenerator, GenerationConfig  # noqa: E402 - needs only torch and transformers
 from tests.tiny_models import build_qwen3_vl_processor, build_qwen_tokenizer, tiny_qwen3_vl_config  # noqa: E402
 
 FACTOR = 32

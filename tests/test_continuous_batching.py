@@ -15,6 +15,7 @@ from ocr_studio.models.generation import (  # noqa: E402
     PageRequest,
     SlotsOutOfMemory,
 )
+from ocr_studio.models.generation.paged_runner import PagedRunner  # noqa: E402
 
 PROMPT = "Read all the text in the image."
 
@@ -56,9 +57,8 @@ def _alone(generator: FastGenerator, inputs, config: GenerationConfig, budget: i
     ids=["attention window grows", "whole cache", "one prefill at a time beside decoding"],
 )
 def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen_loaded, window, overlap, monkeypatch):
-    from ocr_studio.models import generation
 
-    monkeypatch.setattr(generation._SlotState, "WINDOW_BUCKET", window)
+    monkeypatch.setattr(PagedRunner, "WINDOW_BUCKET", window)
     model, processor = qwen_loaded
     tokenizer = processor.tokenizer
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id
@@ -100,16 +100,15 @@ def test_pages_of_mixed_lengths_read_as_alone_while_slots_refill(qwen_loaded, wi
 @pytest.fixture
 def rows_stepped(monkeypatch) -> list[int]:
     """The rows each continuous-batching step covers, in order (a spy on the step)."""
-    from ocr_studio.models import generation
 
     rows: list[int] = []
-    real = generation._SlotState._step_body
+    real = PagedRunner._step_body
 
     def spy(self):
         rows.append(self.rows_in_step)
         return real(self)
 
-    monkeypatch.setattr(generation._SlotState, "_step_body", spy)
+    monkeypatch.setattr(PagedRunner, "_step_body", spy)
     return rows
 
 
@@ -133,7 +132,7 @@ def test_memory_follows_the_tokens_pages_hold_not_their_budgets(qwen_loaded):
     got = _read_together(generator, processor, images, budgets, config, slots=4)
     assert generator.stream_report["most_in_flight"] >= 3
     assert generator.stream_report["put_back"] == 0
-    assert generator._slots.spare_blocks() == generator._slots.pool_blocks  # every block came back
+    assert generator._slots.pool.spare_blocks() == generator._slots.pool.pool_blocks  # every block came back
     reference = FastGenerator(model, path="eager")
     for index, image in enumerate(images):
         assert got[index].tokens == _alone(reference, _qwen_inputs(processor, image), config, budgets[index])[0]
@@ -159,7 +158,7 @@ def test_a_full_cache_puts_the_youngest_page_back_and_every_page_still_reads_as_
     }
     assert generator.stream_report["put_back"] >= 1
     assert sorted(got) == [0, 1, 2, 3, 4]
-    assert generator._slots.spare_blocks() == generator._slots.pool_blocks
+    assert generator._slots.pool.spare_blocks() == generator._slots.pool.pool_blocks
     reference = FastGenerator(model, path="eager")
     for index, image in enumerate(images):
         tokens, reason = _alone(reference, _qwen_inputs(processor, image), config, budgets[index])
@@ -358,10 +357,9 @@ def test_out_of_memory_names_the_pages_in_flight(qwen_loaded, monkeypatch):
     config = _config(tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id, repetition=None)
     images = _images(4)
     requests = [PageRequest(i, _qwen_inputs(processor, im), 8) for i, im in enumerate(images)]
-    from ocr_studio.models import generation
 
     calls = {"n": 0}
-    original = generation._SlotState.prefill
+    original = PagedRunner.prefill
 
     def prefill(self, slot, inputs, **kwargs):
         calls["n"] += 1
@@ -369,7 +367,7 @@ def test_out_of_memory_names_the_pages_in_flight(qwen_loaded, monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory (test)")
         return original(self, slot, inputs, **kwargs)
 
-    monkeypatch.setattr(generation._SlotState, "prefill", prefill)
+    monkeypatch.setattr(PagedRunner, "prefill", prefill)
     seen = []
     with pytest.raises(SlotsOutOfMemory) as caught:
         for page in FastGenerator(model, path="eager", fuse=True).stream(requests, config, slots=2):
@@ -445,11 +443,10 @@ def test_an_engine_streams_pages_through_slots_in_page_order_as_read_alone(name,
 
 def test_out_of_memory_with_pages_in_flight_reads_them_again_alone_and_goes_on(tiny_dots, monkeypatch):
     from ocr_studio.engines import RecognizeRequest, Task
-    from ocr_studio.models import generation
 
     pages = _dots_pages()
     engine = _engine("dots-ocr", tiny_dots, batch_size=4)
-    real = generation._SlotState.prefill
+    real = PagedRunner.prefill
     calls = {"n": 0}
 
     def prefill(self, slot, inputs, **kwargs):
@@ -458,7 +455,7 @@ def test_out_of_memory_with_pages_in_flight_reads_them_again_alone_and_goes_on(t
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(self, slot, inputs, **kwargs)
 
-    monkeypatch.setattr(generation._SlotState, "prefill", prefill)
+    monkeypatch.setattr(PagedRunner, "prefill", prefill)
     results = list(engine.recognize_stream(iter(pages), RecognizeRequest(Task.LAYOUT_TEXT)))
     assert [r.page_number for r in results] == [1, 2, 3, 4, 5]  # nothing lost, in order
     redone = [r.page_number for r in results if any("read again on its own" in w for w in r.warnings)]
@@ -504,7 +501,6 @@ def test_the_vram_plan_fits_a_laptop_card_and_respects_a_cap():
 
 def test_a_failing_continuous_step_reads_the_rest_one_by_one_and_says_why(qwen_loaded, monkeypatch):
     from ocr_studio import i18n
-    from ocr_studio.models import generation
 
     model, processor = qwen_loaded
     tokenizer = processor.tokenizer
@@ -515,7 +511,7 @@ def test_a_failing_continuous_step_reads_the_rest_one_by_one_and_says_why(qwen_l
     def broken(self, index, reach, rows):
         raise RuntimeError("graph capture refused")
 
-    monkeypatch.setattr(generation._SlotState, "step", broken)
+    monkeypatch.setattr(PagedRunner, "step", broken)
     generator = FastGenerator(model, path="eager", fuse=True)
     got = {page.key: page for page in generator.stream(requests, config, slots=2)}
     assert sorted(got) == [0, 1, 2]  # nothing lost

@@ -5,7 +5,7 @@ Why: ``model.generate`` with a dynamic cache is bound by the CPU launching
 ``StaticCache`` (fixed addresses), the decode step is captured once as a CUDA
 graph (the fused step of decode_kernels where the model allows) and replayed per token, tokens
 stay on the GPU, and the host looks at them only every ``check_every`` steps
-(EOS, runaway repetition, streaming).
+(EOS, runaway repetition, streaming: ``stopping``).
 
 Model-agnostic: the model only needs the usual transformers forward
 (``input_ids``, ``attention_mask``, ``position_ids``, ``past_key_values``,
@@ -21,141 +21,47 @@ Qwen3-style decoders, ``decode_kernels.FusedDecoder`` (fused projections, Triton
 kernels for the small pieces where Triton works, grouped-query attention without
 KV copies); for other models, or where it fails, the model's own forward.
 
-Loop retry (``GenerationConfig.loop_retry``): rows the repetition guard stopped are cut out
-of the batch (``select_rows``) and read once more with ``repetition.LoopPenalty``, computed on
-the device inside the step (so inside the captured graph) or, on the ``generate`` path, as a
-logits processor; per row, the reading with more tokens is kept (``loop_retries`` says how).
+This module is the path policy: which path runs, what happens when one fails, and the loop retry
+(``GenerationConfig.loop_retry``): rows the repetition guard stopped are cut out of the batch
+(``inputs.select_rows``) and read once more with ``repetition.LoopPenalty``, computed on the
+device inside the step (so inside the captured graph) or, on the ``generate`` path, as a logits
+processor; per row, the reading with more tokens is kept (``loop_retries`` says how). The static
+loop's runner is ``static_runner``; continuous batching is ``scheduler`` over ``paged_runner``
+and ``block_pool``, sized by ``memory_plan``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
 
+from .. import repetition
+from .inputs import on_device, select_rows
+from .memory_plan import measure_prefill, plan_pool
+from .notes import note
+from .paged_runner import PagedRunner
+from .requests import (
+    CACHE_BUCKET,
+    PATHS,
+    GenerationConfig,
+    GenerationResult,
+    PageRequest,
+    PageTokenCallback,
+    PageTokens,
+    SlotsOutOfMemory,
+    TokenCallback,
+)
+from .scheduler import CallerError, Scheduler
+from .static_runner import StaticRunner
+from .stopping import SlotPage, check_row, further_reading, is_check_point
+
 log = logging.getLogger(__name__)
-
-
-def _sibling(name: str):
-    """A module of this package, also where the package's other imports are missing (benchmarks load
-    this file by path on the GPU machine)."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"ocr_studio.models.{name}")
-    except ImportError:
-        import importlib.util
-        import sys
-        from pathlib import Path
-
-        key = f"ocr_studio_{name}"
-        module = sys.modules.get(key)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[key] = module
-            spec.loader.exec_module(module)
-        return module
-
-
-def _note(msg_id: str, english: str, **args: Any) -> str:
-    """A warning the user reads (a page's warnings): the catalog's message where the package is
-    there (``i18n.Text``: English as a str, rendered in the reader's language), plain English where
-    this file was loaded alone (benchmarks on the GPU machine)."""
-    try:
-        from ocr_studio import i18n
-    except ImportError:
-        return english.format(**args)
-    return i18n.text(msg_id, **args)
-
-
-_repetition = _sibling("repetition")
-RepetitionGuard = _repetition.RepetitionGuard
-LoopPenalty = _repetition.LoopPenalty
-_paged = _sibling("paged_attention")  # continuous batching's block pool and its attention
-
-PATHS = ("graphs", "eager", "generate")
-CACHE_BUCKET = 256  # the default rounding of a cache's length (memory plans round the same way)
-# what get_rope_index reads, where the model's version takes it (mm_token_type_ids: transformers 5.x)
-ROPE_INDEX_INPUTS = ("input_ids", "mm_token_type_ids", "image_grid_thw", "video_grid_thw", "attention_mask")
-
-
-@dataclass
-class GenerationConfig:
-    max_new_tokens: int
-    eos_token_ids: tuple[int, ...]
-    pad_token_id: int
-    suppress_token_ids: tuple[int, ...] = ()  # never generated (benchmarks force lengths by suppressing EOS)
-    check_every: int = 16  # host looks at the tokens (EOS, repetition, streaming) every k steps
-    repetition: RepetitionGuard | None = field(default_factory=RepetitionGuard)
-    penalty: LoopPenalty | None = None  # applied to every step (what a retry runs with)
-    loop_retry: LoopPenalty | None = None  # rows the guard stopped are read again with this penalty
-
-
-@dataclass
-class GenerationResult:
-    tokens: list[list[int]]  # new tokens per row, without EOS/padding
-    stop_reasons: list[str]  # "eos" | "max_tokens" | "repetition"
-    path: str  # the path that produced the tokens
-    warnings: list[str] = field(default_factory=list)
-    prefill_seconds: float = 0.0
-    decode_seconds: float = 0.0
-    steps: int = 0  # decode steps run (batch-wide)
-    fused: bool = False  # the decode step was decode_kernels.FusedDecoder
-    # per row: "" (no retry), or how the loop retry went: "recovered" (the retry did not loop and was
-    # kept), "retry_looped" (it looped too but read further, kept), "first_kept" (it read less far)
-    loop_retries: list[str] = field(default_factory=list)
-
-
-# on_tokens(row, tokens_so_far) is called every check_every steps for each running row
-TokenCallback = Callable[[int, list[int]], None]
-
-
-@dataclass
-class PageRequest:
-    """One page for continuous batching: its batch-1 model inputs (no padding), under a key the
-    caller chooses; ``max_new_tokens`` overrides the config's budget for this page alone."""
-
-    key: Any
-    inputs: dict[str, torch.Tensor]
-    max_new_tokens: int | None = None
-
-
-@dataclass
-class PageTokens:
-    """One page's reading from continuous batching, yielded as soon as the page stops."""
-
-    key: Any
-    tokens: list[int]  # new tokens without EOS
-    stop_reason: str  # "eos" | "max_tokens" | "repetition"
-    path: str
-    warnings: list[str] = field(default_factory=list)
-    loop_retry: str = ""  # as GenerationResult.loop_retries
-    prefill_seconds: float = 0.0
-
-
-class SlotsOutOfMemory(RuntimeError):
-    """Continuous batching ran out of GPU memory; ``keys`` are the pages in flight then (none of
-    them was yielded), in the order they were taken. Pages not yet taken stay with the caller."""
-
-    def __init__(self, keys: list[Any], detail: str = ""):
-        super().__init__(f"out of GPU memory with {len(keys)} pages in flight" + (f": {detail}" if detail else ""))
-        self.keys = keys
-
-
-class _CallerError(Exception):
-    """Wraps an exception raised by the caller's request iterator, so ``stream`` re-raises it as it
-    was instead of taking it for a failure of continuous batching."""
-
-
-# on_page_tokens(key, tokens_so_far) is called every check_every steps for each page in flight
-PageTokenCallback = Callable[[Any, list[int]], None]
 
 
 class FastGenerator:
@@ -181,8 +87,8 @@ class FastGenerator:
         self.path = path
         self.cache_bucket = cache_bucket
         self.disabled_reason = ""  # why the fast path was given up (shown to the user)
-        self._state: _DecodeState | None = None
-        self._slots: _SlotState | None = None  # continuous batching's cache and graph (``stream``)
+        self._state: StaticRunner | None = None
+        self._slots: PagedRunner | None = None  # continuous batching's cache and graph (``stream``)
         self.continuous_off = ""  # why continuous batching was given up after it failed (``stream``)
         self.overlap_prefill = False  # ``stream``: one prefill at a time on a side stream, beside decoding
         self.pool_tokens: int | None = None  # ``stream``: a cap on the paged cache's size (else memory decides)
@@ -204,17 +110,17 @@ class FastGenerator:
         kernels = decode_kernels()
         reason = kernels.unsupported_reason(self.model)
         if reason:
-            self.fuse_note = _note("decoding.fused_not_used", "Fused decode step not used: {reason}.", reason=reason)
+            self.fuse_note = note("decoding.fused_not_used", "Fused decode step not used: {reason}.", reason=reason)
             return False
         if self.device.type == "cuda" and not self.triton:
-            self.fuse_note = _note(
+            self.fuse_note = note(
                 "decoding.no_triton_backend",
                 "Fused decode step runs without Triton kernels: the compile backend is not inductor.",
             )
         elif self.device.type == "cuda":
             self.compile_kernels, why_not = kernels.triton_available()
             if not self.compile_kernels:
-                self.fuse_note = _note(
+                self.fuse_note = note(
                     "decoding.no_triton",
                     "Fused decode step runs without Triton kernels (slower): {reason}.",
                     reason=why_not,
@@ -252,7 +158,7 @@ class FastGenerator:
         for sub_row, row in enumerate(sub_rows):
             if row not in looped:
                 continue  # a row that came along only because the inputs could not be split
-            result.tokens[row], result.stop_reasons[row], result.loop_retries[row] = _further_reading(
+            result.tokens[row], result.stop_reasons[row], result.loop_retries[row] = further_reading(
                 result.tokens[row], result.stop_reasons[row], retry.tokens[sub_row], retry.stop_reasons[sub_row]
             )
         result.warnings += [w for w in retry.warnings if w not in result.warnings]
@@ -288,7 +194,7 @@ class FastGenerator:
                 if path == "generate":
                     raise
                 if path == "graphs" and self.fused:
-                    reason = _note(
+                    reason = note(
                         "decoding.fused_failed",
                         "Fused decode step failed ({error}); using the model's own step.",
                         error=f"{type(exc).__name__}: {exc}",
@@ -300,7 +206,7 @@ class FastGenerator:
                     warnings.append(reason)
                     continue
                 slower = "eager" if path == "graphs" else "generate"
-                reason = _note(
+                reason = note(
                     "decoding.path_failed",
                     "Fast decoding ({path}) failed ({error}); using the {slower} path.",
                     path=path,
@@ -397,7 +303,7 @@ class FastGenerator:
                 requests, config, max(1, slots), on_tokens, reserve_tokens, in_flight, prefill_bytes
             )
             return
-        except _CallerError as failed:
+        except CallerError as failed:
             raise failed.__cause__ from None  # not a failure of batching: the caller's error, as it was
         except torch.OutOfMemoryError as exc:
             detail = str(exc).split("\n")[0]
@@ -405,7 +311,7 @@ class FastGenerator:
             self.release()
             raise SlotsOutOfMemory([request.key for request in in_flight], detail) from None
         except Exception as exc:  # noqa: BLE001 - a failure of the fast path means: read one by one
-            reason = _note(
+            reason = note(
                 "decoding.continuous_failed",
                 "Continuous batching failed ({error}); pages are read one by one.",
                 error=f"{type(exc).__name__}: {exc}",
@@ -457,184 +363,49 @@ class FastGenerator:
     ) -> Iterator[PageTokens]:
         warnings = self._standing_warnings()
         graphs = self.path == "graphs"
-        check = config.check_every
-        active: dict[int, _SlotPage] = {}
-        waiting: PageRequest | None = None
-        put_back: list[PageRequest] = []  # pages whose blocks another page needed: read again from the start
-        exhausted = False
-        state = self._slots
-        admitted = 0  # a page's order of admission: the youngest is put back first
-        limit = slots  # pages in flight; after a page is put back, as many as there were, growing one per page done
-        report = self.stream_report = {"most_in_flight": 0, "put_back": 0}
 
-        def reach(page: _SlotPage) -> int:
-            """Positions the page may hold by the next check (its cache so far and ``check`` more steps)."""
-            return page.prompt_len + len(page.tokens) - 1 + check
+        def make_runner(first: PageRequest, slots: int, longest: int) -> PagedRunner:
+            self._slots = None  # free the old cache first
+            return self._slot_state(first, slots, longest, prefill_bytes, graphs)
 
-        def needed(request: PageRequest) -> int:
-            budget = request.max_new_tokens or config.max_new_tokens
-            return request.inputs["input_ids"].shape[1] + budget + check  # a page may run k-1 steps past its budget
+        scheduler = Scheduler(
+            requests,
+            config,
+            slots=slots,
+            runner=self._slots,
+            make_runner=make_runner,
+            finish_page=lambda page, reason: self._page_tokens(page, reason, config, warnings, graphs),
+            on_tokens=on_tokens,
+            reserve_tokens=reserve_tokens,
+            cache_bucket=self.cache_bucket,
+            graphs=graphs,
+            overlap=bool(self.overlap_prefill),
+            in_flight=in_flight,
+        )
+        self.stream_report = scheduler.report
+        yield from scheduler.run()
 
-        pending: dict[int, tuple[_SlotPage, _Prefill]] = {}  # slot -> a page whose prefill runs
-        # one prefill at a time beside the decode steps, or every free slot's prefill in line (the default:
-        # on an H100 running them beside each other gave no more pages/min, benchmarks/README.md)
-        overlap = bool(self.overlap_prefill)
-
-        def take() -> PageRequest | None:
-            if put_back:
-                return put_back.pop()
-            try:
-                request = next(requests, None)
-            except Exception as exc:  # the caller's own failure (a page it could not prepare)
-                raise _CallerError() from exc
-            if request is not None:
-                in_flight.append(request)
-            return request
-
-        def finish(slot: int, page: _SlotPage, reason: str) -> PageTokens:
-            nonlocal limit
-            state.free(slot)
-            del active[slot]
-            in_flight.remove(page.request)
-            limit = min(slots, limit + 1)
-            return self._page_tokens(page, reason, config, warnings, graphs)
-
-        def join_ready() -> Iterator[PageTokens]:
-            """Pages whose prefill is done join the decoding (waiting for one when nothing else runs)."""
-            for slot, (page, prefill) in sorted(pending.items()):
-                if not active or prefill.done():
-                    del pending[slot]
-                    page.tokens = [state.join(slot, prefill)]
-                    page.prefill_seconds = time.perf_counter() - prefill.started
-                    active[slot] = page
-                    finished = self._check_page(page, config, on_tokens)
-                    if finished is not None:
-                        yield finish(slot, page, finished)
-
-        def put_back_youngest() -> bool:
-            """Free the blocks of the page admitted last (it is read again later); False when only one runs."""
-            nonlocal limit
-            everyone = {**active, **{s: p for s, (p, _) in pending.items()}}
-            if len(everyone) <= 1:
-                return False
-            slot, page = max(everyone.items(), key=lambda item: item[1].order)
-            prefill = pending.pop(slot)[1] if slot in pending else None
-            active.pop(slot, None)
-            state.free(slot, prefill)
-            put_back.append(page.request)
-            limit = max(1, len(everyone) - 1)
-            report["put_back"] += 1
-            log.info("The cache is full: page %s is put back and read again later", page.request.key)
-            return True
-
-        def grow() -> None:
-            """Blocks for every page in flight up to where the next steps can take it (oldest first)."""
-            for slot, page in sorted(active.items(), key=lambda item: item[1].order):
-                if slot not in active:
-                    continue  # put back meanwhile
-                while not state.reserve(slot, reach(page)):
-                    if not put_back_youngest():
-                        raise torch.OutOfMemoryError(
-                            "The KV cache cannot hold one page: the GPU memory left for it is too small."
-                        )
-                    if slot not in active:
-                        break
-
-        def fill_free_slots() -> None:
-            """New pages into free slots (every page joins on a check boundary) while the pool has their
-            prompt's blocks and one more block for each page in flight."""
-            nonlocal waiting, exhausted, state, slots, limit, admitted
-            while len(active) + len(pending) < min(slots, limit) and not (overlap and pending):
-                if waiting is None:
-                    waiting = take()
-                    if waiting is None:
-                        exhausted = True
-                        break
-                need = needed(waiting)
-                if state is None or state.slots != slots or state.graphs != graphs:
-                    if active or pending:
-                        break  # let the pages in flight finish, then make the cache anew
-                    self._slots = state = None  # free the old cache first
-                    state = self._slot_state(waiting, slots, max(need, reserve_tokens), prefill_bytes, graphs)
-                    slots = limit = state.slots
-                elif need > state.cache_len:  # a longer page: a wider block table, the same pool
-                    state.widen(-(-need // self.cache_bucket) * self.cache_bucket)
-                prompt_len = waiting.inputs["input_ids"].shape[1]
-                slot = next(index for index in range(slots) if index not in active and index not in pending)
-                spare = state.spare_blocks() - (len(active) + len(pending))
-                if (active or pending) and _paged.blocks_for(prompt_len + check) > spare:
-                    break  # the pool is full for now: the page waits for blocks to come back
-                if not state.reserve(slot, prompt_len + check):
-                    raise torch.OutOfMemoryError("The KV cache cannot hold one page's prompt.")
-                request, waiting = waiting, None
-                state.configure(config)
-                page = _SlotPage(request, request.max_new_tokens or config.max_new_tokens, [])
-                page.prompt_len = prompt_len
-                page.order = admitted = admitted + 1
-                pending[slot] = (page, state.prefill(slot, request.inputs, beside=overlap))
-
-        while True:
-            yield from join_ready()
-            if not overlap:  # freed slots take their next pages now, before the next steps
-                fill_free_slots()
-                yield from join_ready()
-            if active:
-                grow()
-                state.send_table()
-                report["most_in_flight"] = max(report["most_in_flight"], len(active))
-                # no page reaches past this position by the next check (the gathered fallback's window)
-                furthest = max(reach(page) for page in active.values())
-                rows = max(active) + 1  # new pages take the lowest free row: the step covers the rows up to here
-                for index in range(check):
-                    state.step(index, furthest, rows)
-            if overlap:  # the steps are queued first, so the prefill started here runs beside them
-                fill_free_slots()
-            if not active:
-                if not pending and exhausted and waiting is None and not put_back:
-                    return
-                continue  # join the prefills (or remake the cache for the waiting page)
-            host = state.chunk.tolist()  # the host reads the steps' tokens
-            for slot, page in list(active.items()):
-                page.tokens.extend(host[slot])
-                finished = self._check_page(page, config, on_tokens)
-                if finished is not None:
-                    yield finish(slot, page, finished)
-
-    def _slot_state(self, first: PageRequest, slots: int, longest: int, prefill_bytes: int, graphs: bool) -> _SlotState:
-        """A new paged cache for pages of up to ``longest`` positions: on the GPU, as many blocks as
-        leave one prefill's workspace and the margin free (never more than every slot's longest page),
-        and no more slots than the pool holds pages with an answer of typical length."""
-        plan = _sibling("slot_plan")
-        block = _paged.BLOCK
-        cache_len = -(-longest // self.cache_bucket) * self.cache_bucket
-        cache_len = -(-cache_len // block) * block
+    def _slot_state(
+        self, first: PageRequest, slots: int, longest: int, prefill_bytes: int, graphs: bool
+    ) -> PagedRunner:
+        """A new paged cache for pages of up to ``longest`` positions, sized by ``memory_plan``."""
         step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels)
-        blocks = slots * _paged.blocks_for(cache_len)
-        if self.pool_tokens is not None:
-            blocks = min(blocks, max(1, self.pool_tokens // block))
         if self.device.type == "cuda":
-            per_block = len(step.layers) * 2 * step.kv_heads * step.head_dim * block * self.dtype.itemsize
-            workspace = max(prefill_bytes, self._prefill_workspace(first.inputs))
-            free = plan.usable_cuda_bytes(self.device)
-            usable = free - workspace - plan.MARGIN_BYTES - free // 10  # a tenth for the allocator's fragmentation
-            if not _paged.kernels_available(self.device):  # attention gathers every row's window of K and V per layer
-                usable -= 2 * slots * step.kv_heads * step.head_dim * cache_len * self.dtype.itemsize
-            blocks = max(1, min(blocks, usable // per_block))
-            prompt = first.inputs["input_ids"].shape[1]
-            budget = first.max_new_tokens or (longest - prompt)
-            typical = prompt + min(budget, plan.TYPICAL_ANSWER_TOKENS)
-            fit = max(1, min(slots, blocks * block // typical))
-            log.info(
-                "Paged KV cache: %.2f GB (%d tokens), %d pages in flight (asked for %d)",
-                blocks * per_block / 1024**3,
-                blocks * block,
-                fit,
-                slots,
-            )
-            slots = int(fit)
-        state = _SlotState(self.model, step, slots, cache_len, self.device, self.dtype, graphs, int(blocks))
-        self._slots = state
-        return state
+            prefill_bytes = max(prefill_bytes, self._prefill_workspace(first.inputs))
+        plan = plan_pool(
+            step,
+            first,
+            slots=slots,
+            longest=longest,
+            cache_bucket=self.cache_bucket,
+            pool_tokens=self.pool_tokens,
+            prefill_bytes=prefill_bytes,
+            device=self.device,
+            dtype=self.dtype,
+        )
+        runner = PagedRunner(self.model, step, plan.slots, plan.cache_len, self.device, self.dtype, graphs, plan.blocks)
+        self._slots = runner
+        return runner
 
     def _prefill_workspace(self, inputs: dict[str, torch.Tensor]) -> int:
         """On the GPU, what one page's prefill really takes (measured once per generator on the first
@@ -642,46 +413,11 @@ class FastGenerator:
         if self.device.type != "cuda":
             return 0
         if self._prefill_peak is None:
-            torch.cuda.synchronize(self.device)
-            base = torch.cuda.memory_allocated(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            _prompt_forward(self.model, inputs, self.device)  # its outputs and cache are dropped at once
-            torch.cuda.synchronize(self.device)
-            self._prefill_peak = torch.cuda.max_memory_allocated(self.device) - base
-            torch.cuda.empty_cache()
-            log.info("One page's prefill takes %.2f GB", self._prefill_peak / 1024**3)
+            self._prefill_peak = measure_prefill(self.model, inputs, self.device)
         return int(1.2 * self._prefill_peak)
 
-    @staticmethod
-    def _check_page(page: _SlotPage, config: GenerationConfig, on_tokens: PageTokenCallback | None) -> str | None:
-        """The host checks the static loop makes for a row (after the first token, every
-        ``check_every`` tokens, at the budget), at the same points of this page's own count, so a
-        page stops where it would alone; the stop reason, or None while it runs."""
-        count, budget = len(page.tokens), page.budget
-        points = [
-            p
-            for p in range(page.checked + 1, min(count, budget) + 1)
-            if p == 1 or p % config.check_every == 0 or p == budget
-        ]
-        for point in points:
-            page.checked = point
-            kept, reason = _cut_at_eos(page.tokens[:point], config.eos_token_ids)
-            stop = None
-            if reason == "eos":
-                stop = "eos"
-            elif config.repetition is not None and (at := config.repetition.check(kept)) is not None:
-                kept, stop = kept[: at + 1], "repetition"
-            elif point == budget:
-                stop = "max_tokens"
-            page.kept = kept
-            if on_tokens is not None:
-                on_tokens(page.request.key, kept)
-            if stop is not None:
-                return stop
-        return None
-
     def _page_tokens(
-        self, page: _SlotPage, reason: str, config: GenerationConfig, warnings: list[str], graphs: bool
+        self, page: SlotPage, reason: str, config: GenerationConfig, warnings: list[str], graphs: bool
     ) -> PageTokens:
         """A finished page; one stopped by the repetition guard is read again alone with the loop
         retry's penalty (as ``generate`` does), and the reading that goes further is kept."""
@@ -701,7 +437,7 @@ class FastGenerator:
             retry = self._generate_once(page.request.inputs, retry_config)
         finally:
             self._state = None  # the retry's cache is not kept beside the slots'
-        done.tokens, done.stop_reason, done.loop_retry = _further_reading(
+        done.tokens, done.stop_reason, done.loop_retry = further_reading(
             done.tokens, done.stop_reason, retry.tokens[0], retry.stop_reasons[0]
         )
         done.warnings += [w for w in retry.warnings if w not in done.warnings]
@@ -723,19 +459,15 @@ class FastGenerator:
         if config.penalty is not None:
             from transformers import LogitsProcessorList
 
-            processor = _repetition.PenaltyProcessor(config.penalty, inputs["input_ids"].shape[1])
+            processor = repetition.PenaltyProcessor(config.penalty, inputs["input_ids"].shape[1])
             kwargs["logits_processor"] = LogitsProcessorList([processor])
-        sequences = self.model.generate(**_on_device(inputs, self.device), **kwargs)
+        sequences = self.model.generate(**on_device(inputs, self.device), **kwargs)
         new = sequences[:, inputs["input_ids"].shape[1] :].tolist()
         tokens, reasons = [], []
         for row in new:
-            kept, reason = _cut_at_eos(row, config.eos_token_ids)
-            if reason != "eos" and config.repetition is not None:
-                at = config.repetition.check(kept)
-                if at is not None:
-                    kept, reason = kept[: at + 1], "repetition"
+            kept, reason = check_row(row, len(row), len(row), config)  # the whole reading: its end is its budget
             tokens.append(kept)
-            reasons.append(reason)
+            reasons.append(reason or "max_tokens")
             if on_tokens is not None:
                 on_tokens(len(tokens) - 1, kept)
         elapsed = time.perf_counter() - start
@@ -750,7 +482,7 @@ class FastGenerator:
         *,
         graphs: bool,
     ) -> GenerationResult:
-        inputs = _on_device(inputs, self.device)
+        inputs = on_device(inputs, self.device)
         input_ids = inputs["input_ids"]
         attention_mask = inputs.get("attention_mask")
         if attention_mask is None:
@@ -770,7 +502,7 @@ class FastGenerator:
         ):
             self._state = None  # free the old cache before allocating the new one
             step = decode_kernels().FusedDecoder(self.model, compile_kernels=self.compile_kernels) if fused else None
-            state = _DecodeState(self.model, batch, cache_len, self.device, self.dtype, graphs, step)
+            state = StaticRunner(self.model, batch, cache_len, self.device, self.dtype, graphs, step)
             self._state = state
         state.reset()
 
@@ -790,20 +522,16 @@ class FastGenerator:
         steps = 0
         while True:
             # host check every k tokens: EOS, repetition, streaming, end of budget
-            if produced == max_new or produced % config.check_every == 0 or produced == 1:
+            if is_check_point(produced, max_new, config.check_every):
                 host = out[:, :produced].tolist()
                 for row in range(batch):
                     if row in done_rows:
                         continue
-                    kept, reason = _cut_at_eos(host[row], config.eos_token_ids)
-                    if reason == "eos":
-                        done_rows[row] = "eos"
-                    elif config.repetition is not None and (at := config.repetition.check(kept)) is not None:
-                        kept = kept[: at + 1]
-                        done_rows[row] = "repetition"
-                        state.stop_row(row)
-                    elif produced == max_new:
-                        done_rows[row] = "max_tokens"
+                    kept, reason = check_row(host[row], produced, max_new, config)
+                    if reason is not None:
+                        done_rows[row] = reason
+                        if reason == "repetition":
+                            state.stop_row(row)
                     rows[row] = kept
                     if on_tokens is not None:
                         on_tokens(row, kept)
@@ -826,549 +554,9 @@ class FastGenerator:
         )
 
 
-class _DecodeState:
-    """The static cache, the step's input/output buffers and (on CUDA) the captured graph."""
-
-    def __init__(self, model, batch: int, cache_len: int, device, dtype, graphs: bool, fused=None):
-        from transformers import StaticCache
-
-        self.model = model
-        self.fused = fused  # decode_kernels.FusedDecoder, or None for the model's own forward
-        self.batch = batch
-        self.cache_len = cache_len
-        self.device = device
-        self.graphs = graphs
-        self.cache = StaticCache(config=model.config, max_cache_len=cache_len)
-        self.mask = torch.zeros(batch, cache_len, dtype=dtype, device=device)  # additive: 0 attend, min masked
-        self.masked = torch.finfo(dtype).min
-        self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
-        self.position = torch.zeros(batch, dtype=torch.long, device=device)  # next position per row
-        self.write_at = torch.zeros(1, dtype=torch.long, device=device)  # next cache slot (same for all rows)
-        self.stopped = torch.zeros(batch, dtype=torch.bool, device=device)
-        self.eos = torch.zeros(0, dtype=torch.long, device=device)
-        self.suppress = torch.zeros(0, dtype=torch.long, device=device)
-        self.pad = 0
-        self.stop_tokens: tuple = ((), (), 0, None)  # the values eos / suppress / pad / penalty were built from
-        self.penalty: LoopPenalty | None = None  # applied inside the step (a loop retry)
-        self.history = torch.zeros(batch, cache_len, dtype=torch.long, device=device)  # tokens so far (penalty)
-        self.count = torch.zeros(1, dtype=torch.long, device=device)  # how many of them
-        self.mrope = False
-        self.next_token = torch.zeros(batch, dtype=torch.long, device=device)
-        self.graph: torch.cuda.CUDAGraph | None = None
-
-    def reset(self) -> None:
-        self.cache.reset()
-        self.mask.fill_(self.masked)
-        self.stopped.zero_()
-        self.count.zero_()
-
-    def prefill(self, inputs: dict[str, torch.Tensor], config: GenerationConfig) -> torch.Tensor:
-        """Full forward with the vision inputs; fills the cache and returns the first new token per row."""
-        attention_mask = inputs["attention_mask"]
-        prompt_len = attention_mask.shape[1]
-        base = getattr(self.model, "model", None)
-        if base is not None and hasattr(base, "rope_deltas"):
-            base.rope_deltas = None  # stale deltas from an earlier batch must not leak in
-        outputs = self.model(**inputs, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
-        logits = outputs.logits[:, -1, :]
-        real = attention_mask.sum(dim=1)
-        deltas = getattr(base, "rope_deltas", None) if base is not None else None
-        self.mrope = isinstance(deltas, torch.Tensor)
-        self.position.copy_(next_mrope_positions(base, inputs) if self.mrope else real)
-        self.mask[:, :prompt_len].masked_fill_(attention_mask.bool(), 0.0)
-        self.write_at.fill_(prompt_len)
-        # The captured graph reads eos/suppress through their addresses: keep the same tensors
-        # while their values are unchanged (a new tensor would leave the graph reading freed
-        # memory), and drop the graph when they change.
-        eos_ids, suppress_ids = tuple(config.eos_token_ids), tuple(config.suppress_token_ids)
-        if (eos_ids, suppress_ids, config.pad_token_id, config.penalty) != self.stop_tokens:
-            self.graph = None
-            self.eos = torch.tensor(eos_ids, dtype=torch.long, device=self.device)
-            self.suppress = torch.tensor(suppress_ids, dtype=torch.long, device=self.device)
-            self.pad = config.pad_token_id
-            self.penalty = config.penalty
-            self.stop_tokens = (eos_ids, suppress_ids, config.pad_token_id, config.penalty)
-        first = self._pick(logits)
-        self.stopped |= torch.isin(first, self.eos)
-        self.token.copy_(first.view(-1, 1))
-        self._remember(first)
-        return first
-
-    def _remember(self, chosen: torch.Tensor) -> None:
-        """Append the chosen tokens to the history the penalty reads (only when there is one)."""
-        if self.penalty is not None:
-            self.history.scatter_(1, self.count.view(1, 1).expand(self.batch, 1), chosen.view(-1, 1))
-            self.count.add_(1)
-
-    def _pick(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.penalty is not None:
-            logits = _repetition.penalize(logits, self.history, self.count, self.penalty)
-        if self.suppress.numel():
-            logits = logits.index_fill(1, self.suppress, torch.finfo(logits.dtype).min)
-        return torch.argmax(logits, dim=-1)
-
-    def _step_body(self) -> None:
-        """One decode step, entirely on the device: no host reads, fixed shapes and addresses."""
-        self.mask.index_fill_(1, self.write_at, 0.0)
-        if self.mrope:
-            position_ids = self.position.view(1, -1, 1).expand(3, -1, 1)
-        else:
-            position_ids = self.position.view(-1, 1)
-        mask = self.mask.view(self.batch, 1, 1, -1)
-        if self.fused is not None:
-            logits = self.fused.logits(self.token, position_ids, mask, self.cache, self.write_at)
-        else:
-            outputs = self.model(
-                input_ids=self.token,
-                attention_mask=mask,
-                position_ids=position_ids,
-                past_key_values=self.cache,
-                use_cache=True,
-            )
-            logits = outputs.logits[:, -1, :]
-        chosen = self._pick(logits)
-        chosen = torch.where(self.stopped, torch.full_like(chosen, self.pad), chosen)
-        self.stopped |= torch.isin(chosen, self.eos)
-        self.next_token.copy_(chosen)
-        self.token.copy_(chosen.view(-1, 1))
-        self._remember(chosen)
-        self.position.add_(1)
-        self.write_at.add_(1)
-
-    def step(self, out: torch.Tensor, index: int) -> None:
-        if not self.graphs:
-            self._step_body()
-        else:
-            if self.graph is None:
-                self._capture()
-            self.graph.replay()
-        out[:, index].copy_(self.next_token)
-
-    def _capture(self) -> None:
-        """Capture one step as a CUDA graph. Warm-up runs on a side stream first (as torch
-        requires); the step's side effects are saved and restored around it."""
-        saved = [t.clone() for t in self._step_buffers()]
-        lengths = [layer.cumulative_length.clone() for layer in self.cache.layers]
-        stream = torch.cuda.Stream(self.device)
-        stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                self._restore(saved, lengths)
-                self._step_body()
-        torch.cuda.current_stream(self.device).wait_stream(stream)
-        self._restore(saved, lengths)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._step_body()
-        self._restore(saved, lengths)
-        self.graph = graph
-
-    def _step_buffers(self) -> tuple[torch.Tensor, ...]:
-        """What a step changes besides the cache (saved and restored around the capture's warm-up)."""
-        return (self.mask, self.token, self.position, self.write_at, self.stopped, self.history, self.count)
-
-    def _restore(self, saved: list[torch.Tensor], lengths: list[torch.Tensor]) -> None:
-        for target, value in zip(self._step_buffers(), saved, strict=True):
-            target.copy_(value)
-        for layer, value in zip(self.cache.layers, lengths, strict=True):
-            layer.cumulative_length.copy_(value)
-
-    def stop_row(self, row: int) -> None:
-        self.stopped[row] = True
-
-
-@dataclass
-class _Prefill:
-    """A page's prefill, started (on the GPU: queued on the side stream) but not yet joined."""
-
-    length: int  # prompt tokens
-    first: torch.Tensor  # [1] the first new token, on the device
-    position: torch.Tensor  # the first new token's position (M-RoPE: one past the prompt's highest)
-    mrope: bool
-    event: Any  # torch.cuda.Event recorded after it on the side stream; None where it ran in line
-    started: float
-
-    def done(self) -> bool:
-        return self.event is None or self.event.query()
-
-
-@dataclass
-class _SlotPage:
-    """A page in a slot: its request, budget, tokens so far (host copy) and how far it was checked."""
-
-    request: PageRequest
-    budget: int
-    tokens: list[int]
-    checked: int = 0
-    kept: list[int] = field(default_factory=list)
-    prefill_seconds: float = 0.0
-    prompt_len: int = 0
-    order: int = 0  # when it was admitted (the youngest is put back first when blocks run out)
-
-
-class _SlotState:
-    """Continuous batching's decode state: a paged KV cache (``paged_attention``) shared by
-    ``slots`` rows, each with its own write position and blocks, so a row can take a new page while
-    the others decode; and the fused step, replayed as CUDA graphs on the GPU.
-
-    Memory follows the tokens pages really hold: the pool is one set of fixed-size blocks, a page
-    takes blocks as it grows (``reserve``, before each run of steps) and gives them all back when
-    it stops (``free``). Block 0 is never lent: a free row writes there, and nothing reads it.
-
-    A step costs what the pages in flight hold, not what the cache could: it runs over the rows up
-    to the highest one in use (rounded up to a power of two; new pages take the lowest free row,
-    so a lone page decodes as a batch of one), and attention reads each row's own blocks only as
-    far as its own length (the gathered fallback reads a window of ``WINDOW_BUCKET`` multiples).
-    One graph per (rows, window) pair, all sharing one memory pool."""
-
-    WINDOW_BUCKET = 1024
-
-    def __init__(self, model, fused, slots: int, cache_len: int, device, dtype, graphs: bool, pool_blocks: int):
-        self.model = model
-        self.fused = fused
-        self.slots = slots
-        self.cache_len = cache_len  # the most positions one page may take (a multiple of the block)
-        self.device = device
-        self.graphs = graphs
-        self.pool_blocks = pool_blocks
-        shape = (pool_blocks + 1, fused.kv_heads, _paged.BLOCK, fused.head_dim)
-        self.cache = SimpleNamespace(
-            layers=[
-                SimpleNamespace(
-                    keys=torch.zeros(shape, dtype=dtype, device=device),
-                    values=torch.zeros(shape, dtype=dtype, device=device),
-                )
-                for _ in fused.layers
-            ]
-        )
-        width = _paged.blocks_for(cache_len)
-        self.table_host = torch.zeros(slots, width, dtype=torch.int32)
-        self.table = torch.zeros(slots, width, dtype=torch.int32, device=device)
-        self.table_changed = False
-        self.free_blocks = list(range(pool_blocks, 0, -1))  # pop() lends the lowest first
-        self.owned: list[list[int]] = [[] for _ in range(slots)]
-        self.live = torch.zeros(slots, dtype=torch.bool, device=device)  # a page decodes in the row
-        self.token = torch.zeros(slots, 1, dtype=torch.long, device=device)
-        self.position = torch.zeros(slots, dtype=torch.long, device=device)
-        self.write_at = torch.zeros(slots, dtype=torch.long, device=device)
-        self.stopped = torch.ones(slots, dtype=torch.bool, device=device)
-        self.next_token = torch.zeros(slots, dtype=torch.long, device=device)
-        self.chunk = torch.zeros(slots, 1, dtype=torch.long, device=device)  # tokens since the last host check
-        self.eos = torch.zeros(0, dtype=torch.long, device=device)
-        self.suppress = torch.zeros(0, dtype=torch.long, device=device)
-        self.pad = 0
-        self.stop_tokens: tuple = ((), (), 0, 0)
-        self.mrope: bool | None = None  # decided by the first prefill; the same model always answers the same
-        self.side_stream: torch.cuda.Stream | None = None  # overlapped prefills run here, beside the decode steps
-        self.warmup_stream: torch.cuda.Stream | None = None  # graph captures warm up here
-        self.graphs_by_window: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}  # by (rows, window)
-        self.window = cache_len
-        self.rows_in_step = slots
-
-    # -- blocks ---------------------------------------------------------------------------
-    @property
-    def width(self) -> int:
-        """Blocks one page may hold: the block table's width."""
-        return self.table_host.shape[1]
-
-    def reserve(self, slot: int, tokens: int) -> bool:
-        """Blocks enough for ``tokens`` positions in ``slot`` (False, lending none, where the pool is short)."""
-        wanted = min(_paged.blocks_for(tokens), self.width)
-        owned = self.owned[slot]
-        extra = wanted - len(owned)
-        if extra <= 0:
-            return True
-        if extra > len(self.free_blocks):
-            return False
-        for _ in range(extra):
-            self.table_host[slot, len(owned)] = block = self.free_blocks.pop()
-            owned.append(block)
-        self.table_changed = True
-        return True
-
-    def spare_blocks(self) -> int:
-        return len(self.free_blocks)
-
-    def widen(self, cache_len: int) -> None:
-        """Room in the block table for pages of up to ``cache_len`` positions (a page larger than the
-        first ones): the pool and the pages in flight stay; the graphs, which read the table by its
-        address, are captured again."""
-        width = _paged.blocks_for(cache_len)
-        if width <= self.width:
-            return
-        table_host = torch.zeros(self.slots, width, dtype=torch.int32)
-        table_host[:, : self.width] = self.table_host
-        self.table_host, self.cache_len = table_host, width * _paged.BLOCK
-        self.table = torch.zeros(self.slots, width, dtype=torch.int32, device=self.device)
-        self.table_changed = True
-        self.graphs_by_window = {}
-
-    def send_table(self) -> None:
-        """The block table to the device (before steps that may read a changed row)."""
-        if self.table_changed:
-            self.table.copy_(self.table_host)
-            self.table_changed = False
-
-    def configure(self, config: GenerationConfig) -> None:
-        """Stop and suppressed tokens (the graph reads them by address: new values, new graph)."""
-        eos_ids, suppress_ids = tuple(config.eos_token_ids), tuple(config.suppress_token_ids)
-        wanted = (eos_ids, suppress_ids, config.pad_token_id, config.check_every)
-        if wanted != self.stop_tokens:
-            self.graphs_by_window = {}
-            self.eos = torch.tensor(eos_ids, dtype=torch.long, device=self.device)
-            self.suppress = torch.tensor(suppress_ids, dtype=torch.long, device=self.device)
-            self.pad = config.pad_token_id
-            self.chunk = torch.zeros(self.slots, config.check_every, dtype=torch.long, device=self.device)
-            self.stop_tokens = wanted
-
-    def prefill(self, slot: int, inputs: dict[str, torch.Tensor], *, beside: bool = False) -> _Prefill:
-        """Start one page's prefill (batch 1, its own cache) and the move of its keys/values into the
-        slot's blocks (``reserve`` them first). With ``beside`` (on the GPU) it runs on a side stream,
-        so the other slots keep decoding meanwhile; ``join`` makes the slot decode it."""
-        started = time.perf_counter()
-        side = None
-        if beside and self.device.type == "cuda":
-            if self.side_stream is None:
-                self.side_stream = torch.cuda.Stream(self.device)
-            side = self.side_stream
-        block = _paged.BLOCK
-        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
-            inputs, outputs, prompt_cache = _prompt_forward(self.model, inputs, self.device)
-            length = inputs["input_ids"].shape[1]
-            count = -(-length // block)
-            if len(self.owned[slot]) < count:
-                raise RuntimeError("the prompt's cache blocks were not reserved")
-            blocks = torch.tensor(self.owned[slot][:count], dtype=torch.long, device=self.device)
-            base = getattr(self.model, "model", None)
-            first = self._pick(outputs.logits[:, -1, :])
-            for layer, prompt_layer in zip(self.cache.layers, prompt_cache.layers, strict=True):
-                for pool, prompt in ((layer.keys, prompt_layer.keys[0]), (layer.values, prompt_layer.values[0])):
-                    heads, _, dim = prompt.shape  # [kv_heads, length, D]
-                    padded = prompt.new_zeros(heads, count * block, dim)
-                    padded[:, :length] = prompt
-                    pool[blocks] = padded.view(heads, count, block, dim).transpose(0, 1)
-            del prompt_cache, outputs
-            mrope = isinstance(getattr(base, "rope_deltas", None), torch.Tensor) if base is not None else False
-            if mrope:
-                position = next_mrope_positions(base, inputs)[0]
-            else:
-                position = torch.tensor(length, device=self.device)
-            event = None
-            if side is not None:
-                event = torch.cuda.Event()
-                event.record(side)
-        return _Prefill(length, first, position, mrope, event, started)
-
-    def join(self, slot: int, prefill: _Prefill) -> int:
-        """The slot decodes the prefilled page from the next step on (waiting for its prefill if it
-        is still running); returns the page's first new token."""
-        if prefill.event is not None:
-            torch.cuda.current_stream(self.device).wait_event(prefill.event)
-        if self.mrope is None:
-            self.mrope = prefill.mrope
-        elif self.mrope != prefill.mrope:
-            raise RuntimeError("the model switched between M-RoPE and plain positions")
-        self.position[slot] = prefill.position
-        self.write_at[slot] = prefill.length
-        self.token[slot, 0] = prefill.first[0]
-        self.stopped[slot] = torch.isin(prefill.first, self.eos).any()
-        self.live[slot] = True
-        return int(prefill.first[0])
-
-    def free(self, slot: int, prefill: _Prefill | None = None) -> None:
-        """The slot's page is done (or put back): the row stops and writes to block 0 from now on, and
-        its blocks go back to the pool (after its prefill, where one still runs)."""
-        if prefill is not None and prefill.event is not None:
-            torch.cuda.current_stream(self.device).wait_event(prefill.event)
-        self.live[slot] = False
-        self.stopped[slot] = True
-        self.write_at[slot] = 0
-        owned = self.owned[slot]
-        self.free_blocks.extend(reversed(owned))
-        self.table_host[slot, : len(owned)] = 0
-        owned.clear()
-        self.table_changed = True
-
-    def _pick(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.suppress.numel():
-            logits = logits.index_fill(1, self.suppress, torch.finfo(logits.dtype).min)
-        return torch.argmax(logits, dim=-1)
-
-    def _step_body(self) -> None:
-        """One decode step of the first ``rows_in_step`` rows, on the device alone: each row writes
-        its own block and position and attends to its own blocks."""
-        n = self.rows_in_step
-        token, position, write_at, stopped = self.token[:n], self.position[:n], self.write_at[:n], self.stopped[:n]
-        live, table = self.live[:n], self.table[:n]
-        block = table.gather(1, (write_at // _paged.BLOCK).view(-1, 1)).view(-1).long()
-        block = torch.where(live, block, torch.zeros_like(block))  # a free row writes to block 0
-        paged = SimpleNamespace(
-            attention=_paged,
-            block=block,
-            offset=write_at % _paged.BLOCK,
-            table=table,
-            lengths=torch.where(live, write_at + 1, torch.ones_like(write_at)).int(),
-            window_blocks=_paged.blocks_for(self.window),
-        )
-        if self.mrope:
-            position_ids = position.view(1, -1, 1).expand(3, -1, 1)
-        else:
-            position_ids = position.view(-1, 1)
-        logits = self.fused.logits(token, position_ids, None, self.cache, write_at, paged=paged)
-        chosen = self._pick(logits)
-        chosen = torch.where(stopped, torch.full_like(chosen, self.pad), chosen)
-        stopped |= torch.isin(chosen, self.eos)
-        self.next_token[:n].copy_(chosen)
-        token.copy_(chosen.view(-1, 1))
-        moving = (~stopped).long()  # a stopped or free row stays where it is: it needs no new block
-        position.add_(moving)
-        write_at.add_(moving).clamp_(max=self.cache_len - 1)
-
-    def step(self, index: int, reach: int, rows: int) -> None:
-        """One decode step of the first ``rows`` rows (at least), no row reaching past ``reach`` positions."""
-        self.window = min(self.cache_len, -(-reach // self.WINDOW_BUCKET) * self.WINDOW_BUCKET)
-        self.rows_in_step = min(self.slots, 1 << max(0, rows - 1).bit_length())
-        if not self.graphs:
-            self._step_body()
-        else:
-            key = (self.rows_in_step, self.window)
-            graph = self.graphs_by_window.get(key)
-            if graph is None:
-                graph = self.graphs_by_window[key] = self._capture()
-            graph.replay()
-        self.chunk[:, index].copy_(self.next_token)
-
-    def _buffers(self) -> tuple[torch.Tensor, ...]:
-        return (self.token, self.position, self.write_at, self.stopped, self.next_token)
-
-    def _capture(self) -> torch.cuda.CUDAGraph:
-        """Capture one step at the current window as a CUDA graph (warm-up on a side stream first,
-        buffers restored; the warm-up's cache writes land where the real steps write next, or in
-        block 0); all windows' graphs share one memory pool."""
-        saved = [t.clone() for t in self._buffers()]
-
-        def restore() -> None:
-            for target, value in zip(self._buffers(), saved, strict=True):
-                target.copy_(value)
-
-        if self.warmup_stream is None:  # one for every capture: each new stream would keep its own cached memory
-            self.warmup_stream = torch.cuda.Stream(self.device)
-        stream = self.warmup_stream
-        stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                restore()
-                self._step_body()
-        torch.cuda.current_stream(self.device).wait_stream(stream)
-        restore()
-        graph = torch.cuda.CUDAGraph()
-        pool = next(iter(self.graphs_by_window.values())).pool() if self.graphs_by_window else None
-        with torch.cuda.graph(graph, pool=pool):
-            self._step_body()
-        restore()
-        return graph
-
-
 def decode_kernels():
-    """The fused-step module (see ``_sibling``)."""
-    return _sibling("decode_kernels")
-
-
-def next_mrope_positions(base: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The M-RoPE position of each row's first new token: one past the highest position of its
-    real (unpadded) prompt tokens, from the model's own ``get_rope_index``.
-
-    Why not ``attention_mask.sum() + rope_deltas``: what ``rope_deltas`` is relative to changed
-    in transformers 5.3 (the padded row length before, the unpadded one after), so that sum is
-    wrong for left-padded rows under one of them; the positions themselves mean the same in both."""
-    import inspect
-
-    rope_index = base.get_rope_index
-    parameters = inspect.signature(rope_index).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    names = [n for n in ROPE_INDEX_INPUTS if n in inputs and (takes_any or n in parameters)]
-    positions, _deltas = rope_index(**{name: inputs[name] for name in names})
-    real = inputs["attention_mask"].to(positions.device).bool()
-    return positions.masked_fill(~real.unsqueeze(0), 0).amax(dim=(0, 2)) + 1
-
-
-def _further_reading(
-    first: list[int], first_reason: str, second: list[int], second_reason: str
-) -> tuple[list[int], str, str]:
-    """Of a looped reading and its retry, the one that reads further (the retry on a tie): its
-    tokens, its stop reason, and how the loop retry went ("recovered", "retry_looped", "first_kept")."""
-    if len(second) >= len(first):
-        return second, second_reason, "retry_looped" if second_reason == "repetition" else "recovered"
-    return first, first_reason, "first_kept"
-
-
-def _cut_at_eos(tokens: list[int], eos: tuple[int, ...]) -> tuple[list[int], str]:
-    for index, token in enumerate(tokens):
-        if token in eos:
-            return tokens[:index], "eos"
-    return tokens, "max_tokens"
-
-
-def select_rows(inputs: dict[str, Any], rows: list[int]) -> tuple[dict[str, Any], list[int]]:
-    """The inputs of some rows of a batch (one image per row: ``pixel_values`` holds each image's
-    patches in row order, ``image_grid_thw`` its grid), with padding columns no kept row needs
-    dropped; and the rows they are. Where the inputs cannot be split, all of them and all rows."""
-    input_ids = inputs["input_ids"]
-    batch, length = input_ids.shape
-    everything = (inputs, list(range(batch)))
-    if len(rows) == batch:
-        return everything
-    grid = inputs.get("image_grid_thw")
-    pixels = inputs.get("pixel_values")
-    spans = None
-    if grid is not None and pixels is not None:
-        sizes = grid.prod(dim=-1).tolist()
-        if len(sizes) != batch or sum(sizes) != pixels.shape[0]:
-            return everything
-        starts = [sum(sizes[:row]) for row in range(batch)]
-        spans = [(starts[row], starts[row] + sizes[row]) for row in rows]
-    mask = inputs.get("attention_mask")
-    keep_from = 0
-    if mask is not None:
-        used = mask[rows].bool().any(dim=0).nonzero()
-        keep_from = int(used[0]) if used.numel() else 0
-    index = torch.tensor(rows, device=input_ids.device)
-    chosen: dict[str, Any] = {}
-    for name, value in inputs.items():
-        if name == "pixel_values" and spans is not None:
-            chosen[name] = torch.cat([value[a:b] for a, b in spans])
-        elif name == "image_grid_thw" and spans is not None:
-            chosen[name] = value[index.to(value.device)]
-        elif isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == batch:
-            picked = value[index.to(value.device)]
-            if picked.dim() >= 2 and picked.shape[1] == length:
-                picked = picked[:, keep_from:]
-            chosen[name] = picked
-        elif isinstance(value, torch.Tensor):
-            return everything  # a batch-wide tensor of unknown layout: do not guess
-        else:
-            chosen[name] = value
-    return chosen, list(rows)
-
-
-def _prompt_forward(model: Any, inputs: dict[str, Any], device) -> tuple[dict[str, Any], Any, Any]:
-    """One page's prompt through the model into a cache of its own (logits of the last position
-    only): the inputs as sent, the outputs, the cache."""
-    from transformers import DynamicCache
-
-    inputs = _on_device(inputs, device)
-    if "attention_mask" not in inputs:
-        inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
-    base = getattr(model, "model", None)
-    if base is not None and hasattr(base, "rope_deltas"):
-        base.rope_deltas = None  # stale deltas from an earlier page must not leak in
-    cache = DynamicCache(config=model.config)
-    outputs = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    return inputs, outputs, cache
-
-
-def _on_device(inputs: dict[str, Any], device) -> dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    """The fused-step module, imported when first needed (its Triton pieces compile lazily too)."""
+    return importlib.import_module("ocr_studio.models.decode_kernels")
 
 
 def generate(
