@@ -174,8 +174,10 @@ class HotFolderPanel:
                 elem_id="hot-folder-formats",
             )
             with gr.Row():
-                start = gr.Button(static("watch.ui.start"), variant="primary", elem_id="hot-folder-start", scale=0)
-                stop = gr.Button(static("watch.ui.stop"), elem_id="hot-folder-stop", scale=0)
+                start = gr.Button(
+                    static("watch.ui.start"), variant="primary", elem_id="hot-folder-start", scale=0, min_width=200
+                )
+                stop = gr.Button(static("watch.ui.stop"), elem_id="hot-folder-stop", scale=0, min_width=140)
             self.status = gr.Markdown(static("watch.ui.off"), elem_id="hot-folder-status")
             self.timer = gr.Timer(STATUS_SECONDS, active=False)
         outputs = [self.status, self.timer]
