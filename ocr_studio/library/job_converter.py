@@ -65,19 +65,27 @@ class JobConverter:
         if document is None or not document.pages:
             raise HotFolderError(message("watch.error.no_pages", name=Path(path).name))
         named = dataclasses.replace(document, name=stem + Path(path).suffix)
-        written = export_document(
-            named,
-            out_folder,
-            self.formats,
-            page_image=job.page_image,
-            source_path=job.input_path(0),
-            jpeg_quality=self.settings.pdf_jpeg_quality,
-            isolate=isolated_call(self.settings),
-            clean=self.clean,
-        )
+        isolate = isolated_call(self.settings)  # the original is read in a page worker only
+        try:
+            written = export_document(
+                named,
+                out_folder,
+                self.formats,
+                page_image=job.page_image,
+                source_path=job.input_path(0),
+                jpeg_quality=self.settings.pdf_jpeg_quality,
+                isolate=isolate,
+                clean=self.clean,
+            )
+        finally:
+            close = getattr(isolate, "close", None)  # a worker kept for the export ends with it
+            if close is not None:
+                close()
         failures = job.page_errors[0] if job.page_errors else {}
         problems: list[Message | str] = [
             message("watch.error.page_failed", page=number, reason=Message.from_json(reason))
             for number, reason in sorted(failures.items())
         ]
+        # a format that could not be made (its .failed.txt says why) is a problem too, not a success
+        problems += [Message.from_json(reason) for reason in getattr(written, "failed", {}).values()]
         return Converted(written=written, problems=problems)
