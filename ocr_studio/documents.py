@@ -165,6 +165,14 @@ class Page:
         page.insert_image(page.rect, pixmap=pixmap)
         return wrapper
 
+    def set_upright(self, image: Image.Image) -> None:
+        """Make ``image``, this page turned upright by the engine that read it (a page scanned
+        sideways), the page's image until released: the job saves and shows that one."""
+        self._image = image
+        if self._wrapper is not None:
+            self._wrapper.close()
+            self._wrapper = None
+
     def release(self) -> None:
         """Drop the cached image and PDF wrapper (a job calls this once a page is done)."""
         self._image = None
@@ -239,6 +247,7 @@ class _PdfPage(Page):
                 pymupdf.TOOLS.mupdf_warnings(reset=True)
                 pixmap = page.get_pixmap(dpi=self.dpi, alpha=False)
                 image = Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
+                image.info["dpi"] = (self.dpi, self.dpi)  # a real resolution: the page's size is known
                 # MuPDF renders what it can of a damaged page and only warns; keep that for the job to show.
                 found = pymupdf.TOOLS.mupdf_warnings(reset=True)
                 self.warnings = list(self._document.warnings)

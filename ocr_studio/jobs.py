@@ -829,6 +829,8 @@ def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True)
             status = "interrupted"
             more = "core.jobs.missing_pages_more" if len(missing) > 3 else "core.jobs.missing_pages"
             reason = text(more, pages=missing[:3])
+        elif any(p.unread for result in documents for p in result.pages):
+            status = "pending"  # a page that could not be read is read again when the job runs, never served
     return Job(
         id=job_dir.name,
         dir=job_dir,
@@ -912,12 +914,13 @@ def _page_json(folder: Path, number: int) -> Path:
 
 
 def _page_done(folder: Path, number: int) -> bool:
-    """Whether page ``number`` is on disk and whole; a missing or damaged page file means do it again."""
+    """Whether page ``number`` is on disk and whole; a missing or damaged page file means do it again,
+    and so does a page the engine could not read (``unread``: e.g. Tesseract was missing then)."""
     try:
-        PageResult.from_dict(json.loads(_page_json(folder, number).read_text(encoding="utf-8")))
+        result = PageResult.from_dict(json.loads(_page_json(folder, number).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    return True
+    return not result.unread
 
 
 def _missing_pages(job_dir: Path, state: dict[str, Any]) -> list[str]:

@@ -444,9 +444,9 @@ def _serve(conn: Channel, settings: Settings, memory_mb: int) -> None:
             elif kind == "recognize":
                 _, number, engine_name, task, region = request
                 page = _page(document, number)
-                image = page.image
                 conn.send(("phase", "recognize"))
                 result = _recognize(engines, settings, engine_name, task, region, page, conn)
+                image = page.image  # after reading: an engine may have turned the page upright
                 conn.send(
                     ("ok", (image.mode, image.size, image.tobytes()), page.warnings, result.to_dict(messages=True))
                 )

@@ -151,6 +151,7 @@ def searchable_pdf(
                     page = out[position]
                     own = has_text_layer(source.pdf[copied[position]], result)  # type: ignore[index]
                     text = "own" if own else "layer"
+                    _turn_upright(page, result)
                 else:
                     page, text = _add_page(out, position, source, result, page_image, document_index, quality, dpi)
                 if text == "layer":
@@ -216,6 +217,7 @@ def _add_page(
             xdpi, ydpi = own_dpi or (dpi, dpi)
             page = out.new_page(at, width=width * 72 / xdpi, height=height * 72 / ydpi)
             page.insert_image(page.rect, stream=data)
+            _turn_upright(page, result)
             return page, "layer"
         except Exception as exc:
             log.warning("Searchable PDF: page %d of %s: %s; using the page image", number, source.path, exc)
@@ -228,6 +230,13 @@ def _add_page(
         return page, "layer"
     _visible_text(page, result)
     return page, "shown"
+
+
+def _turn_upright(page: pymupdf.Page, result: PageResult) -> None:
+    """Show the original page (a scan fed sideways) the way the engine read it: its content stays
+    as it is, its /Rotate turns it upright, so the text layer (in upright pixels) lies on its words."""
+    if result.rotation:
+        page.set_rotation((page.rotation + result.rotation) % 360)
 
 
 def _page_image(source: PageImageSource | None, document_index: int, number: int) -> Image.Image | None:

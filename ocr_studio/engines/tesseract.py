@@ -205,27 +205,115 @@ def language_problem(languages: str) -> str | None:
     )
 
 
-def recognize_image(image: Image.Image, languages: str, *, dpi: int, timeout: float = OCR_TIMEOUT_S) -> list[OcrWord]:
-    """The words Tesseract reads on ``image`` in its order, boxes in the image's pixels. Uses the
-    ``tesseract`` program where installed, else PyMuPDF's built-in Tesseract."""
+def recognize_image(
+    image: Image.Image, languages: str, *, dpi: int | None, timeout: float = OCR_TIMEOUT_S
+) -> list[OcrWord]:
+    """The words Tesseract reads on ``image`` in its order, boxes in the image's pixels. ``dpi`` is
+    the image's real resolution where known; None lets Tesseract estimate it from the letters, as
+    ``tesseract IMAGE`` does (a wrong resolution costs more than none). Uses the ``tesseract``
+    program where installed, else PyMuPDF's built-in Tesseract."""
     program = find_program()
     if program is not None:
         return _program_words(program, image, languages, dpi=dpi, timeout=timeout)
-    return _pymupdf_words(image, languages, dpi=dpi)
+    return _pymupdf_words(image, languages, dpi=dpi or DEFAULT_DPI)
 
 
-def _program_words(program: str, image: Image.Image, languages: str, *, dpi: int, timeout: float) -> list[OcrWord]:
+# What PyMuPDF's OCR is told when the image does not say its resolution.
+DEFAULT_DPI = 300
+# Rotations OSD is trusted for below this confidence are left alone: a page of few letters.
+_OSD_MIN_CONFIDENCE = 2.0
+# OSD looks at the page shrunk to this many pixels on its longer side.
+_OSD_SIDE = 3600
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """What Tesseract's OSD says of a page: ``rotate`` degrees clockwise turn it upright, and the
+    script most of its letters are in ("Latin", "Cyrillic"...), each with its confidence."""
+
+    rotate: int
+    confidence: float
+    script: str
+    script_confidence: float
+
+    @property
+    def turn(self) -> int:
+        """The clockwise turn worth making: ``rotate`` when OSD is sure of it, else 0."""
+        return self.rotate if self.confidence >= _OSD_MIN_CONFIDENCE else 0
+
+
+def osd_installed() -> bool:
+    folder = find_tessdata()
+    return folder is not None and (folder / "osd.traineddata").is_file()
+
+
+def detect_orientation(image: Image.Image, *, dpi: int | None, timeout: float = 60.0) -> Orientation | None:
+    """Tesseract's orientation and script detection (``--psm 0``) on ``image``; None where the
+    program or its ``osd`` data is missing, or the page has too few letters to tell."""
+    program = find_program()
+    if program is None or not osd_installed():
+        return None
+    scale = min(1.0, _OSD_SIDE / max(image.size))  # letters stay readable; OSD is then a second, not several
+    if scale < 1.0:
+        image = image.convert("L").resize((round(image.width * scale), round(image.height * scale)))
+        dpi = round(dpi * scale) if dpi else None
+    try:
+        done = _run(program, image, ["--psm", "0", "-l", "osd"], dpi=dpi, timeout=timeout, output=[])
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("OSD: %s", exc)
+        return None
+    return parse_osd(done.stdout.decode("utf-8", "replace"))
+
+
+def parse_osd(report: str) -> Orientation | None:
+    """``--psm 0``'s report ("Rotate: 90", "Orientation confidence: 12.3", "Script: Latin"...)."""
+    fields = dict(line.split(":", 1) for line in report.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    try:
+        return Orientation(
+            rotate=int(fields["Rotate"]) % 360,
+            confidence=float(fields.get("Orientation confidence", 0)),
+            script=fields.get("Script", ""),
+            script_confidence=float(fields.get("Script confidence", 0)),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _run(
+    program: str, image: Image.Image, options: list[str], *, dpi: int | None, timeout: float, output: list[str]
+) -> subprocess.CompletedProcess[bytes]:
+    """``tesseract`` on ``image`` as it is (colour kept: Tesseract's own binarisation reads it
+    best), with its resolution where known."""
+    if image.mode == "RGB" and _grey(image):
+        image = image.convert("L")  # the same pixels in a third of the bytes
     png = io.BytesIO()
-    image.convert("L").save(png, format="PNG")
-    command = [program, "stdin", "stdout", "-l", languages, "--dpi", str(max(70, min(int(dpi), 1200))), "--psm", "3"]
+    image.save(png, format="PNG", compress_level=1, **({"dpi": (dpi, dpi)} if dpi else {}))
+    command = [program, "stdin", "stdout", *options]
+    if dpi:
+        command += ["--dpi", str(max(70, min(int(dpi), 2400)))]
     tessdata = find_tessdata()
     if tessdata is not None:
         command[1:1] = ["--tessdata-dir", str(tessdata)]
     # One thread: pages are OCR'd one at a time and Tesseract's OpenMP threads mostly spin on small CPUs.
     env = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
-    done = subprocess.run(
-        [*command, "tsv"], input=png.getvalue(), capture_output=True, timeout=timeout, check=False, env=env
+    return subprocess.run(
+        [*command, *output], input=png.getvalue(), capture_output=True, timeout=timeout, check=False, env=env
     )
+
+
+def _grey(image: Image.Image) -> bool:
+    """Whether an RGB image is grey throughout (a scan stored as colour)."""
+    from PIL import ImageChops
+
+    red, green, blue = image.split()
+    return not ImageChops.difference(red, green).getbbox() and not ImageChops.difference(green, blue).getbbox()
+
+
+def _program_words(
+    program: str, image: Image.Image, languages: str, *, dpi: int | None, timeout: float
+) -> list[OcrWord]:
+    done = _run(program, image, ["-l", languages, "--psm", "3"], dpi=dpi, timeout=timeout, output=["tsv"])
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RuntimeError(f"Tesseract failed: {message[-1] if message else f'exit code {done.returncode}'}")

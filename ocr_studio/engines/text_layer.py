@@ -18,13 +18,14 @@ from .. import i18n
 from ..documents import MUPDF_LOCK
 from ..i18n import as_text, error_message
 from ..results import Block, PageResult
-from . import page_layout, pdf_tables, tesseract
+from . import page_layout, pdf_tables, scan_page, scan_tables, tesseract
 from .base import Engine, EngineInfo, RecognizeRequest, Task
 from .page_layout import PageFacts, Piece
 from .tesseract import NO_TESSERACT, find_tessdata, installed_languages
 
 if TYPE_CHECKING:
     import pymupdf
+    from PIL import Image
 
     from ..documents import Page
     from ..settings import Settings
@@ -101,6 +102,7 @@ class TextLayerEngine(Engine):
         except Exception as exc:  # a page problem is reported on the page, never raised
             log.warning("text-layer: %s page %s: %s", page.document_name, page.number, exc)
             result.warnings.append(i18n.text("core.text_layer.page_unreadable", detail=error_message(exc)))
+            result.unread = True  # read again next time, never served from the cache
             blocks = []
         result.blocks = blocks
         result.raw_text = "\n\n".join(b.text for b in blocks if b.text)
@@ -135,16 +137,21 @@ class TextLayerEngine(Engine):
                 repeated = _furniture_nearby(pdf_page)
         if pieces:
             facts = PageFacts(width, height, repeated=repeated, bold_body=_bold_body(pieces))
-        else:
-            pieces = self._ocr_pieces(page, result)
-            facts = PageFacts(width, height)
+            if region is not None:
+                pieces = [p for p in pieces if _inside(p.bbox, region)]
+            return page_layout.blocks(page_layout.page_order(pieces, height), facts)
+        pieces = self._ocr_pieces(page, result)
+        facts = PageFacts(result.width, result.height)  # the upright page's: OCR may have turned it
         if region is not None:
             pieces = [p for p in pieces if _inside(p.bbox, region)]
-        return page_layout.blocks(page_layout.page_order(pieces, height), facts)
+        return page_layout.blocks(page_layout.ocr_order(pieces, result.width, result.height), facts)
 
     def _ocr_pieces(self, page: Page, result: PageResult) -> list[Piece]:
+        """Tesseract's lines of the page read upright; the page turned upright where it was scanned
+        sideways (``result`` then has the upright size and the turn)."""
         if self.language_error:
             result.warnings.append(i18n.text("core.text_layer.wrong_languages", problem=self.language_error))
+            result.unread = True
             return []
         problem = tesseract.language_problem(self.language)
         languages = self.language
@@ -155,12 +162,33 @@ class TextLayerEngine(Engine):
             missing = tesseract.missing_languages(self.language)
             languages = "+".join(code for code in self.language.split("+") if code not in missing)
             if problem == NO_TESSERACT or not languages:
+                result.unread = True  # once Tesseract or the language is installed, the page is read
                 return []
-        words = tesseract.recognize_image(page.image, languages, dpi=page.dpi)
+        image = page.image
+        explicit = bool(tesseract.parse_languages(requested_languages(self.settings)))
+        reading = scan_page.read_scan(image, languages, explicit=explicit, dpi=_real_dpi(image))
+        if reading.rotation:
+            page.set_upright(reading.image)
+            result.rotation = reading.rotation
+            result.width, result.height = reading.image.size
+        result.warnings += reading.warnings
+        words = reading.words
         if not words:
             result.warnings.append(i18n.text("core.text_layer.tesseract_empty"))
         letter_boxes = all(w.letter_box for w in words)
-        return page_layout.ocr_pieces(((w.bbox, w.text, w.line) for w in words), letter_boxes=letter_boxes)
+        pieces = page_layout.ocr_pieces(((w.bbox, w.text, w.line) for w in words), letter_boxes=letter_boxes)
+        return scan_tables.with_tables(reading.image, pieces)  # ruled tables: their words into cells
+
+
+def _real_dpi(image: Image.Image) -> int | None:
+    """The image's own resolution where it states a plausible one (a rendered PDF page always does;
+    an image file may); None lets Tesseract estimate it from the letters."""
+    dpi = image.info.get("dpi")
+    try:
+        value = round(float(dpi[0])) if dpi else 0
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if 70 <= value <= 2400 else None
 
 
 def _text_flags() -> int:
