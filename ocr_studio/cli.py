@@ -206,8 +206,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .engines import engine_infos
     from .doctor import doctor_report
+    from .engines import engine_infos
 
     settings = settings_from(args)
     rows = list(doctor_report(settings))
