@@ -6,10 +6,15 @@ this file and installs the studio into it, with the PyTorch build that fits this
 CUDA build new enough for the NVIDIA GPU, from PyTorch's own index; CPU-only without one, or
 with ``--cpu``); later runs start in seconds (see ocr_studio/bootstrap.py). Then it starts
 ``python -m ocr_studio serve`` on a free local port (7860, else the next free one), waits until
-the page answers, opens the browser, and keeps running until you press Ctrl+C, close the window
-or press Stop in the small window of ``--window`` (what ``ocr-studio.pyw`` shows). The browser
-gets the studio's per-launch access token in the URL it opens (see SECURITY.md); it is handed to
-the server through its environment, never on a command line other users could read.
+the server says which port it holds, opens the browser, and keeps running until you press
+Ctrl+C, close the window or press Stop in the small window of ``--window`` (what
+``ocr-studio.pyw`` shows). The studio's per-launch access token is handed to the server through
+its environment, never on a command line other users could read; the server binds its port
+itself and writes the port into a file in a folder only this user can enter, so the token is
+never sent to whatever answers on a port (a program that took the port first gets nothing).
+The browser opens a one-time code made from the token (``ocr_studio/access_codes.py``), so
+the browser's history keeps no working credential; the token itself is printed for pasting
+into the studio's login form (see SECURITY.md).
 
 Uses only the standard library: it runs before anything is installed. It speaks English or
 Russian, as the CLI does (``OCR_STUDIO_LANGUAGE``, ``language`` in the config file, the locale:
@@ -24,13 +29,13 @@ import argparse
 import locale
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 TOKEN_ENVIRONMENT = "OCR_STUDIO_LAUNCH_TOKEN"  # read (and removed) by ocr_studio.ui.server
+READY_ENVIRONMENT = "OCR_STUDIO_LAUNCH_READY"  # where the server writes the port it holds (ocr_studio.ui.server)
 DEFAULT_PORT = 7860
 # What launch.py may have to say before the package (and its catalog) can be used: here, in both languages.
 BEFORE_THE_PACKAGE = {
@@ -85,27 +91,29 @@ def say(message: str) -> None:
         print(message, flush=True)
 
 
-def browser_url(host: str, port: int, token: str = "") -> str:
+def browser_url(host: str, port: int, code: str = "") -> str:
+    """The studio's address; with ``code`` (a one-time access code) the address that opens it."""
+    from ocr_studio.access_codes import PARAMETER
+
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    return f"http://{shown}:{port}/" + (f"?{PARAMETER}={code}" if code else "")
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float, stopped: threading.Event) -> bool:
-    """True once ``url`` answers; False if the server exits, ``timeout`` seconds pass or Stop is pressed."""
+def wait_for_port(ready: Path, process: subprocess.Popen, timeout: float, stopped: threading.Event) -> int | None:
+    """The port the server holds, once it answers and says so in ``ready``; None if it exits,
+    ``timeout`` seconds pass or Stop is pressed. Nothing is sent to any port meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stopped.is_set():
-        if process.poll() is not None:
-            return False
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status < 500:
-                    return True
-        except (urllib.error.URLError, OSError):
+            return int(ready.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
             pass
-        time.sleep(0.3)
-    return False
+        if process.poll() is not None:
+            return None
+        time.sleep(0.2)
+    return None
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -175,10 +183,10 @@ def run(
     args: argparse.Namespace,
     report: Callable[[str], None],
     stopped: threading.Event,
-    on_ready: Callable[[str], None] = lambda url: None,
+    on_ready: Callable[[Callable[[], str]], None] = lambda link: None,
 ) -> int:
     """Bootstrap, start the server, announce it once, and keep it until it exits or ``stopped`` is set."""
-    from ocr_studio import bootstrap, ports
+    from ocr_studio import access_codes, bootstrap, ports
     from ocr_studio.i18n import t
 
     try:
@@ -190,20 +198,20 @@ def run(
         return 0
     check = gpu_check(python)
 
-    port = ports.free_port(args.host, args.port)
-    if args.port and port != args.port:
-        report(ports.busy_message(args.port, port))
     token = secrets.token_urlsafe(32)
-    url = browser_url(args.host, port, token)
-    command = [python, "-m", "ocr_studio", "serve", "--host", args.host, "--port", str(port), "--no-browser"]
+    private = Path(tempfile.mkdtemp(prefix="ocr-studio-launch-"))  # only this user may enter it
+    ready = private / "port"
+    command = [python, "-m", "ocr_studio", "serve", "--host", args.host, "--port", str(args.port), "--no-browser"]
     environment = _server_environment()
     environment[TOKEN_ENVIRONMENT] = token
+    environment[READY_ENVIRONMENT] = str(ready)
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.stdout is None else 0  # pythonw: no console pops up
 
     report(t("launcher.launch.starting"))
     process = subprocess.Popen(command, cwd=HERE, env=environment, creationflags=flags)
     try:
-        if not wait_until_up(url, process, args.timeout, stopped):
+        port = wait_for_port(ready, process, args.timeout, stopped)
+        if port is None:
             if stopped.is_set():
                 return 0
             code = process.poll()
@@ -221,12 +229,19 @@ def run(
                 problem = ""
             if problem:
                 report(f"\n{problem}")
-        report("\n" + t("launcher.launch.running", url=url))
+        if args.port and port != args.port:
+            report(ports.busy_message(args.port, port))
+
+        def link() -> str:  # a fresh one-time code for every opening
+            return browser_url(args.host, port, access_codes.new_code(token))
+
+        report("\n" + t("launcher.launch.running", url=link()))
+        report(t("launcher.launch.token", token=token))
         how = t("launcher.launch.how_window" if args.window else "launcher.launch.how_console")
         report(t("launcher.launch.keep_open", how=how) + "\n")
-        on_ready(url)
+        on_ready(link)
         if not args.no_browser:
-            webbrowser.open(url)
+            webbrowser.open(link())
         while process.poll() is None and not stopped.wait(0.5):
             pass
         return 0 if stopped.is_set() else (process.returncode or 0)
@@ -237,6 +252,7 @@ def run(
         stop(process)
         if check is not None and check.poll() is None:
             check.kill()
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

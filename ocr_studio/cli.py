@@ -198,7 +198,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         _error(t("cli.error.ui_cannot_start", detail=str(exc)))
         return EXIT_FAILED
-    serve(settings, host=args.host or settings.host, port=args.port or settings.port, open_browser=not args.no_browser)
+    port = args.port if args.port is not None else settings.port  # 0: a port the system hands out
+    serve(settings, host=args.host or settings.host, port=port, open_browser=not args.no_browser)
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from .i18n import t
 
 Report = Callable[[str], None]
-Work = Callable[[Report, threading.Event, Callable[[str], None]], int]
+Work = Callable[[Report, threading.Event, Callable[..., None]], int]
 
 
 class LauncherWindow:
@@ -32,7 +32,7 @@ class LauncherWindow:
         self.tk = tk
         self.lines: queue.Queue[str] = queue.Queue()
         self.stopped = threading.Event()
-        self.url = ""
+        self.url: str | Callable[[], str] = ""
         self.result = 0
         self.root = tk.Tk()
         self.root.title("OCR Studio")
@@ -59,8 +59,8 @@ class LauncherWindow:
             self.result = 1
         self.lines.put("\x00done")
 
-    def _ready(self, url: str) -> None:
-        self.url = url
+    def _ready(self, url: str | Callable[[], str]) -> None:
+        self.url = url  # or what makes a fresh one-time link for every opening (launch.py)
         self.lines.put("\x00ready")
 
     def _poll(self) -> None:
@@ -89,7 +89,7 @@ class LauncherWindow:
 
     def open(self) -> None:
         if self.url:
-            webbrowser.open(self.url)
+            webbrowser.open(self.url() if callable(self.url) else self.url)
 
     def stop(self) -> None:
         """Stop the studio; the window closes once it is down."""

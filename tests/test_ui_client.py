@@ -185,7 +185,8 @@ def _non_loopback_address() -> str | None:
 def test_launcher_starts_the_server_on_a_free_port_and_stops_it(tmp_path: Path) -> None:
     """What a double-click runs (here with a Python that has the studio: used as it is, no .venv):
     launch.py says plainly that the port is taken, uses the next free one, waits until the page
-    answers, says once where it runs (with the per-launch token), and takes the server down with it."""
+    answers, says once where it runs (a one-time link made from the per-launch token), and takes the
+    server down with it."""
     repo = Path(__file__).resolve().parents[1]
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))
@@ -214,12 +215,13 @@ def test_launcher_starts_the_server_on_a_free_port_and_stops_it(tmp_path: Path) 
                     url = line.split(" at ", 1)[1].split()[0]
             assert url, "the launcher never said where the studio runs:\n" + "".join(lines)
             port = urllib.parse.urlsplit(url).port
-            assert port != taken and "token=" in url
+            assert port != taken and "?code=" in url
             assert f"Port {taken} is in use by another program" in "".join(lines)
             assert f"using port {port} instead" in "".join(lines)
             assert "first run" not in "".join(lines) and "Installing" not in "".join(lines)  # used as it is
-            with urllib.request.urlopen(url, timeout=10) as response:
-                assert response.status == 200
+            browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # keeps the session cookie
+            with browser.open(url, timeout=10) as response:
+                assert response.status == 200 and b"gradio" in response.read().lower()
             time.sleep(1)  # anything the server would print after it answers
         finally:
             process.send_signal(signal.SIGTERM)

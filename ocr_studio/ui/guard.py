@@ -9,12 +9,23 @@ files, the ``/studio`` media routes):
 - **Origin check.** A request that carries an ``Origin`` must come from the studio's own
   origin; a page elsewhere cannot read the API or post to it.
 - **Per-launch token.** Unless turned off (``require_token = false``, for scripts), every
-  request needs the token printed at launch: ``?token=`` in the URL once (the answer sets
-  a session cookie, ``SameSite=Strict``), the cookie, or ``Authorization: Bearer``.
-- **Response headers.** ``nosniff``, no framing (``X-Frame-Options`` and CSP
-  ``frame-ancestors``), no remote content or outside form targets (CSP), no referrer, and
-  ``Content-Disposition: attachment`` for any served file that is not a raster image, so an
-  uploaded HTML/SVG never runs on the studio's origin.
+  request needs the token printed at launch: ``Authorization: Bearer`` (scripts), or the
+  session cookie a browser gets for a one-time code the launcher opens (``?code=``, see
+  ``access_codes``), the token pasted into the login form (a POST: in no address), or
+  ``?token=``. That answer is a redirect to the studio's per-launch path (``/s-<random>/``)
+  with nothing secret in the URL, and the cookie's
+  ``Path`` is that path: cookies ignore ports, so a cookie for ``/`` would reach every other
+  server on 127.0.0.1; this one goes only where the random path is asked for, which no other
+  server is. The cookie counts only under that path.
+- **Response headers.** Only the headers named in ``RESPONSE_HEADERS`` leave the server
+  (a handler that echoes the request's ``Cookie`` or ``Authorization`` echoes nothing), and
+  none carrying the token but our own cookie; ``nosniff``, no framing (``X-Frame-Options``
+  and CSP ``frame-ancestors``), no remote content or outside form targets (CSP), no referrer.
+  Every answer that is a file, and every answer of a type a browser would run (HTML, SVG,
+  XML, scripts) from anywhere but the studio's own page and code, is a download
+  (``application/octet-stream``, ``Content-Disposition: attachment``) unless it is a raster
+  image: an uploaded or exported HTML/SVG never runs on the studio's origin, whatever route
+  or alias served it.
 """
 
 from __future__ import annotations
@@ -25,8 +36,9 @@ import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl, urlencode
 
+from .. import access_codes
 from ..i18n import DEFAULT_LANGUAGE, t
 from .language import cookies_of
 
@@ -41,8 +53,58 @@ Language = Callable[[dict[str, str], str | None], str]
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 TOKEN_PARAMETER = "token"
 # Raster images are the only files the browser may show inline; everything else downloads.
-INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/avif")
-FILE_ROUTES = ("/gradio_api/file=", "/file=", "/studio/")
+INLINE_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "image/gif",
+    "image/avif",
+    "image/x-icon",
+    "image/vnd.microsoft.icon",
+)
+# Routes that serve files (Gradio's aliases included); an answer with a Content-Disposition is a file too.
+FILE_ROUTES = (
+    "/gradio_api/file",
+    "/file",
+    "/studio/",
+    "/gradio_api/stream/",
+    "/stream/",
+    "/gradio_api/proxy=",
+    "/proxy=",
+)
+# The studio's own page and code: the only places HTML, scripts and styles are answered inline from.
+PAGE_ROUTES = ("/assets/", "/static/", "/svelte/", "/theme.css", "/gradio_api/theme.css")
+# Answers a browser never runs: the API's data.
+DATA_TYPES = ("application/json", "text/event-stream", "text/plain")
+# The only response headers that leave the server (plus SECURITY_HEADERS and our own cookie):
+# whatever else a handler sets (Gradio's range answers copy every request header, Cookie and
+# Authorization included) is dropped.
+RESPONSE_HEADERS = frozenset(
+    name.encode()
+    for name in (
+        "content-type",
+        "content-length",
+        "content-disposition",
+        "content-encoding",
+        "content-range",
+        "content-language",
+        "accept-ranges",
+        "transfer-encoding",
+        "cache-control",
+        "etag",
+        "last-modified",
+        "expires",
+        "vary",
+        "location",
+        "date",
+        "x-accel-buffering",
+    )
+)
+PREFIX_BYTES = 16  # the per-launch path: 128 random bits
+LOGIN_BODY_LIMIT = 4096  # the login form holds one token
+# With "no-referrer" a browser sends "Origin: null" with a form's POST, which the Origin check
+# refuses; the login page says "same-origin" (still nothing to other sites).
+LOGIN_REFERRER_POLICY = b"same-origin"
 # Public and data-free; browsers fetch the manifest and its icons without cookies.
 OPEN_ROUTES = ("/manifest.json", "/pwa_icon", "/favicon.ico", "/robots.txt")
 # Gradio's front end needs inline scripts and styles; everything else stays on this origin:
@@ -81,15 +143,17 @@ button{{font:inherit;padding:.3em 1em}}</style></head>
 <body><h1>OCR Studio</h1>
 <p>{message}</p>
 <p>{how}</p>
-<form method="get" action="/"><input name="token" autocomplete="off" aria-label="{token}">
+<form method="post" action="/"><input name="token" autocomplete="off" aria-label="{token}">
 <button type="submit">{open}</button></form>
 <p><small>{changes}</small></p>
 </body></html>"""
 
 
-def login_page(lang: str, wrong: bool) -> str:
-    """The page a browser without the token gets, in ``lang``: what to open, or where to paste it."""
-    message = t("ui.access.wrong_token" if wrong else "ui.access.needs_link", lang)
+def login_page(lang: str, wrong: bool, *, used: bool = False) -> str:
+    """The page a browser without the token gets, in ``lang``: what to open, or where to paste it
+    (the form posts it: a token typed into the page never becomes part of an address)."""
+    key = "ui.access.used_link" if used else "ui.access.wrong_token" if wrong else "ui.access.needs_link"
+    message = t(key, lang)
     return LOGIN_PAGE.format(
         lang=lang,
         title=html.escape(t("ui.access.title", lang)),
@@ -106,9 +170,18 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_prefix() -> str:
+    """A fresh per-launch path (``/s-<random>``) the session cookie is bound to."""
+    return "/s-" + secrets.token_urlsafe(PREFIX_BYTES)
+
+
 def cookie_name(port: int) -> str:
     """Cookies ignore ports: each studio on this machine gets its own cookie name."""
     return f"ocr_studio_{int(port)}"
+
+
+def _under(path: str, prefixes: Iterable[str]) -> bool:
+    return any(path.startswith(prefix) for prefix in prefixes)
 
 
 def host_name(value: str) -> str:
@@ -141,7 +214,14 @@ class Guard:
     """The ASGI middleware described in the module docstring."""
 
     def __init__(
-        self, app: ASGIApp, *, hosts: set[str], port: int, token: str | None, language: Language | None = None
+        self,
+        app: ASGIApp,
+        *,
+        hosts: set[str],
+        port: int,
+        token: str | None,
+        language: Language | None = None,
+        prefix: str | None = None,
     ):
         self.app = app
         self.language = language or (lambda cookies, accept: DEFAULT_LANGUAGE)
@@ -149,6 +229,9 @@ class Guard:
         self.port = int(port)
         self.token = token
         self.cookie = cookie_name(port)
+        # where the browser's session lives; none without a token (nothing to keep from other servers)
+        self.prefix = (prefix or new_prefix()).rstrip("/") if token is not None else ""
+        self.used_codes: set[str] = set()  # nonces of one-time codes already taken
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -165,12 +248,33 @@ class Guard:
             await self._refuse(scope, send, 403, t("ui.access.other_origin", lang))
             return
         path = str(scope.get("path", ""))
-        supplied, from_query = self._supplied_token(scope, headers)
-        valid = self.token is not None and hmac.compare_digest(supplied.encode(), self.token.encode())
-        if self.token is not None and not valid and not path.startswith(OPEN_ROUTES):
-            await self._unauthorised(scope, send, bool(supplied), lang)
+        if any(ord(character) < 32 or ord(character) == 127 for character in path):  # a NUL, a newline: no route
+            await self._refuse(scope, send, 400, t("ui.access.bad_path", lang))
             return
-        set_cookie = valid and from_query
+        inside = bool(self.prefix) and (path == self.prefix or path.startswith(self.prefix + "/"))
+        route = (path[len(self.prefix) :] or "/") if inside else path
+        if inside:  # the app sees its routes as usual and builds its links under the prefix
+            scope = {**scope, "root_path": str(scope.get("root_path", "")) + self.prefix}
+        elif self.token is not None and scope["type"] == "http" and path == "/":
+            if scope.get("method") == "POST":  # the login form
+                await self._login(scope, receive, send, lang)
+                return
+            code = _query_value(scope, access_codes.PARAMETER)
+            if code is not None and _query_value(scope, TOKEN_PARAMETER) is None:
+                await self._open_with_code(scope, send, code, lang)
+                return
+        supplied, from_query = self._supplied_token(scope, headers, inside)
+        valid = self.token is not None and hmac.compare_digest(supplied.encode(), self.token.encode())
+        if self.token is not None and not valid and not route.startswith(OPEN_ROUTES):
+            await self._unauthorised(scope, send, bool(supplied), lang, route)
+            return
+        if scope["type"] == "http" and self.token is not None:
+            if valid and from_query and scope.get("method") in ("GET", "HEAD"):
+                await self._enter(scope, send, route)  # the token leaves the URL; the cookie takes over
+                return
+            if path == self.prefix:
+                await self._redirect(scope, send, self.prefix + "/", _query_without_token(scope))
+                return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
@@ -178,42 +282,90 @@ class Guard:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = dict(message)
-                message["headers"] = self._response_headers(list(message.get("headers", [])), path, set_cookie)
+                message["headers"] = self._response_headers(list(message.get("headers", [])), route)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _supplied_token(self, scope: Scope, headers: dict[str, str]) -> tuple[str, bool]:
-        """The token the request carries, and whether it came in the URL (then a cookie is set)."""
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if query.get(TOKEN_PARAMETER):
-            return query[TOKEN_PARAMETER][0], True
+    def _supplied_token(self, scope: Scope, headers: dict[str, str], inside: bool) -> tuple[str, bool]:
+        """The token the request carries, and whether it came in the URL (then the browser is
+        sent on to the prefix with the cookie). The cookie counts only under the prefix."""
+        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+            if name == TOKEN_PARAMETER:
+                return value, True
         scheme, _, credentials = headers.get("authorization", "").partition(" ")
         if scheme.lower() in ("bearer", "token") and credentials.strip():
             return credentials.strip(), False
-        value = cookies_of(headers.get("cookie", "")).get(self.cookie)
+        value = cookies_of(headers.get("cookie", "")).get(self.cookie) if inside else None
         return (value, False) if value else ("", False)
 
-    def _response_headers(self, headers: list[tuple[bytes, bytes]], path: str, set_cookie: bool) -> list:
-        names = {name.lower() for name, _ in SECURITY_HEADERS}
-        kept = [(name, value) for name, value in headers if name.lower() not in names]
-        if path.startswith(FILE_ROUTES):
-            content_type = next((v for n, v in kept if n.lower() == b"content-type"), b"").decode("latin-1")
-            if content_type.split(";")[0].strip().lower() not in INLINE_TYPES:
-                disposition = next((v for n, v in kept if n.lower() == b"content-disposition"), b"")
-                if not disposition.lower().startswith(b"attachment"):  # keep an attachment's file name
-                    disposition = b"attachment"
-                kept = [(n, v) for n, v in kept if n.lower() not in (b"content-type", b"content-disposition")]
-                kept += [(b"content-type", b"application/octet-stream"), (b"content-disposition", disposition)]
-        kept += SECURITY_HEADERS
-        if set_cookie and self.token is not None:
-            cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-            kept.append((b"set-cookie", cookie.encode("latin-1")))
-        return kept
+    async def _login(self, scope: Scope, receive: Receive, send: Send, lang: str) -> None:
+        """The login form's POST: the right token enters the studio, anything else gets the form again."""
+        body, more = b"", True
+        while more and len(body) <= LOGIN_BODY_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            more = bool(message.get("more_body"))
+        fields = dict(parse_qsl(body[:LOGIN_BODY_LIMIT].decode("latin-1"), keep_blank_values=True))
+        supplied = fields.get(TOKEN_PARAMETER, "").strip()
+        if self.token is not None and hmac.compare_digest(supplied.encode("latin-1"), self.token.encode("latin-1")):
+            await self._enter(scope, send, "/")
+            return
+        await _respond(send, 401, login_page(lang, True).encode("utf-8"), b"text/html; charset=utf-8")
 
-    async def _unauthorised(self, scope: Scope, send: Send, wrong: bool, lang: str) -> None:
+    async def _open_with_code(self, scope: Scope, send: Send, code: str, lang: str) -> None:
+        """A one-time code from the launcher: the first use enters, any later one gets the form."""
+        nonce = access_codes.nonce_of(self.token or "", code)
+        if nonce is not None and nonce not in self.used_codes:
+            self.used_codes.add(nonce)
+            await self._enter(scope, send, "/")
+            return
+        page = login_page(lang, nonce is None, used=nonce is not None)
+        await _respond(send, 401, page.encode("utf-8"), b"text/html; charset=utf-8")
+
+    def session_cookie(self) -> str:
+        """The ``Set-Cookie`` value: the token, sent back only to the per-launch path."""
+        return f"{self.cookie}={self.token}; Path={self.prefix}; HttpOnly; SameSite=Strict"
+
+    async def _enter(self, scope: Scope, send: Send, route: str) -> None:
+        """``?token=`` answered with a redirect to the same page under the prefix, without the
+        token, and the session cookie: the token is in no address the browser keeps."""
+        target = self.prefix + (route if route.startswith("/") else "/" + route)
+        await self._redirect(scope, send, target, _query_without_token(scope), self.session_cookie())
+
+    async def _redirect(self, scope: Scope, send: Send, target: str, query: str, cookie: str | None = None) -> None:
+        location = target + (f"?{query}" if query else "")
+        headers = [
+            (b"location", location.encode("latin-1")),
+            (b"content-length", b"0"),
+            (b"cache-control", b"no-store"),
+            *SECURITY_HEADERS,
+        ]
+        if cookie:
+            headers.append((b"set-cookie", cookie.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 303, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _response_headers(self, headers: list[tuple[bytes, bytes]], route: str) -> list:
+        secret = self.token.encode("latin-1") if self.token else None
+        kept = [
+            (name, value)
+            for name, value in headers
+            if name.lower() in RESPONSE_HEADERS and not (secret and secret in value)
+        ]
+        if not _inline(route, kept):
+            disposition = next((v for n, v in kept if n.lower() == b"content-disposition"), b"")
+            if not disposition.lower().startswith(b"attachment"):  # keep an attachment's file name
+                disposition = b"attachment"
+            kept = [(n, v) for n, v in kept if n.lower() not in (b"content-type", b"content-disposition")]
+            kept += [(b"content-type", b"application/octet-stream"), (b"content-disposition", disposition)]
+        return kept + SECURITY_HEADERS
+
+    async def _unauthorised(self, scope: Scope, send: Send, wrong: bool, lang: str, route: str) -> None:
         """The front page gets a small page that explains; everything else a bare 401."""
-        wants_page = scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and scope.get("path") == "/"
+        wants_page = scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and route == "/"
         if not wants_page:
             await self._refuse(scope, send, 401, t("ui.access.token_needed", lang))
             return
@@ -227,9 +379,34 @@ class Guard:
         await _respond(send, status, reason.encode("utf-8"), b"text/plain; charset=utf-8")
 
 
+def _inline(route: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether an answer may be shown in the browser: a raster image; else not a file and either
+    data (JSON, events, plain text) or the studio's own page and code."""
+    found = {name.lower(): value for name, value in headers}
+    kind = found.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+    if kind in INLINE_TYPES:
+        return True
+    if b"content-disposition" in found or _under(route, FILE_ROUTES):
+        return False
+    return kind in DATA_TYPES or route == "/" or _under(route, PAGE_ROUTES) or not kind
+
+
+def _query_value(scope: Scope, name: str) -> str | None:
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return next((value for key, value in pairs if key == name), None)
+
+
+def _query_without_token(scope: Scope) -> str:
+    """The query without the credentials a browser might have come with."""
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return urlencode([(key, value) for key, value in pairs if key not in (TOKEN_PARAMETER, access_codes.PARAMETER)])
+
+
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]
     headers.append((b"cache-control", b"no-store"))
+    if content_type.startswith(b"text/html"):  # the login page: its form's POST must carry our Origin
+        headers = [(n, LOGIN_REFERRER_POLICY if n == b"referrer-policy" else v) for n, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

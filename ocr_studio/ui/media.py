@@ -11,6 +11,7 @@ the Gradio app, behind the same Host/token checks."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -20,11 +21,11 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
 
 from ..i18n import error_text, t
-from ..jobs import Job, JobError
+from ..jobs import JOB_ID, Job, JobError
 from . import job_names
 from .viewer import MEDIA_PREFIX
 
-PREFIX = MEDIA_PREFIX
+PREFIX = "/" + MEDIA_PREFIX  # the pages link to these routes relative to their own path
 VIEW_QUALITY = 80  # WebP quality of the page image: crisp text at a fraction of the PNG's size
 THUMB_WIDTH = 120
 CACHE = "private, max-age=86400"  # URLs carry the page file's mtime, so a redone page gets a new one
@@ -87,6 +88,8 @@ def router(studio: Any) -> APIRouter:
     routes = APIRouter(prefix=PREFIX)
 
     def job_or_404(job_id: str) -> Job:
+        if not re.fullmatch(JOB_ID, job_id):  # checked before any path is made from it (a NUL, "..", junk)
+            raise HTTPException(status_code=404, detail=t("ui.media.no_job"))
         try:
             return studio.job(job_id)
         except JobError:
