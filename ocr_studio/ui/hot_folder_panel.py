@@ -181,8 +181,10 @@ class HotFolderPanel:
             self.status = gr.Markdown(static("watch.ui.off"), elem_id="hot-folder-status")
             self.timer = gr.Timer(STATUS_SECONDS, active=False)
         outputs = [self.status, self.timer]
-        start.click(self.start, [in_dir, out_dir, formats, *inputs], outputs, api_name="hot_folder_start", **free)
-        stop.click(self.stop, None, outputs, api_name="hot_folder_stop", **free)
+        # not in the studio's API: reading and writing folders of the user's choosing is for the person
+        # at the page (the CLI's `watch` is the scriptable way)
+        start.click(self.start, [in_dir, out_dir, formats, *inputs], outputs, api_visibility="private", **free)
+        stop.click(self.stop, None, outputs, api_visibility="private", **free)
         self.timer.tick(self.refresh, None, outputs, api_visibility="private", **free)
         app.load(self.refresh, None, outputs, api_visibility="private", **free)  # a tab opened while it runs
         return self
