@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from ocr_studio.documents import Page, open_document
 from ocr_studio.engines import scan_page, scripts, tesseract
@@ -209,3 +209,41 @@ def test_an_image_file_is_read_at_its_own_resolution(tmp_path: Path, monkeypatch
         with open_document(path) as document:
             TextLayerEngine(Settings()).recognize([document.page(1)], RecognizeRequest(Task.TEXT))
     assert seen == [300, None]  # never the studio's rendering DPI for an image that does not say it
+
+
+@needs_osd
+def test_a_job_saves_and_shows_the_page_upright(upright: PageResult, tmp_path: Path) -> None:
+    """Through a job (the page worker reads it): the page image the reader shows is the upright one,
+    the page's JSON says how it was turned, and its boxes fall on the words of that image."""
+    source = tmp_path / "sideways.png"
+    linn(TOP).rotate(270, expand=True).save(source, dpi=(300, 300))
+    settings = load_settings(config_path=tmp_path / "none.toml", environ={}, overrides={"workspace": str(tmp_path)})
+    engine = TextLayerEngine(settings)
+    job = run_job(
+        JobStore(settings.workspace).create(JobSpec([source], "text-layer", Task.TEXT), engine, settings),
+        engine,
+        settings,
+    )
+    [page] = job.documents[0].pages
+    saved = json.loads((job.dir / job.inputs[0].folder / "page-0001.json").read_text(encoding="utf-8"))
+    assert saved["rotation"] == 270 and page.rotation == 270
+    image = job.page_image(0, 1)
+    assert image.size == (page.width, page.height) == (TOP[2] - TOP[0], TOP[3] - TOP[1])
+    assert ImageChops.difference(image.convert("L"), linn(TOP).convert("L")).getbbox() is None  # the upright page
+    assert word_box(page, "TRANSPOSED") == pytest.approx(word_box(upright, "TRANSPOSED"), abs=3)
+
+
+def test_each_page_is_read_in_the_languages_of_its_script_unless_the_user_narrowed_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    latin = tesseract.Orientation(rotate=0, confidence=30.0, script="Latin", script_confidence=2.9)
+    cyrillic = tesseract.Orientation(rotate=0, confidence=30.0, script="Cyrillic", script_confidence=2.5)
+    unsure = tesseract.Orientation(rotate=0, confidence=30.0, script="Latin", script_confidence=0.3)
+    assert scan_page.page_languages("eng+rus", latin) == "eng"
+    assert scan_page.page_languages("eng+rus", cyrillic) == "rus+eng"  # the page's script first
+    assert scan_page.page_languages("eng+rus", unsure) == scan_page.page_languages("eng+rus", None) == "eng+rus"
+    monkeypatch.setattr(tesseract, "installed_languages", lambda: ["eng", "rus"])
+    # "auto", or every language auto reads (the studio's picker as it starts): each page its own
+    for choice in ("", "auto", "eng+rus", "rus+eng"):
+        assert not TextLayerEngine(Settings(ocr_languages=choice))._explicit()
+    assert TextLayerEngine(Settings(ocr_languages="eng"))._explicit()  # the user's narrower choice wins

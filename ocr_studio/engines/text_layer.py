@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 NAME = "text-layer"
 # Bumped whenever the same page would come out differently, so cached results are not reused.
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 # Pictures larger than this share of the page are the page itself (a scan), not a figure.
 _MAX_PICTURE_SHARE = 0.8
 _MIN_PICTURE_PIXELS = 24
@@ -165,8 +165,7 @@ class TextLayerEngine(Engine):
                 result.unread = True  # once Tesseract or the language is installed, the page is read
                 return []
         image = page.image
-        explicit = bool(tesseract.parse_languages(requested_languages(self.settings)))
-        reading = scan_page.read_scan(image, languages, explicit=explicit, dpi=_real_dpi(image))
+        reading = scan_page.read_scan(image, languages, explicit=self._explicit(), dpi=_real_dpi(image))
         if reading.rotation:
             page.set_upright(reading.image)
             result.rotation = reading.rotation
@@ -178,6 +177,12 @@ class TextLayerEngine(Engine):
         letter_boxes = all(w.letter_box for w in words)
         pieces = page_layout.ocr_pieces(((w.bbox, w.text, w.line) for w in words), letter_boxes=letter_boxes)
         return scan_tables.with_tables(reading.image, pieces)  # ruled tables: their words into cells
+
+    def _explicit(self) -> bool:
+        """Whether the user narrowed the languages: a choice of every language "auto" reads (the
+        studio's picker as it starts) still lets each page be read in its own script's."""
+        chosen = tesseract.parse_languages(requested_languages(self.settings))
+        return bool(chosen) and set(chosen) != set(tesseract.default_languages().split("+"))
 
 
 def _real_dpi(image: Image.Image) -> int | None:
