@@ -14,7 +14,8 @@ Sets (see benchmarks/real_pages/README.md for where each comes from and its lice
 
 For each page: CER (character error rate, whitespace normalised) of the engine's plain text and of
 ``tesseract IMAGE stdout -l LANG`` (the page's language), order (share of neighbouring ground-truth
-lines found in the same order in the output), and seconds per page (wall clock).
+lines found in the same order in the output), and seconds per page (wall clock, and CPU: this process and
+Tesseract's, comparable on a busy machine).
 
     python benchmarks/bench_real_pages.py [--scribe DIR] [--pages multicol_01,...] [--json out.json]
 
@@ -30,6 +31,7 @@ import html
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -112,23 +114,32 @@ class Row:
     order_tesseract: float
     seconds_engine: float
     seconds_tesseract: float
+    cpu_engine: float = 0.0
+    cpu_tesseract: float = 0.0
     rotation: int = 0
 
 
-def plain_tesseract(image: Path, language: str) -> tuple[str, float]:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and of the programs it ran (Tesseract): comparable on a busy machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def plain_tesseract(image: Path, language: str) -> tuple[str, float, float]:
+    start, cpu = time.perf_counter(), cpu_seconds()
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
     done = subprocess.run(["tesseract", str(image), "stdout", "-l", language], capture_output=True, env=env, check=True)
-    return done.stdout.decode("utf-8", "replace"), time.perf_counter() - start
+    return done.stdout.decode("utf-8", "replace"), time.perf_counter() - start, cpu_seconds() - cpu
 
 
-def engine_text(image: Path) -> tuple[str, float, int]:
-    """The engine's plain text with its default settings (languages "auto"), seconds, rotation."""
+def engine_text(image: Path) -> tuple[str, float, float, int]:
+    """The engine's plain text with its default settings (languages "auto"): text, seconds, CPU
+    seconds, rotation."""
     engine = TextLayerEngine(Settings())
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     with open_document(image) as document:
         [result] = engine.recognize([document.page(1)], RecognizeRequest(Task.TEXT))
-    return result.text(), time.perf_counter() - start, int(getattr(result, "rotation", 0))
+    return result.text(), time.perf_counter() - start, cpu_seconds() - cpu, int(getattr(result, "rotation", 0))
 
 
 def pages(scribe: Path | None, wanted: list[str]) -> list[tuple[str, Path, list[str], str]]:
@@ -165,14 +176,17 @@ def main() -> None:
     args = parser.parse_args()
     only = {p for p in args.only.split(",") if p}
     rows = []
-    print("| page | chars | CER engine | CER tesseract | order engine | order tesseract | s engine | s tesseract |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| page | chars | CER engine | CER tesseract | order engine | order tesseract | s engine | s tesseract "
+        "| CPU s engine | CPU s tesseract |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, image, lines, language in pages(args.scribe, [p for p in args.pages.split(",") if p]):
         if only and name not in only:
             continue
         truth = "\n".join(lines)
-        ours, ours_s, rotation = engine_text(image)
-        plain, plain_s = plain_tesseract(image, language)
+        ours, ours_s, ours_cpu, rotation = engine_text(image)
+        plain, plain_s, plain_cpu = plain_tesseract(image, language)
         row = Row(
             name,
             language,
@@ -183,12 +197,15 @@ def main() -> None:
             order_agreement(plain, lines),
             ours_s,
             plain_s,
+            ours_cpu,
+            plain_cpu,
             rotation,
         )
         rows.append(row)
         print(
             f"| {row.page} | {row.chars} | {row.cer_engine:.2%} | {row.cer_tesseract:.2%} | {row.order_engine:.2f} "
-            f"| {row.order_tesseract:.2f} | {row.seconds_engine:.1f} | {row.seconds_tesseract:.1f} |",
+            f"| {row.order_tesseract:.2f} | {row.seconds_engine:.1f} | {row.seconds_tesseract:.1f} "
+            f"| {row.cpu_engine:.1f} | {row.cpu_tesseract:.1f} |",
             flush=True,
         )
     if args.json:
