@@ -321,14 +321,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     from .page_worker import isolated_call
 
-    export_outcomes(
-        outcomes,
-        out_dir,
-        formats,
-        clean=args.clean,
-        jpeg_quality=settings.pdf_jpeg_quality,
-        isolate=isolated_call(settings),
-    )
+    with isolated_call(settings) as isolate:  # one page worker reads every original, then ends
+        export_outcomes(
+            outcomes,
+            out_dir,
+            formats,
+            clean=args.clean,
+            jpeg_quality=settings.pdf_jpeg_quality,
+            isolate=isolate,
+        )
     print_summary(outcomes, out_dir)
     return EXIT_OK if outcomes and all(o.error is None and not _page_failures(o) for o in outcomes) else EXIT_FAILED
 
@@ -453,7 +454,7 @@ def export_outcomes(
     """Each converted document (or what was finished of it) as ``OUT/<stem>.<format>``;
     inputs sharing a stem become ``report``, ``report-2``...; ``zip`` bundles them all.
     ``isolate`` (``page_worker.isolated_call``) reads original files for the searchable PDF."""
-    from .exporters import FORMATS, ExportError, document_folder_names, export_document, export_job_zip
+    from .exporters import FORMATS, ExportError, document_folder_names, export_document, export_job
 
     ready = [o for o in outcomes if o.document is not None and o.document.pages]
     if not ready:
@@ -471,24 +472,37 @@ def export_outcomes(
             file_stems[index] = stem
     docs, file_docs = _renamed(named, stems, ready), _renamed(named, file_stems, ready)
     file_formats = [f for f in formats if f != "zip"]
-    try:
-        for outcome, doc in zip(ready, file_docs, strict=True):
-            if file_formats:
-                outcome.written += export_document(
-                    doc,
-                    out_dir / outcome.folder,
-                    file_formats,
-                    page_image=outcome.job.page_image,
-                    source_path=outcome.job.input_path(0),  # type: ignore[union-attr]
-                    jpeg_quality=jpeg_quality,
-                    isolate=isolate,
-                    clean=clean,  # type: ignore[union-attr]
-                )
-        if "zip" in formats:
-            jobs = [o.job for o in ready]
-            zip_path = export_job_zip(
+
+    def failed(outcome: Outcome, exc: BaseException) -> None:
+        detail = i18n.error_message(exc)
+        outcome.error = outcome.error or text("cli.convert.export_failed", folder=str(out_dir), detail=detail)
+
+    for outcome, doc in zip(ready, file_docs, strict=True):  # one document's failure is its own
+        if not file_formats:
+            break
+        try:
+            written = export_document(
+                doc,
+                out_dir / outcome.folder,
+                file_formats,
+                page_image=outcome.job.page_image,  # type: ignore[union-attr]
+                source_path=outcome.job.input_path(0),  # type: ignore[union-attr]
+                jpeg_quality=jpeg_quality,
+                isolate=isolate,
+                clean=clean,
+            )
+        except (ExportError, OSError) as exc:
+            failed(outcome, exc)
+            continue
+        outcome.written += written
+        if written.failed:  # its other formats are written; a note says why in each one's place
+            outcome.error = outcome.error or next(iter(written.failed.values()))
+    if "zip" in formats:
+        jobs = [o.job for o in ready]
+        try:
+            made = export_job(
                 docs,
-                out_dir / ZIP_NAME,
+                zip_path=out_dir / ZIP_NAME,
                 page_image=functools.partial(_first_document_page, jobs),  # picklable: it may go to the worker
                 clean=clean,
                 formats=file_formats or FORMATS,
@@ -496,12 +510,14 @@ def export_outcomes(
                 jpeg_quality=jpeg_quality,
                 isolate=isolate,
             )
+        except (ExportError, OSError) as exc:
             for outcome in ready:
-                outcome.written.append(zip_path)
-    except (ExportError, OSError) as exc:
-        for outcome in ready:
-            detail = i18n.error_message(exc)
-            outcome.error = outcome.error or text("cli.convert.export_failed", folder=str(out_dir), detail=detail)
+                failed(outcome, exc)
+            return
+        for index, outcome in enumerate(ready):
+            outcome.written.append(made.zip)  # type: ignore[arg-type]
+            if index in made.failed:
+                outcome.error = outcome.error or next(iter(made.failed[index].values()))
 
 
 def _renamed(docs: list[DocumentResult], stems: list[str], outcomes: list[Outcome]) -> list[DocumentResult]:

@@ -9,6 +9,11 @@ The JSON export is always complete (page furniture included, raw engine output k
 is the lossless format. ``clean=True`` drops page headers/footers from the reading views.
 The searchable PDF (``searchable_pdf.py``) is built from the original file when the caller
 passes it (``source_path``), else from the page images; Word comes from ``word.py``.
+
+One bad file never costs the others: each format of each document is made on its own, and one
+that fails leaves ``<file>.failed.txt`` in its place saying why (``Written.failed``,
+``JobExport.failed`` tell the caller); documents without pages are skipped. Exports are private
+to their owner (0600), like the job files they come from.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ import threading
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .book import BOOK_FORMATS, book_file
-from .i18n import LocalizedError, message
+from .i18n import LocalizedError, as_text, error_message, message, t
 from .results import DocumentResult, ImageRef, PageResult
 
 if TYPE_CHECKING:
@@ -90,8 +96,25 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+EXPORT_MODE = 0o600  # an export holds the document's text: its owner's alone, like the job files
+FOLDER_MODE = 0o700
+
+
+def private_folder(path: Path) -> Path:
+    """``path`` as a folder only its owner can enter (made if missing; an existing one of ours
+    loses group and other access), so not even the names of the exports show to other users."""
+    path = Path(path)
+    path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    if os.name == "posix":
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(path, info.st_mode & 0o700)
+    return path
+
+
 def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``;
+    the file is its owner's alone (``EXPORT_MODE``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -99,7 +122,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would surprise whoever opens the export
+        os.chmod(tmp, EXPORT_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -153,7 +176,11 @@ class PictureCrops(ImageRef):
                 if box is None:
                     continue
                 buffer = io.BytesIO()
-                image.crop(box).save(buffer, format="PNG")
+                try:
+                    image.crop(box).save(buffer, format="PNG")
+                except Exception as exc:  # a crop that cannot be encoded costs that picture, not the export
+                    log.warning("Picture %d of page %d not cropped: %s", index, page.page_number, exc)
+                    continue
                 self.files[super().__call__(page, index)] = buffer.getvalue()  # type: ignore[index]
 
     @staticmethod
@@ -196,6 +223,18 @@ def render(doc: DocumentResult, fmt: str, *, clean: bool = False, image_ref: Ima
     raise ExportError(message("core.export.unknown_format", format=repr(fmt), choices=", ".join(FORMATS)))
 
 
+FAILED_SUFFIX = ".failed.txt"  # in place of a file that could not be made: says why
+
+
+@dataclass
+class _Built:
+    """One document's export in memory: its files by path relative to its folder, and the
+    formats that could not be made, each with why (``i18n.Text``)."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
 def _document_files(
     doc: DocumentResult,
     stem: str,
@@ -208,31 +247,50 @@ def _document_files(
     source_path: Path | None = None,
     jpeg_quality: int | None = None,
     isolate: IsolatedCall | None = None,
-) -> dict[str, bytes]:
-    """Every file of one document's export, by path relative to its folder."""
+) -> _Built:
+    """Every file of one document's export, by path relative to its folder. Each format is made
+    on its own: one that fails (a hostile page image, a codec's limit, a bug) is replaced by
+    ``<stem>.<format>.failed.txt`` saying why, and the other formats are made as usual."""
     chosen = _check_formats(formats)
-    crops = (
-        PictureCrops(doc, document_index, page_image, images_folder)
-        if any(f in ("md", "html", "docx", *BOOK_FORMATS) for f in chosen)
-        else None
-    )
-    files: dict[str, bytes] = {}
+    built = _Built()
+    crops: PictureCrops | None = None
+    if any(f in ("md", "html", "docx", *BOOK_FORMATS) for f in chosen):
+        try:
+            crops = PictureCrops(doc, document_index, page_image, images_folder)
+        except Exception as exc:  # the pictures are lost, the text is not
+            log.warning("Pictures of %s not cropped: %s", doc.name, exc)
+            crops = PictureCrops(doc, document_index, None, images_folder)
     for fmt in chosen:
-        if fmt == "pdf":
-            files[f"{stem}.pdf"] = _searchable_pdf(doc, source_path, page_image, document_index, jpeg_quality, isolate)
-        elif fmt == "docx":
-            from .word import word_document
+        try:
+            if fmt == "pdf":
+                data = _searchable_pdf(doc, source_path, page_image, document_index, jpeg_quality, isolate)
+            elif fmt == "docx":
+                from .word import word_document
 
-            assert crops is not None
-            files[f"{stem}.docx"] = word_document(doc, picture=crops.picture, clean=clean)
-        elif fmt in BOOK_FORMATS:
-            assert crops is not None
-            files[f"{stem}.{fmt}"] = book_file(fmt, [doc], [crops.picture], clean=clean)
-        else:
-            files[f"{stem}.{fmt}"] = render(doc, fmt, clean=clean, image_ref=crops).encode("utf-8")
+                assert crops is not None
+                data = word_document(doc, picture=crops.picture, clean=clean)
+            elif fmt in BOOK_FORMATS:
+                assert crops is not None
+                data = book_file(fmt, [doc], [crops.picture], clean=clean)
+            else:
+                data = render(doc, fmt, clean=clean, image_ref=crops).encode("utf-8")
+        except Exception as exc:
+            log.warning("The %s of %s could not be made: %s", fmt, doc.name, exc, exc_info=not isinstance(exc, OSError))
+            reason = as_text(
+                message(
+                    "files.export.format_failed",
+                    name=doc.name,
+                    format=message(f"core.format.{fmt}"),
+                    detail=error_message(exc),
+                )
+            )
+            built.failed[fmt] = reason
+            built.files[f"{stem}.{fmt}{FAILED_SUFFIX}"] = (t("files.export.failed_note", reason=reason) + "\n").encode()
+            continue
+        built.files[f"{stem}.{fmt}"] = data
     if crops is not None and any(f in ("md", "html") for f in chosen):
-        files.update(crops.files)
-    return files
+        built.files.update(crops.files)
+    return built
 
 
 _PDF_CACHE: OrderedDict[tuple, bytes] = OrderedDict()
@@ -298,6 +356,15 @@ def _build_searchable_pdf(
         return searchable_pdf(doc, source_path=None, **arguments)
 
 
+class Written(list[Path]):
+    """The paths ``export_document`` wrote, and the formats it could not make (``failed``: format
+    -> why); a ``<stem>.<format>.failed.txt`` saying why stands in each one's place."""
+
+    def __init__(self, paths: Sequence[Path] = (), failed: dict[str, str] | None = None):
+        super().__init__(paths)
+        self.failed: dict[str, str] = dict(failed or {})
+
+
 def export_document(
     doc: DocumentResult,
     out_dir: Path,
@@ -310,9 +377,11 @@ def export_document(
     source_path: Path | None = None,
     jpeg_quality: int | None = None,
     isolate: IsolatedCall | None = None,
-) -> list[Path]:
+) -> Written:
     """Write ``doc`` into ``out_dir`` as ``<stem>.<format>`` for each format, plus its picture
-    crops in ``<stem>_images/`` (or ``images_folder``); returns the paths written.
+    crops in ``<stem>_images/`` (or ``images_folder``); returns the paths written, with the
+    formats that could not be made in ``.failed`` (their ``.failed.txt`` notes are among the paths).
+    A document without pages writes nothing.
 
     ``page_image(document_index, page_number)`` supplies page images for the crops (a job's
     ``Job.page_image``); without it pictures are left out of the Markdown, HTML and Word.
@@ -323,7 +392,10 @@ def export_document(
     out_dir = Path(out_dir)
     stem = safe_stem(doc.name)
     folder = _safe_relative_folder(images_folder) if images_folder is not None else f"{stem}_images"
-    files = _document_files(
+    _check_formats(formats)
+    if not doc.pages:
+        return Written()
+    built = _document_files(
         doc,
         stem,
         formats,
@@ -335,7 +407,11 @@ def export_document(
         jpeg_quality=jpeg_quality,
         isolate=isolate,
     )
-    root = out_dir.resolve()
+    return Written(_write_files(out_dir, built.files), built.failed)
+
+
+def _write_files(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
+    root = Path(out_dir).resolve()
     written = []
     for relative, data in files.items():
         target = (root / relative).resolve()
@@ -365,6 +441,92 @@ def document_folder_names(docs: Sequence[DocumentResult]) -> list[str]:
     return names
 
 
+@dataclass
+class JobExport:
+    """What ``export_job`` made: per document index, its files by format (a failed format maps to
+    its ``.failed.txt`` note), the zip, and per document index the formats that failed, with why."""
+
+    documents: dict[int, dict[str, Path]] = field(default_factory=dict)
+    zip: Path | None = None
+    failed: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+def export_job(
+    docs: Sequence[DocumentResult],
+    *,
+    out_dir: Path | None = None,
+    zip_path: Path | None = None,
+    page_image: PageImageSource | None = None,
+    clean: bool = False,
+    formats: Sequence[str] = FORMATS,
+    input_path: InputPathSource | None = None,
+    jpeg_quality: int | None = None,
+    isolate: IsolatedCall | None = None,
+) -> JobExport:
+    """A job's downloads in one pass: each document with pages is made once, written to its own
+    folder ``out_dir/<name>/`` (when ``out_dir`` is given: ``<stem>.<format>`` and ``images/``) and
+    into the zip (when ``zip_path`` is given: the same tree). A document or format that fails
+    costs only itself (see ``_document_files``); documents without pages are skipped. The zip is
+    written to a temp file and renamed into place."""
+    chosen = _check_formats(formats)
+    result = JobExport()
+    ready = [(index, doc) for index, doc in enumerate(docs) if doc.pages]
+    names = document_folder_names([doc for _, doc in ready])
+    archive: zipfile.ZipFile | None = None
+    tmp: str | None = None
+    if zip_path is not None:
+        zip_path = Path(zip_path)
+        zip_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
+        archive = zipfile.ZipFile(os.fdopen(fd, "wb"), "w", compression=zipfile.ZIP_DEFLATED)
+    try:
+        for (index, doc), folder in zip(ready, names, strict=True):
+            built = _document_files(
+                doc,
+                folder,
+                chosen,
+                document_index=index,
+                page_image=page_image,
+                clean=clean,
+                images_folder="images",
+                source_path=_input_path(input_path, index),
+                jpeg_quality=jpeg_quality,
+                isolate=isolate,
+            )
+            if built.failed:
+                result.failed[index] = built.failed
+            if out_dir is not None:
+                written = _write_files(Path(out_dir) / folder, built.files)
+                result.documents[index] = {
+                    _format_of(path.name, folder): path for path in written if path.parent.name == folder
+                }
+            if archive is not None:
+                for relative, data in built.files.items():
+                    # PNG, PDF and DOCX are already compressed
+                    packed = relative.endswith((".png", ".pdf", ".docx"))
+                    kind = zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED
+                    archive.writestr(f"{folder}/{relative}", data, compress_type=kind)
+        if archive is not None:
+            assert tmp is not None and zip_path is not None
+            archive.close()
+            archive = None
+            os.chmod(tmp, EXPORT_MODE)
+            os.replace(tmp, zip_path)
+            result.zip = zip_path
+    except BaseException:
+        if archive is not None:
+            archive.close()
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _format_of(file_name: str, stem: str) -> str:
+    """``report.pdf`` -> "pdf"; ``report.pdf.failed.txt`` -> "pdf" (the note stands in its place)."""
+    return file_name.removesuffix(FAILED_SUFFIX)[len(stem) + 1 :]
+
+
 def export_job_zip(
     docs: Sequence[DocumentResult],
     zip_path: Path,
@@ -379,36 +541,20 @@ def export_job_zip(
     """One .zip of a job: a folder per document holding ``<stem>.md/.txt/.json/.html/.pdf/.docx``
     and an ``images/`` folder of picture crops. ``page_image`` and ``input_path`` (a job's
     ``Job.input_path``, for the searchable PDF) are called with each document's index in
-    ``docs``. Written to a temp file and renamed into place."""
-    zip_path = Path(zip_path)
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for index, (doc, folder) in enumerate(zip(docs, document_folder_names(docs), strict=True)):
-                files = _document_files(
-                    doc,
-                    folder,
-                    formats,
-                    document_index=index,
-                    page_image=page_image,
-                    clean=clean,
-                    images_folder="images",
-                    source_path=_input_path(input_path, index),
-                    jpeg_quality=jpeg_quality,
-                    isolate=isolate,
-                )
-                for relative, data in files.items():
-                    # PNG, PDF and DOCX are already compressed
-                    packed = relative.endswith((".png", ".pdf", ".docx"))
-                    kind = zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED
-                    archive.writestr(f"{folder}/{relative}", data, compress_type=kind)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, zip_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return zip_path
+    ``docs``. A format that could not be made is a ``.failed.txt`` note in its place (see
+    ``export_job``, which also says which)."""
+    made = export_job(
+        docs,
+        zip_path=zip_path,
+        page_image=page_image,
+        clean=clean,
+        formats=formats,
+        input_path=input_path,
+        jpeg_quality=jpeg_quality,
+        isolate=isolate,
+    )
+    assert made.zip is not None
+    return made.zip
 
 
 def _input_path(source: InputPathSource | None, index: int) -> Path | None:

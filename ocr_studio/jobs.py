@@ -32,6 +32,7 @@ import os
 import queue
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -161,11 +162,14 @@ class Job:
         return self.dir / self.inputs[document_index].folder / f"page-{page_number:04d}.png"
 
     def page_image(self, document_index: int, page_number: int) -> Image.Image:
-        """The page image the engine saw; raises JobError when it was never saved."""
+        """The page image the engine saw; raises JobError when it was never saved or is not a whole
+        PNG file of its own (cut short, a folder, a link: see ``page_image_whole``)."""
         from PIL import Image
 
         path = self.page_image_path(document_index, page_number)
         try:
+            if not page_image_whole(path):
+                raise OSError(message("files.page.not_whole").render())
             with Image.open(path) as image:
                 return image.convert("RGB")
         except OSError as exc:
@@ -297,7 +301,11 @@ class JobStore:
             raise JobError(message("library.jobs.running", job_id=job_id))
         try:
             state = _raw_state(job_dir)
-            if isinstance(state, dict) and state.get("status") == "running" and _is_alive(state.get("pid"), job_id):
+            if (
+                isinstance(state, dict)
+                and state.get("status") == "running"
+                and _is_alive(state.get("pid"), job_id, state.get("pid_started"))
+            ):
                 raise JobError(message("library.jobs.running", job_id=job_id))
             trash = self.root / f".deleted-{job_id}-{os.getpid()}-{time.monotonic_ns()}"
             try:
@@ -388,7 +396,7 @@ def _run_job(
         if state["status"] == "done" and not redo and not _retry_with_password(state, job.spec.password):
             return _refresh(job, state)
 
-        state.update(status="running", message="", pid=os.getpid(), updated=time.time())
+        state.update(status="running", message="", pid=os.getpid(), pid_started=_OWN_START, updated=time.time())
         _write_json(job.dir / JOB_FILE, state)
         try:
             run = _Run(job, state, engine, settings, progress or (lambda _p: None), cancel or threading.Event())
@@ -402,7 +410,7 @@ def _run_job(
             state.update(status="interrupted" if interrupted else "failed", message=f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            state.update(pid=None, updated=time.time())
+            state.update(pid=None, pid_started=None, updated=time.time())
             _write_json(job.dir / JOB_FILE, state)
         return _refresh(job, state)
 
@@ -451,7 +459,9 @@ class _Run:
                     continue  # never stored, never opened
                 if doc_state.get("error") and not (doc_state.get("needs_password") and self.job.spec.password):
                     continue  # recorded before; opening it again would fail the same way
-                if doc_state.get("pages") is not None and all(_page_done(folder, n) for n in doc_state["pages"]):
+                if doc_state.get("pages") is not None and all(
+                    _page_done(folder, n, doc_state) for n in doc_state["pages"]
+                ):
                     continue
                 if worker is None:
                     document = self.open(index, item, doc_state)
@@ -522,7 +532,7 @@ class _Run:
         doc_state.update(page_count=page_count, pages=numbers, error=None, needs_password=False)
         self.save_state()
         folder.mkdir(parents=True, exist_ok=True)
-        todo = [n for n in numbers if not _page_done(folder, n)]
+        todo = [n for n in numbers if not _page_done(folder, n, doc_state)]
         done, total = len(numbers) - len(todo), len(numbers)
         self.emit(index, item, page=None, done=done, total=total, message=text("core.jobs.opened", name=item.name))
         return todo, done, total
@@ -741,8 +751,29 @@ def _running(job_id: str) -> Iterator[None]:
             _ACTIVE.discard(job_id)
 
 
-def _is_alive(pid: int | None, job_id: str) -> bool:
-    """Whether the process recorded as running a job still runs it."""
+def process_start(pid: int) -> str | None:
+    """What tells this life of process ``pid`` from a later process given the same number (after
+    a crash and a reboot, say): on Linux the boot's id and the start time in clock ticks since boot
+    (``/proc/<pid>/stat`` field 22). None where the system does not say (the caller then trusts
+    the PID alone)."""
+    try:
+        fields = Path(f"/proc/{int(pid)}/stat").read_text(encoding="ascii", errors="replace")
+        started = fields[fields.rindex(")") + 2 :].split()[19]  # after "pid (comm) ", field 3 is first
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        boot = ""
+    return f"{boot}:{started}"
+
+
+_OWN_START = process_start(os.getpid())
+
+
+def _is_alive(pid: int | None, job_id: str, started: str | None = None) -> bool:
+    """Whether the process recorded as running a job still runs it: the PID is alive and, where
+    its start was recorded (``started``, see ``process_start``), it is still the same process."""
     if not pid:
         return False
     if pid == os.getpid():
@@ -753,8 +784,12 @@ def _is_alive(pid: int | None, job_id: str) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # exists, but belongs to someone else
-        return True
+    except OSError:  # exists, but belongs to someone else: its start time still tells
+        pass
+    if started:
+        now = process_start(pid)
+        if now is not None and now != started:
+            return False  # the number was given to another process since
     return True
 
 
@@ -810,7 +845,9 @@ def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True)
     inputs = [InputFile.from_dict(i) for i in state["inputs"]]
     status = str(state.get("status", "pending"))
     reason = _text_field(state.get("message"))
-    if status == "running" and not _is_alive(state.get("pid"), str(state.get("id", job_dir.name))):
+    if status == "running" and not _is_alive(
+        state.get("pid"), str(state.get("id", job_dir.name)), state.get("pid_started")
+    ):
         status = "interrupted"
         reason = reason or text("core.jobs.interrupted")
     documents = [
@@ -823,7 +860,7 @@ def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True)
         missing = [
             message("core.jobs.page_of", page=n, name=item.name)
             for item, doc, result in zip(inputs, state["documents"], documents, strict=True)
-            for n in sorted(set(doc.get("pages") or []) - {p.page_number for p in result.pages})
+            for n in sorted(set(doc.get("pages") or []) - _whole_pages(job_dir / item.folder, doc, result))
         ]
         if missing:  # never silently: the job says so, and running it again redoes those pages
             status = "interrupted"
@@ -845,6 +882,15 @@ def _job_from_state(job_dir: Path, state: dict[str, Any], *, pages: bool = True)
             {int(n): _text_field(m) for n, m in (d.get("failed_pages") or {}).items()} for d in state["documents"]
         ],
     )
+
+
+def _whole_pages(folder: Path, doc_state: dict[str, Any], result: DocumentResult) -> set[int]:
+    """The page numbers of a document whose result was read and whose image (if it has one) is whole."""
+    return {
+        p.page_number
+        for p in result.pages
+        if not _needs_image(doc_state, p.page_number) or page_image_whole(_page_png(folder, p.page_number))
+    }
 
 
 def _text_field(value: Any) -> str:
@@ -913,14 +959,58 @@ def _page_json(folder: Path, number: int) -> Path:
     return folder / f"page-{number:04d}.json"
 
 
-def _page_done(folder: Path, number: int) -> bool:
+def _page_done(folder: Path, number: int, doc_state: dict[str, Any] | None = None) -> bool:
     """Whether page ``number`` is on disk and whole; a missing or damaged page file means do it again,
-    and so does a page the engine could not read (``unread``: e.g. Tesseract was missing then)."""
+    and so does a page the engine could not read (``unread``: e.g. Tesseract was missing then).
+    With ``doc_state`` (the document in the job file) its image counts too, unless the page failed
+    (a failed page has none): one cut short, or a folder or a link in its place, means do it again."""
     try:
         result = PageResult.from_dict(json.loads(_page_json(folder, number).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    return not result.unread
+    if result.unread:
+        return False
+    return not _needs_image(doc_state, number) or page_image_whole(_page_png(folder, number))
+
+
+def _needs_image(doc_state: dict[str, Any] | None, number: int) -> bool:
+    """Whether page ``number`` of a document (its state in the job file) was recognised and so has
+    its image on disk; a page recorded as failed has none."""
+    failed = (doc_state or {}).get("failed_pages") or {}
+    return doc_state is not None and str(number) not in failed
+
+
+def _page_png(folder: Path, number: int) -> Path:
+    return folder / f"page-{number:04d}.png"
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk every whole PNG ends with
+
+
+def page_image_whole(path: Path) -> bool:
+    """Whether ``path`` is a whole page image as the job wrote it: a regular file (not a folder,
+    not a link to somewhere else) that starts as a PNG and ends with its IEND chunk, which a file
+    cut short by a crash or a full disk does not. Two small reads, so every page of a job can be
+    checked whenever the job is loaded."""
+    path = Path(path)
+    try:
+        if path.is_symlink():
+            return False
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size < len(_PNG_SIGNATURE) + len(_PNG_END):
+            return False
+        head = os.read(fd, len(_PNG_SIGNATURE))
+        os.lseek(fd, -len(_PNG_END), os.SEEK_END)
+        return head == _PNG_SIGNATURE and os.read(fd, len(_PNG_END)) == _PNG_END
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _missing_pages(job_dir: Path, state: dict[str, Any]) -> list[str]:
@@ -928,7 +1018,7 @@ def _missing_pages(job_dir: Path, state: dict[str, Any]) -> list[str]:
     missing = []
     for item, doc in zip(state["inputs"], state["documents"], strict=True):
         folder = job_dir / str(item["folder"])
-        missing += [f"page {n} of {item['name']}" for n in doc.get("pages") or [] if not _page_done(folder, n)]
+        missing += [f"page {n} of {item['name']}" for n in doc.get("pages") or [] if not _page_done(folder, n, doc)]
     return missing
 
 
@@ -968,7 +1058,10 @@ def _write_page(folder: Path, result: PageResult, image: Image.Image | None) -> 
 
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", compress_level=1)
-        _write_atomic(folder / f"page-{result.page_number:04d}.png", buffer.getvalue())
+        target = _page_png(folder, result.page_number)
+        if target.is_dir() and not target.is_symlink():  # a damaged job: a folder where the image goes
+            shutil.rmtree(target)
+        _write_atomic(target, buffer.getvalue())
     payload = json.dumps(result.to_dict(messages=True), ensure_ascii=False, indent=2).encode("utf-8")
     _write_atomic(_page_json(folder, result.page_number), payload)
 

@@ -345,15 +345,47 @@ def run_isolated(settings: Settings, target: str, *args: Any, timeout: float | N
         return worker.call(target, *args, timeout=timeout, **kwargs)
 
 
-def isolated_call(settings: Settings) -> Callable[..., Any]:
-    """``run_isolated`` bound to ``settings``, with a budget of ``page_timeout`` per page of the
-    document it is given (its first argument): what exporters get to read an original file."""
+class IsolatedCalls:
+    """``module:function`` calls (see ``PageWorker.call``) in one page worker, started on first use
+    and reused until ``close`` (or the end of a ``with``): a job's exports read every original
+    through one process, never one per document. Each call's budget is ``page_timeout`` per page
+    of the document it is given (its first argument); a call over it kills the worker and the
+    next call starts a fresh one. What exporters get to read an original file."""
 
-    def call(target: str, *args: Any, **kwargs: Any) -> Any:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._worker: PageWorker | None = None
+        self._lock = threading.Lock()  # one request at a time on the worker's pipe
+
+    def __call__(self, target: str, *args: Any, **kwargs: Any) -> Any:
         pages = len(getattr(args[0], "pages", None) or ()) if args else 0
-        return run_isolated(settings, target, *args, timeout=settings.page_timeout * max(1, pages), **kwargs)
+        timeout = self.settings.page_timeout * max(1, pages)
+        with self._lock:
+            if self._worker is None:
+                self._worker = PageWorker(self.settings)
+            return self._worker.call(target, *args, timeout=timeout, **kwargs)
 
-    return call
+    def close(self) -> None:
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
+
+    def __enter__(self) -> IsolatedCalls:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a caller that never closed it: the worker still ends with it
+        worker = self.__dict__.get("_worker")
+        if worker is not None:
+            worker.kill()
+
+
+def isolated_call(settings: Settings) -> IsolatedCalls:
+    """Calls in one page worker bound to ``settings`` (see ``IsolatedCalls``); close it when done."""
+    return IsolatedCalls(settings)
 
 
 def _image(data: tuple[str, tuple[int, int], bytes]) -> Image.Image:

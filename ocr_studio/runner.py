@@ -100,22 +100,23 @@ class BackgroundJobs:
         return run
 
     def _work(self, run: JobRun, engine: Engine, settings: Settings) -> None:
-        with self._one_at_a_time:  # a queued run waits here, showing "starting"
-            try:
-                run.phase = "pages"
-                run_job(run.job, engine, settings, progress=lambda event: self._news(run, event), cancel=run.cancel)
-            except Exception as exc:  # recorded in job.json too; the tab shows it
-                run.error = exc
-            try:
-                if self.after_pages is not None and run.job.pages_done:
-                    run.phase = "exports"
-                    self.after_pages(run.job)
-            except Exception as exc:  # the pages are safe; only the files are missing
-                run.export_error = as_text(exc)
-            finally:
-                run.phase = "done"
-                run.partial_text = ""
-                run.finished = time.monotonic()
+        try:
+            with self._one_at_a_time:  # a queued run waits here, showing "starting"
+                try:
+                    run.phase = "pages"
+                    run_job(run.job, engine, settings, progress=lambda event: self._news(run, event), cancel=run.cancel)
+                except Exception as exc:  # recorded in job.json too; the tab shows it
+                    run.error = exc
+            # the downloads are written outside the queue: the next job's pages never wait for them
+            if self.after_pages is not None and run.job.pages_done:
+                run.phase = "exports"
+                self.after_pages(run.job)
+        except Exception as exc:  # the pages are safe; only the files are missing
+            run.export_error = as_text(exc)
+        finally:
+            run.phase = "done"
+            run.partial_text = ""
+            run.finished = time.monotonic()
 
     @staticmethod
     def _news(run: JobRun, event: Progress) -> None:

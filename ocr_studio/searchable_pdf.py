@@ -32,6 +32,7 @@ DEFAULT_JPEG_QUALITY = 75
 # engine recognised: a scan with a stamped page number still gets its OCR layer.
 _TEXT_LAYER_SHARE = 0.5
 _PLAUSIBLE_DPI = (36, 2400)
+JPEG_MAX_SIDE = 65_500  # libjpeg's limit per side; PNG has none that a page reaches
 
 PageImageSource = Callable[[int, int], "Image.Image | None"]
 
@@ -44,12 +45,13 @@ def has_text_layer(page: pymupdf.Page, result: PageResult) -> bool:
 
 
 def _image_bytes(image: Image.Image, quality: int, bilevel: bool = False) -> bytes:
-    """A page image for embedding: JPEG at ``quality``, or PNG when lossless is asked for or
-    the scan is black and white (the PDF then stores it as CCITT G4)."""
+    """A page image for embedding: JPEG at ``quality``, or PNG when lossless is asked for, the
+    scan is black and white (the PDF then stores it as CCITT G4), or a side is past what JPEG
+    can hold (``JPEG_MAX_SIDE``: a 1x100000 px strip would fail the whole PDF)."""
     buffer = io.BytesIO()
     if bilevel:
         image.convert("1").save(buffer, format="PNG")
-    elif quality <= 0:
+    elif quality <= 0 or max(image.size) > JPEG_MAX_SIDE:
         image.save(buffer, format="PNG")
     else:
         image.save(buffer, format="JPEG", quality=quality, optimize=True)
@@ -215,7 +217,7 @@ def _add_page(
         try:
             data, (width, height), own_dpi = image_file_page(source.path, number, quality)  # type: ignore[arg-type]
             xdpi, ydpi = own_dpi or (dpi, dpi)
-            page = out.new_page(at, width=width * 72 / xdpi, height=height * 72 / ydpi)
+            page = out.new_page(at, width=_points(width, xdpi), height=_points(height, ydpi))
             page.insert_image(page.rect, stream=data)
             _turn_upright(page, result)
             return page, "layer"
@@ -224,12 +226,18 @@ def _add_page(
     image = _page_image(page_image, document_index, number)
     width = result.width if result.width > 0 else (image.width if image is not None else 612 * dpi // 72)
     height = result.height if result.height > 0 else (image.height if image is not None else 792 * dpi // 72)
-    page = out.new_page(at, width=width * 72 / dpi, height=height * 72 / dpi)
+    page = out.new_page(at, width=_points(width, dpi), height=_points(height, dpi))
     if image is not None:
         page.insert_image(page.rect, stream=_image_bytes(image, quality))
         return page, "layer"
     _visible_text(page, result)
     return page, "shown"
+
+
+def _points(pixels: float, dpi: float) -> float:
+    """A side of ``pixels`` at ``dpi`` in PDF points, at least one: MuPDF makes a page with a
+    thinner side 1x1 pt, squashing a 1 px wide strip's image and text into a dot."""
+    return max(1.0, pixels * 72 / dpi)
 
 
 def _turn_upright(page: pymupdf.Page, result: PageResult) -> None:

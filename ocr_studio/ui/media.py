@@ -21,13 +21,14 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
 
 from ..i18n import error_text, t
-from ..jobs import JOB_ID, Job, JobError
+from ..jobs import JOB_ID, Job, JobError, page_image_whole
 from . import job_names
 from .viewer import MEDIA_PREFIX
 
 PREFIX = "/" + MEDIA_PREFIX  # the pages link to these routes relative to their own path
 VIEW_QUALITY = 80  # WebP quality of the page image: crisp text at a fraction of the PNG's size
 THUMB_WIDTH = 120
+WEBP_MAX_SIDE = 16_383  # WebP's limit per side: a taller or wider page is shown scaled down to it
 CACHE = "private, max-age=86400"  # URLs carry the page file's mtime, so a redone page gets a new one
 _ENCODING = threading.Lock()  # two tabs asking for the same new page encode it once
 
@@ -42,17 +43,19 @@ def encoded_image(job: Job, document_index: int, page_number: int, kind: str) ->
     """The cached WebP of a page, made from its PNG on first use."""
     target = view_path(job, document_index, page_number, kind)
     source = job.page_image_path(document_index, page_number)
-    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+    if _fresh(target, source):
         return target
     from PIL import Image
 
     with _ENCODING:
-        if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        if _fresh(target, source):
             return target
         with Image.open(source) as image:
             image = image.convert("RGB")
             if kind == "thumb":
                 image.thumbnail((THUMB_WIDTH, THUMB_WIDTH * 4))
+            elif max(image.size) > WEBP_MAX_SIDE:  # e.g. a 1x100000 px strip: shown, not a 500
+                image.thumbnail((WEBP_MAX_SIDE, WEBP_MAX_SIDE))
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as handle:
@@ -99,13 +102,16 @@ def router(studio: Any) -> APIRouter:
         job = job_or_404(job_id)
         if not 0 <= document < len(job.inputs):
             raise HTTPException(status_code=404, detail=t("ui.media.no_document"))
-        if not job.page_image_path(document, page).is_file():
+        png = job.page_image_path(document, page)
+        if not png.exists() and not png.is_symlink():
             raise HTTPException(status_code=404, detail=t("ui.media.no_image"))
+        if not page_image_whole(png):  # cut short, a folder or a link in its place: never followed
+            raise HTTPException(status_code=404, detail=t("files.page.damaged_image"))
         try:
             path = encoded_image(job, document, page, kind)
-        except OSError as exc:
+        except Exception as exc:  # decodes badly after all: the same clean answer, never a 500
             raise HTTPException(
-                status_code=500, detail=t("ui.media.unreadable_image", reason=error_text(exc))
+                status_code=404, detail=t("ui.media.unreadable_image", reason=error_text(exc))
             ) from None
         return FileResponse(path, media_type="image/webp", headers={"Cache-Control": CACHE})
 
