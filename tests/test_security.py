@@ -490,6 +490,13 @@ def test_the_server_answers_while_a_hostile_pdf_is_converted(studio_process, tmp
         except Exception as exc:
             outcome["error"] = exc
 
+    def idle_probe() -> float:
+        started = time.monotonic()
+        httpx.get(url + "config", headers=headers, timeout=30).raise_for_status()
+        return time.monotonic() - started
+
+    idle_probe()  # warm
+    idle = max(idle_probe() for _ in range(5))  # this machine's own pace, loaded or not
     worker = threading.Thread(target=convert, daemon=True)
     worker.start()
     slowest, probes = 0.0, 0
@@ -507,7 +514,9 @@ def test_the_server_answers_while_a_hostile_pdf_is_converted(studio_process, tmp
     assert "error" not in outcome, outcome.get("error")
     status, markdown, _ = outcome["result"]
     assert probes >= 5, "the conversion ended before the probe could watch it"
-    assert slowest < 1.5, f"the server stalled for {slowest:.1f} s"
+    # MuPDF in the server would stall it for the page's whole budget (3 s) or for ever; a loaded CI
+    # machine slows every answer alike, so the bound follows the idle answers (issue 24, item 15)
+    assert slowest < max(2.0, 5 * idle), f"the server stalled for {slowest:.1f} s (idle: {idle:.2f} s)"
     assert "took longer than 3 s to render" in status, status
     assert page_words(1) in markdown
 
