@@ -6,12 +6,15 @@ a reader wants for a job of several files (the chapters of a scanned book, a fol
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from .book import BOOK_FORMATS, book_file, book_title
 from .exporters import PageImageSource, PictureCrops, write_atomic
 from .results import DocumentResult
+
+log = logging.getLogger(__name__)
 
 
 def export_job_books(
@@ -37,3 +40,21 @@ def export_job_books(
         data = book_file(fmt, [doc for _, doc in chosen], pictures, clean=clean, title=title, names=names)
         written[fmt] = write_atomic(Path(out_dir) / f"{stem}.{fmt}", data)
     return written
+
+
+def job_books_or_none(
+    docs: Sequence[DocumentResult],
+    out_dir: Path,
+    stem: str,
+    *,
+    page_image: PageImageSource | None = None,
+    clean: bool = False,
+    title: str | None = None,
+) -> dict[str, Path]:
+    """``export_job_books``, or no books when they cannot be made (logged): a bug in the book code
+    costs the job's two books, never its other downloads."""
+    try:
+        return export_job_books(docs, out_dir, stem, page_image=page_image, clean=clean, title=title)
+    except Exception as exc:
+        log.warning("The e-books of %s could not be made: %s", out_dir, exc, exc_info=True)
+        return {}

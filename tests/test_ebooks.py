@@ -266,3 +266,17 @@ def test_a_russian_document_full_of_tables_and_formulas_is_still_russian() -> No
     blocks.append(Block(None, "Text", "Итоги квартала."))
     fb2 = etree.fromstring(book_file("fb2", [DocumentResult("t.pdf", [PageResult(1, 10, 10, blocks)], 1)], [None]))
     assert fb2.findtext(f"{FB2}description/{FB2}title-info/{FB2}lang") == "ru"
+
+
+def test_a_job_book_that_cannot_be_made_costs_only_the_books(tmp_path: Path, monkeypatch) -> None:
+    from ocr_studio import job_books
+
+    docs = [russian_report(), english_notes()]
+    assert set(job_books.job_books_or_none(docs, tmp_path, "job")) == {"epub", "fb2"}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the book code")
+
+    monkeypatch.setattr(job_books, "book_file", broken)
+    assert job_books.job_books_or_none(docs, tmp_path / "again", "job") == {}
+    assert not (tmp_path / "again").exists()

@@ -515,16 +515,10 @@ class Studio:
     def _job_books(self, job: Job, out_dir: Path, clean: bool) -> dict[str, Path]:
         """The job's EPUB and FB2, each document under its name; none when they cannot be made
         (the documents' own books and the zip are there all the same)."""
-        from ..job_books import export_job_books
+        from ..job_books import job_books_or_none
 
-        try:
-            stem, title = f"ocr-studio-{job.id[:12]}", job_names.name_of(job)
-            return export_job_books(job.documents, out_dir, stem, page_image=job.page_image, clean=clean, title=title)
-        except Exception as exc:  # a bug in the book code costs the two books, not the downloads
-            import logging
-
-            logging.getLogger(__name__).warning("The e-books of job %s could not be made: %s", job.id, exc)
-            return {}
+        stem, title = f"ocr-studio-{job.id[:12]}", job_names.name_of(job)
+        return job_books_or_none(job.documents, out_dir, stem, page_image=job.page_image, clean=clean, title=title)
 
     def download_problems(self, job: Job, *, clean: bool = False) -> list[str]:
         """The downloads of ``job`` that could not be made, each with why (empty when all are fine
