@@ -285,3 +285,14 @@ def test_watch_once_on_a_folder_that_is_not_there_says_so_and_fails(tmp_path, ca
     args = ["watch", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--once", "--settle", "0"]
     assert main([*args, "--workspace", str(tmp_path / "ws")]) == 1
     assert "is not there" in capsys.readouterr().err
+
+
+def test_the_watch_command_speaks_russian_with_a_russian_locale(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LC_ALL", "ru_RU.UTF-8")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "битый.pdf").write_bytes(b"not a pdf" * 50)
+    args = ["watch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--once", "--settle", "0"]
+    assert main([*args, "--interval", "0.05", "--workspace", str(tmp_path / "ws")]) == 1
+    out, err = capsys.readouterr()
+    assert "Слежу за" in out and "ОШИБКА битый.pdf" in err and "с ошибкой 1" in out
+    assert "битый.pdf" in (tmp_path / "out" / ("битый.pdf" + ERROR_SUFFIX)).read_text(encoding="utf-8")
