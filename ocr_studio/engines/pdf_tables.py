@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -58,27 +59,67 @@ def _find(pdf_page: pymupdf.Page, *, layout: bool) -> list[Any]:
 
 
 def find_tables(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, pieces: Sequence[Piece]) -> list[Piece]:
-    """The page's tables as Table pieces (bbox in page pixels, text an HTML table)."""
+    """The page's tables as Table pieces (bbox in page pixels, text an HTML table). Where the page
+    both draws rules and sets text in aligned columns, both finders run and the one that puts more
+    text into cells wins: rules also frame charts and boxes (a partial "table" of a chart's frame),
+    and the layout model misses tables drawn as a grid without aligned text."""
+    import pymupdf
+
     try:
-        found = _find(pdf_page, layout=False) if _has_rules(pdf_page) else []
-        if not found and looks_tabular(pieces):
-            found = _find(pdf_page, layout=True)
-        if not found:
+        finds = []
+        if _has_rules(pdf_page):
+            finds.append(_find(pdf_page, layout=False))
+        if looks_tabular(pieces) and not (finds and _complete(finds[0])):
+            finds.append(_find(pdf_page, layout=True))
+        if not any(finds):
             return []
         words = pdf_page.get_text("words", sort=True)
     except Exception as exc:  # a table finder failure costs the tables, never the page's text
         log.warning("table finder failed on page %s: %s", pdf_page.number + 1, exc)
         return []
-    import pymupdf
+    best: list[Piece] = []
+    best_cells = 0
+    for found in finds:
+        tables = []
+        for table in found:
+            markup = table_html(table, words)
+            if markup is None:
+                continue
+            rect = pymupdf.Rect(table.bbox) * to_pixels
+            tables.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), markup, kind="Table"))
+        cells = sum(len(re.findall(r"<t[dh][^>]*>[^<]", t.text)) for t in tables)
+        if cells > best_cells:
+            best, best_cells = tables, cells
+    return best
 
-    tables = []
-    for table in found:
-        markup = table_html(table, words)
-        if markup is None:
+
+def _complete(found: Sequence[Any]) -> bool:
+    """Whether the ruled finder's tables look whole: every one of at least two rows and columns."""
+    return bool(found) and all(t.row_count >= 2 and t.col_count >= 2 for t in found) and len(found) <= 3
+
+
+def _split_unruled(row: list[Any], column_x: Sequence[float], right: float, words: Sequence[tuple]) -> list[Any]:
+    """A row whose cells are ruled in the header but not in the body comes from the finder as one
+    cell spanning the columns (the rest None): where a column of it holds words of its own, the
+    column is a cell of its own again ("Austria | 0 | 100" rather than "Austria 0 100"). Cells that
+    span rows are left alone (their words are in the row above)."""
+    row = [tuple(box) if box is not None else None for box in row]
+    ys = [(box[1], box[3]) for box in row if box is not None]
+    if not ys or all(box is not None for box in row):
+        return row
+    top, bottom = max(y[0] for y in ys), min(y[1] for y in ys)
+    for c in range(1, len(row)):
+        if row[c] is not None or column_x[c] == float("inf"):
             continue
-        rect = pymupdf.Rect(table.bbox) * to_pixels
-        tables.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), markup, kind="Table"))
-    return tables
+        owner = next((i for i in range(c - 1, -1, -1) if row[i] is not None), None)
+        if owner is None or row[owner][3] > bottom + 1 or row[owner][1] < top - 1:
+            continue  # not a span along this row
+        end = next((column_x[i] for i in range(c + 1, len(row)) if column_x[i] != float("inf")), right)
+        box = (column_x[c], row[owner][1], min(end, row[owner][2]), row[owner][3])
+        if box[2] > box[0] and _cell_text(box, words):
+            row[owner] = (row[owner][0], row[owner][1], column_x[c], row[owner][3])
+            row[c] = box
+    return row
 
 
 def _cell_text(cell: tuple[float, float, float, float], words: Sequence[tuple]) -> str:
@@ -97,6 +138,7 @@ def table_html(table: Any, words: Sequence[tuple]) -> str | None:
     column_x = [
         min((r[c][0] for r in grid if c < len(r) and r[c] is not None), default=float("inf")) for c in range(columns)
     ]
+    grid = [_split_unruled(row, column_x, table.bbox[2], words) for row in grid]
     # cells[(row, column)] = [text, rowspan, colspan]; a None cell extends its left or upper neighbour.
     cells: dict[tuple[int, int], list[Any]] = {}
     owner: dict[tuple[int, int], tuple[int, int]] = {}
@@ -108,7 +150,8 @@ def table_html(table: Any, words: Sequence[tuple]) -> str | None:
                 owner[(r, c)] = (r, c)
                 continue
             left = owner.get((r, c - 1))
-            if left is not None and grid[left[0]][left[1]][2] > column_x[c] + 1:
+            left_box = grid[left[0]][left[1]] if left is not None else None
+            if left is not None and left_box is not None and left_box[2] > column_x[c] + 1:
                 cells[left][2] += 1 if left[0] == r else 0
                 owner[(r, c)] = left
                 continue
@@ -120,19 +163,39 @@ def table_html(table: Any, words: Sequence[tuple]) -> str | None:
                 continue
             cells[(r, c)] = ["", 1, 1]
             owner[(r, c)] = (r, c)
+    cells = _without_empty_lines(cells)
     filled = sum(1 for text, _, _ in cells.values() if text.strip())
     if filled < 0.5 * len(cells) or filled < 2:
         return None
     header = not getattr(getattr(table, "header", None), "external", True)
     rows_html = []
-    for r in range(len(grid)):
+    for r in sorted({r for r, _ in cells}):
         tag = "th" if header and r == 0 else "td"
         parts = []
-        for c in range(columns):
-            if (r, c) not in cells:
-                continue
+        for c in sorted(c for row, c in cells if row == r):
             text, rowspan, colspan = cells[(r, c)]
             spans = (f' rowspan="{rowspan}"' if rowspan > 1 else "") + (f' colspan="{colspan}"' if colspan > 1 else "")
             parts.append(f"<{tag}{spans}>{html.escape(text)}</{tag}>")
         rows_html.append("<tr>" + "".join(parts) + "</tr>")
     return "<table>" + "".join(rows_html) + "</table>"
+
+
+def _without_empty_lines(cells: dict[tuple[int, int], list[Any]]) -> dict[tuple[int, int], list[Any]]:
+    """The grid without the columns and rows no text starts in: the finder makes a column of every
+    gap between rules, so a table drawn with double rules or padded cells comes with empty ones
+    (and then looked mostly empty). Spans across a dropped line shrink; a cell left spanning
+    nothing goes."""
+    columns = sorted({c for (_, c), (text, _, _) in cells.items() if text.strip()})
+    rows = sorted({r for (r, _), (text, _, _) in cells.items() if text.strip()})
+    if not columns or not rows:
+        return cells
+    kept: dict[tuple[int, int], list[Any]] = {}
+    for (r, c), (text, rowspan, colspan) in cells.items():
+        over_rows = [i for i, row in enumerate(rows) if r <= row < r + rowspan]
+        over_columns = [i for i, column in enumerate(columns) if c <= column < c + colspan]
+        if not over_rows or not over_columns:
+            continue
+        place = (over_rows[0], over_columns[0])
+        if place not in kept or text.strip():
+            kept[place] = [text, len(over_rows), len(over_columns)]
+    return kept
