@@ -307,6 +307,8 @@ def test_a_one_time_link_opens_once_and_a_wrong_one_never(studio) -> None:
     assert posted.status_code == 303 and posted.headers["location"] == studio.prefix + "/"
     wrong = httpx.post(studio.base_url, data={"token": "nope"}, follow_redirects=False, timeout=30)
     assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+    deep = httpx.get(f"{studio.base_url}%C3%BC//x?token={studio.token}&a=1", follow_redirects=False, timeout=30)
+    assert deep.status_code == 303 and deep.headers["location"] == f"{studio.prefix}/%C3%BC//x?a=1"  # same host
 
 
 # --- 11. junk in a job id is a clean 4xx ----------------------------------------------------------

@@ -36,7 +36,7 @@ import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from .. import access_codes
 from ..i18n import DEFAULT_LANGUAGE, t
@@ -336,7 +336,7 @@ class Guard:
         await self._redirect(scope, send, target, _query_without_token(scope), self.session_cookie())
 
     async def _redirect(self, scope: Scope, send: Send, target: str, query: str, cookie: str | None = None) -> None:
-        location = target + (f"?{query}" if query else "")
+        location = quote(target, safe="/-._~!$&'()*+,;=:@%") + (f"?{query}" if query else "")
         headers = [
             (b"location", location.encode("latin-1")),
             (b"content-length", b"0"),
