@@ -75,9 +75,10 @@ class _MathSanitizer(HTMLParser):
         return "".join(self.out) + "".join(f"</{name}>" for name in reversed(self.open))
 
 
-def latex_mathml(latex: str, *, display: bool, annotation: str | None = None) -> str | None:
-    """``latex`` as sanitised MathML with its source kept as an annotation (copy/paste gives the
-    LaTeX back), or None when it does not convert (the caller shows the source instead)."""
+def latex_mathml(latex: str, *, display: bool) -> str | None:
+    """``latex`` as sanitised MathML, or None when it does not convert (the caller shows the source
+    instead). No ``<semantics>``/``<annotation>``: Gradio's sanitiser drops a ``<math>``'s whole
+    content when they are in it; the caller keeps the source beside the formula."""
     from latex2mathml.converter import convert
 
     source = latex.strip()
@@ -92,7 +93,5 @@ def latex_mathml(latex: str, *, display: bool, annotation: str | None = None) ->
     sanitizer.feed(markup)
     inner = sanitizer.result()
     body = re.sub(r"^<math[^>]*>|</math>$", "", inner)
-    kept = html.escape(source if annotation is None else annotation, quote=False)
     mode = "block" if display else "inline"
-    kept = f'<annotation encoding="application/x-tex">{kept}</annotation>'
-    return f'<math display="{mode}"><semantics>{body}{kept}</semantics></math>'
+    return f'<math display="{mode}">{body}</math>'

@@ -370,8 +370,10 @@ def _code_html(text: str) -> str:
 
 def _formula_html(block: Block) -> str:
     source = _formula_source(block.text.strip())
-    drawn = latex_mathml(source, display=True, annotation=block_markdown(block)) if source else None
-    return f'<div class="formula">{drawn or escape(block_markdown(block))}</div>'
+    drawn = latex_mathml(source, display=True) if source else None
+    if drawn is None:
+        return f'<div class="formula">{escape(block_markdown(block))}</div>'
+    return f'<div class="formula">{drawn}<code class="latex">{escape(block_markdown(block))}</code></div>'
 
 
 def _markdown_chunk_html(chunk: str) -> str:
@@ -483,7 +485,7 @@ table { border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid #bbb; padding: .25rem .5rem; vertical-align: top; }
 .formula { font-family: ui-monospace, monospace; white-space: pre-wrap; background: #f6f6f6;
            padding: .5rem; margin: 1rem 0; overflow-x: auto; }
-.formula annotation { display: none; }
+.formula code.latex { display: block; color: #888; font-size: .8em; white-space: pre-wrap; }
 pre.code { background: #f6f6f6; padding: .5rem; overflow-x: auto; }
 pre.table { background: #f6f6f6; padding: .5rem; overflow-x: auto; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }

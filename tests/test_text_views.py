@@ -179,7 +179,7 @@ def test_latex_cannot_smuggle_markup_into_the_pane() -> None:
         blocks=[Block((0, 0, 9, 9), "Formula", r"\text{<img src=x onerror=alert(1)>} \href{javascript:alert(1)}{x}")],
     )
     pane = viewer.text_html(page)
-    assert "<img" not in pane and 'href="' not in pane and "onerror" not in pane.split("<annotation")[0]
+    assert "<img" not in pane and 'href="' not in pane and not re.search(r"<[^>]*onerror", pane)
     assert "\\href{javascript:alert(1)}{x}" in pane  # the source is kept, as text
 
 
