@@ -344,7 +344,10 @@ class _ImagePage(Page):
                 source.seek(frame.index)
                 source.load()
                 # Recent Pillow already turns TIFF frames while loading (and drops the tag); this does the rest.
-                return _to_rgb(ImageOps.exif_transpose(source))
+                image = _to_rgb(ImageOps.exif_transpose(source))
+                if "dpi" in source.info:  # the file's own resolution, which OCR reads the letters' size by
+                    image.info["dpi"] = source.info["dpi"]
+                return image
         except DocumentError:
             raise
         except Exception as exc:

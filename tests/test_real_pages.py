@@ -203,7 +203,7 @@ def test_an_image_file_is_read_at_its_own_resolution(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(tesseract, "recognize_image", spy)
     stated, unstated = tmp_path / "stated.png", tmp_path / "unstated.png"
-    linn(LAST_BULLET).save(stated, dpi=(300, 300))
+    linn(LAST_BULLET).convert("RGBA").save(stated, dpi=(300, 300))  # with alpha: made RGB over white, dpi kept
     linn(LAST_BULLET).save(unstated)
     for path in (stated, unstated):
         with open_document(path) as document:
