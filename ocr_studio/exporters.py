@@ -496,9 +496,10 @@ def export_job(
             if built.failed:
                 result.failed[index] = built.failed
             if out_dir is not None:
-                written = _write_files(Path(out_dir) / folder, built.files)
+                home = (Path(out_dir) / folder).resolve()
+                written = _write_files(home, built.files)
                 result.documents[index] = {
-                    _format_of(path.name, folder): path for path in written if path.parent.name == folder
+                    _format_of(path.name, folder): path for path in written if path.parent == home
                 }
             if archive is not None:
                 for relative, data in built.files.items():
