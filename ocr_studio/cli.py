@@ -139,7 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="folder the results are written to")
     watch.add_argument("--engine", choices=engine_names(), help="engine (default from the settings)")
     watch.add_argument("--task", choices=[t.value for t in Task], help="what to extract (default: the engine's)")
-    watch.add_argument("--format", default="md", metavar="LIST", help="comma-separated output formats (default: md)")
+    watch.add_argument(
+        "--format",
+        default="md",
+        metavar="LIST",
+        help=f"comma-separated output formats: {','.join(f for f in EXPORT_FORMATS if f != 'zip')} (default: md)",
+    )
     watch.add_argument("--dpi", type=int, help="page rendering resolution (default from the settings)")
     watch.add_argument("--lang", metavar="LANGS", help='OCR languages of the text-layer engine, e.g. "eng+rus"')
     watch.add_argument("--clean", action="store_true", help="leave page headers and footers out of the text formats")
