@@ -296,3 +296,25 @@ def test_the_watch_command_speaks_russian_with_a_russian_locale(tmp_path, monkey
     out, err = capsys.readouterr()
     assert "Слежу за" in out and "ОШИБКА битый.pdf" in err and "с ошибкой 1" in out
     assert "битый.pdf" in (tmp_path / "out" / ("битый.pdf" + ERROR_SUFFIX)).read_text(encoding="utf-8")
+
+
+def test_stopping_lets_the_file_in_hand_finish_and_leaves_the_rest_for_next_time(tmp_path):
+    import threading
+
+    from ocr_studio.library import hot_folder
+
+    for name in ("a.pdf", "b.pdf", "c.pdf"):
+        make_pdf(tmp_path / "in" / name, 1)
+    stop, calls = threading.Event(), []
+
+    def convert(path: Path, out_folder: Path, stem: str):
+        calls.append(path.name)
+        stop.set()  # the user presses Stop while the first file converts
+        return hot_folder.Converted([])
+
+    clock = Clock()
+    folder = watcher(tmp_path, convert, clock)
+    folder.poll()
+    clock.now += 2.5
+    folder.run(stop, interval=0)  # one scan: takes the first ready file, sees the stop, ends
+    assert calls == ["a.pdf"] and folder.pending == 2

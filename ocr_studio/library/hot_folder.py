@@ -84,7 +84,6 @@ class _Seen:
     size: int
     mtime_ns: int
     since: float  # clock time this signature was first seen
-    scans: int = 1  # consecutive scans that found it unchanged
 
 
 class HotFolder:
@@ -118,6 +117,7 @@ class HotFolder:
         self.failed = 0
         self._unsaved = False
         self._output_blocked_until = 0.0
+        self._stop: threading.Event | None = None
 
     # ----- scanning ---------------------------------------------------------------------------
 
@@ -156,11 +156,12 @@ class HotFolder:
             if seen is None or (seen.size, seen.mtime_ns) != (size, mtime_ns):
                 self.seen[relative] = _Seen(size, mtime_ns, now)
                 continue
-            seen.scans += 1
             if now - seen.since < self.settle_seconds or not _readable(self.in_dir / relative):
                 continue
             if now < self._output_blocked_until:
                 continue
+            if self._stop is not None and self._stop.is_set():
+                break  # stopped: the files still waiting are taken the next time it runs
             event = self._take(relative, size, mtime_ns)
             if event is not None:
                 events.append(self._event(event))
@@ -169,6 +170,7 @@ class HotFolder:
     def run(self, stop: threading.Event, interval: float = POLL_SECONDS) -> None:
         """Poll until ``stop`` is set. A scan that fails unexpectedly is logged and the next one
         tries again: a watcher that runs for days must not end over one bad moment."""
+        self._stop = stop
         while not stop.is_set():
             try:
                 self.poll()
