@@ -70,7 +70,7 @@ def read_scan(image: Image.Image, languages: str, *, explicit: bool, dpi: int | 
     upright = image.rotate(-turn, expand=True) if turn else image
     chosen = languages if explicit else page_languages(languages, orientation)
     words = tesseract.recognize_image(upright, chosen, dpi=dpi)
-    if chosen != languages and _doubtful(words):
+    if set(chosen.split("+")) != set(languages.split("+")) and _doubtful(words):  # narrowed, and it shows
         wider = tesseract.recognize_image(upright, languages, dpi=dpi)
         if _mean_confidence(wider) > _mean_confidence(words):
             words, chosen = wider, languages
