@@ -357,6 +357,56 @@ class JobStore:
                 jobs.append(_damaged_job(job_dir, raw, created, as_text(exc) or type(exc).__name__))
         return jobs
 
+    def killed(self, limit: int = 50) -> list[Job]:
+        """Jobs whose run was killed (recorded as running by a process that is gone: a crash, a
+        kill -9, a power cut), newest first: what a restarted studio resumes by itself."""
+        found = []
+        for job in self.history(limit=limit, pages=False):
+            raw = _raw_state(job.dir) if job.status == "interrupted" else None
+            if isinstance(raw, dict) and raw.get("status") == "running":
+                found.append(job)
+        return found
+
+
+RESUMABLE = ("interrupted", "cancelled")
+# what one run of a job may set apart from the studio's settings (the UI's runtime and OCR
+# languages; the DPI is part of the job's key): a resumed run uses the job's own
+_RUN_SETTINGS = ("runtime", "ocr_languages", "dpi")
+
+
+def resume_plan(job: Job, settings: Settings) -> tuple[Engine, Settings]:
+    """The engine and settings that go on with ``job`` where it stopped, from its own copies of its
+    inputs (``jobs/<id>/inputs/``): no file needs dropping again. The settings are the job's own
+    (its runtime, OCR languages, DPI) and the engine must still be the one its pages came from.
+    JobError says why not: not interrupted or cancelled, an unfinished document's copy is gone,
+    the engine cannot run or its settings changed since."""
+    import dataclasses
+
+    from .engines import get_engine
+
+    if job.status not in RESUMABLE:
+        raise JobError(message("files.resume.not_resumable", status=message(f"core.status.{job.status}")))
+    state = _read_state(job.dir)
+    for index, (item, doc) in enumerate(zip(job.inputs, state["documents"], strict=True)):
+        pages = doc.get("pages")
+        finished = pages is not None and all(_page_done(job.dir / item.folder, n, doc) for n in pages)
+        if item.copy and not finished and job.input_path(index) is None:
+            raise JobError(message("files.resume.input_gone", name=item.name))
+    own = state.get("settings") if isinstance(state.get("settings"), dict) else {}
+    changes = {name: own[name] for name in _RUN_SETTINGS if name in own and own[name] is not None}
+    try:
+        run_settings = dataclasses.replace(settings, **changes)
+        engine = get_engine(job.spec.engine, run_settings)
+    except Exception as exc:
+        raise JobError(
+            message("files.resume.engine_unavailable", engine=job.spec.engine, reason=error_message(exc))
+        ) from exc
+    made_with = (state.get("key") or {}).get("engine_settings")
+    now = json.loads(json.dumps(engine.settings_key(), sort_keys=True, default=str))
+    if made_with is not None and json.loads(json.dumps(made_with, sort_keys=True, default=str)) != now:
+        raise JobError(message("files.resume.engine_changed", engine=job.spec.engine))
+    return engine, run_settings
+
 
 def run_job(
     job: Job,

@@ -102,6 +102,8 @@ def test_exports_and_gradios_copies_are_unreadable_by_another_user(server, tmp_p
     from ocr_studio.ui import temp_folder
 
     temp = Path(os.environ["GRADIO_TEMP_DIR"])
+    if temp_folder._made is None:
+        pytest.skip("GRADIO_TEMP_DIR was set before the studio started: the user's choice is kept")
     assert temp == temp_folder._made, "the studio's own temp folder, not a shared one"
     assert private(temp.stat().st_mode) and temp.stat().st_uid == os.getuid()
     copies = [p for p in temp.rglob("payroll.md")]
@@ -408,3 +410,68 @@ def test_a_job_whose_pid_now_belongs_to_another_process_is_not_running(tmp_path:
         stranger.kill()
         stranger.wait()
     assert store.load(job.id).status == "interrupted"
+
+
+# --- 14: an interrupted job goes on from its own copies of its files ----------------------------
+
+
+def stopped_job(tmp_path: Path, *, killed: bool) -> tuple[object, Job]:
+    """A three-page job stopped after page 1 (``killed``: the studio died, its run still recorded
+    as running by a process that is gone; else cancelled), its upload gone as Gradio's temp files go."""
+    settings = make_settings(tmp_path / "ws")
+    engine = get_engine("text-layer", settings)
+    store = JobStore(settings.workspace)
+    source = make_pdf(tmp_path / "upload" / "report.pdf", 3)
+    job = run_job(store.create(JobSpec([source], "text-layer", Task.TEXT), engine, settings), engine, settings)
+    for number in (2, 3):
+        job.page_image_path(0, number).unlink()
+        job.page_image_path(0, number).with_suffix(".json").unlink()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    path = job.dir / "job.json"
+    state = json.loads(path.read_text())
+    if killed:
+        state.update(status="running", pid=gone.pid, pid_started="a-process-that-is-gone")
+    else:
+        state.update(status="cancelled")
+    path.write_text(json.dumps(state))
+    shutil.rmtree(source.parent)
+    return settings, store.load(job.id)
+
+
+def test_a_killed_job_goes_on_by_itself_when_the_studio_starts_again(tmp_path: Path) -> None:
+    from ocr_studio.ui.app import Studio
+
+    settings, job = stopped_job(tmp_path, killed=True)
+    assert job.status == "interrupted" and len(job.documents[0].pages) == 1
+    kept = job.page_image_path(0, 1).stat().st_mtime_ns
+    studio = Studio(settings)
+    [run] = studio.resume_killed()
+    studio.background.wait(job.id, timeout=120)
+    again = studio.store.load(job.id)
+    assert again.status == "done", again.message
+    assert [p.text() for p in again.documents[0].pages] == [page_words(n) for n in (1, 2, 3)]
+    assert job.page_image_path(0, 1).stat().st_mtime_ns == kept  # only what was missing was done
+    assert studio.resume_killed() == []  # nothing left to resume
+
+
+def test_a_cancelled_job_resumes_with_one_click_and_says_why_when_it_cannot(tmp_path: Path) -> None:
+    from ocr_studio.jobs import JobError
+    from ocr_studio.ui.app import Studio
+
+    settings, job = stopped_job(tmp_path, killed=False)
+    studio = Studio(settings)
+    assert studio.store.killed() == []  # cancelled on purpose: not resumed by itself
+    copy = job.input_path(0)
+    hidden = copy.with_name("hidden")
+    copy.rename(hidden)
+    with pytest.raises(JobError, match="copy of report.pdf is gone; drop the file again"):
+        studio.resume_job(job.id)
+    hidden.rename(copy)
+
+    studio.resume_job(job.id)  # the Resume button's work
+    studio.background.wait(job.id, timeout=120)
+    again = studio.store.load(job.id)
+    assert again.status == "done" and [p.text() for p in again.documents[0].pages][2] == page_words(3)
+    with pytest.raises(JobError, match="only an interrupted or cancelled job"):
+        studio.resume_job(job.id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..documents import DocumentError, open_document, parse_page_range, sniff
 from ..engines import EngineInfo, Task, availability, capacity, engine_infos, get_engine, tesseract
 from ..engines.tesseract import LanguageError, language_choices
 from ..i18n import Message, error_text, render, t
-from ..jobs import Job, JobSpec, JobStore, run_job
+from ..jobs import RESUMABLE, Job, JobSpec, JobStore, resume_plan, run_job
 from ..library.search_index import keep_index
 from ..runner import BackgroundJobs, JobRun
 from ..settings import Settings
@@ -33,6 +34,7 @@ from .language import StaticText, localized
 from .search import LIMIT as SEARCH_LIMIT
 from .search import hits_html, note_html, parse_target
 
+log = logging.getLogger(__name__)
 UI_DIR = Path(__file__).resolve().parent
 CSS_PATH = UI_DIR / "style.css"
 READER_JS = UI_DIR / "reader.js"
@@ -235,9 +237,48 @@ class Studio:
             **self.busy(True),
         }
 
-    def busy(self, running: bool) -> dict:
-        """Run and Cancel as the state is: Run off and Cancel shown while a job runs, and back."""
-        return {self.run_button: gr.update(interactive=not running), self.cancel_button: gr.update(visible=running)}
+    def busy(self, running: bool, job: Job | None = None) -> dict:
+        """Run and Cancel as the state is: Run off and Cancel shown while a job runs, and back;
+        Resume shown for a stopped ``job`` that can go on from its own copies of its files."""
+        return {
+            self.run_button: gr.update(interactive=not running),
+            self.cancel_button: gr.update(visible=running),
+            self.resume_button: gr.update(visible=not running and job is not None and job.status in RESUMABLE),
+        }
+
+    # ----- resuming a job from its own copies of its files --------------------------------------
+
+    def resume_job(self, job_id: str) -> JobRun:
+        """Go on with a stopped job where it stopped, from the copies of its inputs it keeps: no
+        file needs dropping again. JobError says why not."""
+        job = self.store.load(job_id)
+        engine, settings = resume_plan(job, self.settings)
+        return self.background.start(job, engine, settings)
+
+    def resume_killed(self) -> list[JobRun]:
+        """At start: the jobs a studio was running when it was killed go on by themselves."""
+        runs = []
+        for job in self.store.killed():
+            try:
+                runs.append(self.resume_job(job.id))
+            except Exception as exc:  # it stays interrupted, with its Resume button and why
+                log.warning("Job %s not resumed: %s", job.id, exc)
+        return runs
+
+    @localized
+    def resume(self, job_id: str, request: gr.Request | None = None) -> dict:
+        """The Resume button: the job on screen goes on in the background, followed by the timer."""
+        try:
+            run = self.resume_job(job_id)
+        except Exception as exc:
+            return {self.status: t("files.resume.not_resumed", reason=viewer._md_text(error_text(exc)))}
+        return {
+            self.job_id: run.job.id,
+            self.seen: -1,
+            self.status: self.progress_markdown(run),
+            self.timer: gr.Timer(active=True),
+            **self.busy(True),
+        }
 
     # ----- checks made as files are dropped and pages typed, before Run -------------------------
 
@@ -424,7 +465,7 @@ class Studio:
                 self.timer: gr.Timer(active=False),
                 self.seen: run.pages_done,
                 self.history: gr.update(choices=self.history_choices()),
-                **self.busy(False),
+                **self.busy(False, job),
             }
         )
         result.update(self.models_view())  # a run may have loaded a model
@@ -674,7 +715,7 @@ class Studio:
             result.update({self.job_id: job.id, self.seen: -1, self.timer: gr.Timer(active=True), **self.busy(True)})
             result[self.status] = self.progress_markdown(run)
         else:
-            result.update({self.job_id: job.id, self.status: viewer.job_summary(job), **self.busy(False)})
+            result.update({self.job_id: job.id, self.status: viewer.job_summary(job), **self.busy(False, job)})
         return result
 
     @localized
@@ -913,6 +954,8 @@ def build_app(settings: Settings) -> gr.Blocks:
     ``StaticText`` keys (``blocks.i18n_instance``): the browser shows them in the tab's language."""
     temp_folder.use_private_temp()  # Gradio's copies of downloads and uploads: this user's alone
     studio = Studio(settings)
+    # what this studio was running when it was killed goes on, from the jobs' own copies of their files
+    threading.Thread(target=studio.resume_killed, name="ocr-studio-resume", daemon=True).start()
     engine = studio.default_engine()
     info = studio.infos.get(engine)
     free = {"concurrency_limit": None, "show_progress": "hidden"}
@@ -1082,6 +1125,13 @@ def build_app(settings: Settings) -> gr.Blocks:
                 min_width=90,
                 visible=False,
             )
+            studio.resume_button = gr.Button(  # shown for a stopped job (Studio.busy)
+                static("files.resume.button"),
+                elem_id="resume-button",
+                scale=0,
+                min_width=90,
+                visible=False,
+            )
         # the job on screen; a hidden textbox rather than State so the API's show_page can name a job
         studio.job_id = gr.Textbox("", visible="hidden", elem_id="job-id")
         studio.seen = gr.State(-1)
@@ -1197,6 +1247,7 @@ def build_app(settings: Settings) -> gr.Blocks:
             studio.inputs,
             studio.run_button,
             studio.cancel_button,
+            studio.resume_button,
         ]
         poll_outputs = [*viewer_outputs, *follow_outputs, studio.history, *model_outputs]
         request_inputs = [
@@ -1220,6 +1271,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         )
         studio.run_button.click(studio.run, request_inputs, poll_outputs, api_name="run", **free)
         cancel_button.click(studio.cancel, studio.job_id, studio.status, api_name="cancel", **free)
+        studio.resume_button.click(studio.resume, studio.job_id, poll_outputs, api_name="resume", **free)
         studio.timer.tick(studio.poll, [*where, studio.seen], poll_outputs, api_visibility="private", **free)
         api_trigger.click(
             studio.convert,
