@@ -52,8 +52,16 @@ def _has_rules(pdf_page: pymupdf.Page) -> bool:
 
 
 def _find(pdf_page: pymupdf.Page, *, layout: bool) -> list[Any]:
+    """The finder's tables. With the layout model, its table boxes are joined with the ruled ones
+    (``union``) and their rows and columns rebuilt from the text (``refine``): a statistical table
+    ruled only under its header comes whole, not as its header's three rows."""
     try:
-        return list(pdf_page.find_tables(use_layout=layout).tables)
+        if layout:
+            try:
+                return list(pdf_page.find_tables(use_layout=True, union=True, refine=True).tables)
+            except TypeError:  # a PyMuPDF 2.0 without union/refine
+                return list(pdf_page.find_tables(use_layout=True).tables)
+        return list(pdf_page.find_tables().tables)
     except TypeError:  # PyMuPDF before 2.0: no layout model, ruled tables only
         return [] if layout else list(pdf_page.find_tables().tables)
 
@@ -69,7 +77,7 @@ def find_tables(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, pieces: Seque
         finds = []
         if _has_rules(pdf_page):
             finds.append(_find(pdf_page, layout=False))
-        if looks_tabular(pieces) and not (finds and _complete(finds[0])):
+        if looks_tabular(pieces):
             finds.append(_find(pdf_page, layout=True))
         if not any(finds):
             return []
@@ -91,11 +99,6 @@ def find_tables(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, pieces: Seque
         if cells > best_cells:
             best, best_cells = tables, cells
     return best
-
-
-def _complete(found: Sequence[Any]) -> bool:
-    """Whether the ruled finder's tables look whole: every one of at least two rows and columns."""
-    return bool(found) and all(t.row_count >= 2 and t.col_count >= 2 for t in found) and len(found) <= 3
 
 
 def _split_unruled(row: list[Any], column_x: Sequence[float], right: float, words: Sequence[tuple]) -> list[Any]:
