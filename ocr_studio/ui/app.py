@@ -995,22 +995,18 @@ def build_app(settings: Settings) -> gr.Blocks:
                 value=None,
                 allow_custom_value=True,
             )
-            with gr.Row(equal_height=True):
-                studio.history_name = gr.Textbox(
-                    label=static("studio.history.name"),
-                    placeholder=static("studio.history.name_placeholder"),
-                    elem_id="history-name",
-                    max_lines=1,
-                    scale=3,
-                )
-                rename_button = gr.Button(
-                    static("studio.history.rename"), size="sm", elem_id="history-rename", scale=0, min_width=80
-                )
+            studio.history_name = gr.Textbox(
+                label=static("studio.history.name"),
+                placeholder=static("studio.history.name_placeholder"),
+                elem_id="history-name",
+                max_lines=1,
+            )
             with gr.Row():
+                rename_button = gr.Button(static("studio.history.rename"), size="sm", elem_id="history-rename")
                 delete_button = gr.Button(
                     static("studio.history.delete"), size="sm", variant="stop", elem_id="history-delete"
                 )
-                history_refresh = gr.Button(static("ui.sidebar.refresh"), size="sm", elem_id="history-refresh")
+            history_refresh = gr.Button(static("ui.sidebar.refresh"), size="sm", elem_id="history-refresh")
             studio.history_note = gr.Markdown("", elem_id="history-note")
             studio.pending_delete = gr.State("")  # Delete asks once: the job a second press removes
             # the GPU and the runtime: folded, they matter to few users and only now and then
@@ -1037,7 +1033,12 @@ def build_app(settings: Settings) -> gr.Blocks:
                     )
                     unload_button = gr.Button(static("ui.sidebar.unload"), size="sm", elem_id="unload-model", scale=1)
                 studio.disk_models = gr.Markdown("", elem_id="disk-models")
-            gr.Markdown(static("ui.sidebar.footer", workspace=str(settings.workspace), version=__version__))
+            gr.Markdown(
+                static("ui.sidebar.footer", workspace=str(settings.workspace), version=__version__),
+                elem_id="sidebar-footer",
+            )
+            # the words reader.js gives Gradio's sidebar button (its own aria-label is English only)
+            gr.HTML(static("studio.sidebar.toggle"), elem_id="sidebar-toggle-label", visible="hidden")
 
         gr.HTML('<h1 class="studio-title">OCR Studio</h1>', elem_id="title", padding=False)
         with gr.Accordion(static("ui.inputs.title"), open=True, elem_id="inputs") as studio.inputs:
@@ -1358,11 +1359,11 @@ def build_app(settings: Settings) -> gr.Blocks:
             api_name="delete_job",
             **free,
         )
-        reopen.input(studio.reopen, reopen, poll_outputs, api_visibility="private", **free)
+        reopen.change(studio.reopen, reopen, poll_outputs, api_visibility="private", **free)
         studio.files.upload(
             studio.check_files, studio.files, [studio.files, studio.status], api_visibility="private", **free
         )
-        studio.pages.input(
+        studio.pages.change(  # every change, typed or deleted: the range is checked as it is typed
             studio.pages_typed,
             [studio.files, studio.pages, studio.password, studio.engine],
             [studio.status, studio.run_button],

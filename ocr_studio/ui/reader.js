@@ -271,6 +271,8 @@
     const sidebar = sidebarElement();
     const toggle = sidebarToggle(sidebar);
     if (!sidebar || !toggle) return false;
+    const label = document.querySelector("#sidebar-toggle-label")?.textContent.trim();
+    if (label) toggle.setAttribute("aria-label", label); // in the tab's language
     if (sidebar.classList.contains("open") !== open) {
       settingSidebar = true;
       toggle.click();
@@ -283,6 +285,12 @@
     if (!toggle || settingSidebar || !event.isTrusted || window.innerWidth < NARROW) return;
     // remembered on a laptop; a phone's full-screen sidebar always starts closed
     setTimeout(() => localStorage.setItem(SIDEBAR_KEY, sidebarElement()?.classList.contains("open") ? "open" : "closed"), 0);
+  });
+  // a phone: the full-screen sidebar closes once a job is picked in it, so the job shows
+  // (on pointerdown: Gradio takes the choice on mousedown and removes the list before the click)
+  document.addEventListener("pointerdown", (event) => {
+    if (window.innerWidth >= NARROW || !event.target.closest?.("#history [role=option]")) return;
+    setTimeout(() => setSidebar(false), 300);
   });
   function sidebarAtStart() {
     const remembered = localStorage.getItem(SIDEBAR_KEY);
