@@ -434,15 +434,16 @@ def test_the_server_process_answers_while_its_job_renders_a_hostile_page(studio,
     assert max(answers) < settings.page_timeout / 2, f"the server stalled: {figures}"
     assert statistics.median(answers) < max(0.5, 5 * statistics.median(idle)), f"the server slowed down: {figures}"
     hostile, scanned = outcome["job"].documents
-    assert "page 1 took longer than 8 s to render" in hostile.pages[0].warnings[0]
+    assert re.search(r"page 1 took longer than 8 s to (render|recognise)", hostile.pages[0].warnings[0])
     assert "scanned line" in scanned.pages[0].text().lower() or scanned.pages[0].warnings  # read, or says why not
 
 
 @pytest.fixture
 def studio_process(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``ocr-studio serve`` in its own process (so a hang there can fail this test instead of
-    freezing it), with a 3 s page budget; yields (base url, the headers that let a script in)."""
-    import socket
+    freezing it), with a 3 s page budget; yields (base url, the headers that let a script in).
+    Ready when the server says so, as launch.py learns it (its port is held, and takes
+    connections, before the app is built)."""
     import subprocess
     import sys
 
@@ -455,16 +456,14 @@ def studio_process(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         OCR_STUDIO_WORKSPACE=str(tmp_path / "ws"),
         OCR_STUDIO_PAGE_TIMEOUT="3",
         OCR_STUDIO_LAUNCH_TOKEN=token,
+        OCR_STUDIO_LAUNCH_READY=str(tmp_path / "ready"),
         GRADIO_ANALYTICS_ENABLED="False",
     )
     command = [sys.executable, "-m", "ocr_studio", "serve", "--port", str(port), "--no-browser"]
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+        while time.monotonic() < deadline and process.poll() is None and not (tmp_path / "ready").exists():
             time.sleep(0.2)
         assert process.poll() is None, "the studio did not start"
         yield f"http://127.0.0.1:{port}/", {"Authorization": f"Bearer {token}"}
@@ -500,7 +499,7 @@ def test_the_server_answers_while_a_hostile_pdf_is_converted(studio_process, tmp
     worker = threading.Thread(target=convert, daemon=True)
     worker.start()
     slowest, probes = 0.0, 0
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a hang detector: MuPDF in the server would never finish
     while worker.is_alive() and time.monotonic() < deadline:
         started = time.monotonic()
         try:
@@ -510,14 +509,14 @@ def test_the_server_answers_while_a_hostile_pdf_is_converted(studio_process, tmp
         slowest = max(slowest, time.monotonic() - started)
         probes += 1
         time.sleep(0.1)
-    assert not worker.is_alive(), f"/convert of the hostile PDF did not finish in 30 s (slowest probe {slowest:.1f} s)"
+    assert not worker.is_alive(), f"/convert of the hostile PDF did not finish in 90 s (slowest probe {slowest:.1f} s)"
     assert "error" not in outcome, outcome.get("error")
     status, markdown, _ = outcome["result"]
     assert probes >= 5, "the conversion ended before the probe could watch it"
     # MuPDF in the server would stall it for the page's whole budget (3 s) or for ever; a loaded CI
     # machine slows every answer alike, so the bound follows the idle answers (issue 24, item 15)
     assert slowest < max(2.0, 5 * idle), f"the server stalled for {slowest:.1f} s (idle: {idle:.2f} s)"
-    assert "took longer than 3 s to render" in status, status
+    assert re.search(r"took longer than 3 s to (render|recognise)", status), status
     assert page_words(1) in markdown
 
 
