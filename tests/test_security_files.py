@@ -415,10 +415,10 @@ def test_a_job_whose_pid_now_belongs_to_another_process_is_not_running(tmp_path:
 # --- 14: an interrupted job goes on from its own copies of its files ----------------------------
 
 
-def stopped_job(tmp_path: Path, *, killed: bool) -> tuple[object, Job]:
+def stopped_job(tmp_path: Path, *, killed: bool, settings=None) -> tuple[object, Job]:
     """A three-page job stopped after page 1 (``killed``: the studio died, its run still recorded
     as running by a process that is gone; else cancelled), its upload gone as Gradio's temp files go."""
-    settings = make_settings(tmp_path / "ws")
+    settings = settings or make_settings(tmp_path / "ws")
     engine = get_engine("text-layer", settings)
     store = JobStore(settings.workspace)
     source = make_pdf(tmp_path / "upload" / "report.pdf", 3)
@@ -475,3 +475,13 @@ def test_a_cancelled_job_resumes_with_one_click_and_says_why_when_it_cannot(tmp_
     assert again.status == "done" and [p.text() for p in again.documents[0].pages][2] == page_words(3)
     with pytest.raises(JobError, match="only an interrupted or cancelled job"):
         studio.resume_job(job.id)
+
+
+def test_the_resume_button_goes_on_with_the_job_on_screen(server, tmp_path: Path) -> None:
+    studio = studio_of(server)
+    _settings, job = stopped_job(tmp_path, killed=False, settings=studio.settings)
+    client = Client(server.base_url, verbose=False, download_files=str(tmp_path / "dl"))
+    client.predict(job.id, api_name="/resume")  # what the button sends: the job on screen
+    studio.background.wait(job.id, timeout=120)
+    again = studio.store.load(job.id)
+    assert again.status == "done" and [p.text() for p in again.documents[0].pages][1] == page_words(2)
