@@ -425,7 +425,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def forced_client(url: str, concurrency: int):
     """The studio's RemoteClient, asking vLLM to ignore EOS so every page gets max_tokens tokens."""
-    from ocr_studio.remote import RemoteClient, RemoteConfig
+    from ocr_studio.runtime.client import RemoteClient, RemoteConfig
 
     class ForcedLengthClient(RemoteClient):
         def _complete(self, image, prompt, *, max_tokens, on_text, extra):  # type: ignore[override]
@@ -440,8 +440,8 @@ def cmd_remote(args: argparse.Namespace) -> int:
     import httpx
 
     from ocr_studio.engines import RecognizeRequest, get_engine
-    from ocr_studio.engines.remote import RemoteEngine
-    from ocr_studio.remote import image_data_url
+    from ocr_studio.runtime.client import image_data_url
+    from ocr_studio.runtime.remote import RemoteEngine
 
     url = f"http://127.0.0.1:{args.port}/v1"
     settings = settings_for(args, runtime="remote", remote_url=url, remote_concurrency=args.concurrency)

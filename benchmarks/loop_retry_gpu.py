@@ -56,7 +56,10 @@ def engines_recover(work: Path) -> list[dict]:
 
             inputs = build_inputs(loaded.processor, [page.image], PROMPTS[Task.TEXT], 256 * 256)
         else:
-            prepared = engine._prepare(loaded.processor, page, RecognizeRequest(Task.TEXT), engine.max_pixels)
+            from ocr_studio.engines.dots_ocr import ResizeBounds
+
+            bounds = ResizeBounds.of(loaded.processor)
+            prepared = engine.prepare(page, RecognizeRequest(Task.TEXT), engine.max_pixels, bounds)
             inputs = dict(loaded.processor([prepared.image], [prepared.prompt]))
         config = GenerationConfig(
             max_new_tokens=600, eos_token_ids=loaded.eos_token_ids, pad_token_id=loaded.pad_token_id, penalty=LOOP_RETRY

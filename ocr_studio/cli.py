@@ -228,7 +228,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         gpu = t("cli.doctor.needs_gpu") if info.needs_gpu else ""
         print(f"  {info.name:<12} {state}{gpu}" + (f" — {render(info.reason)}" if info.reason else ""))
     if settings.runtime == "remote":
-        from .remote import remote_status
+        from .runtime.client import remote_status
 
         print("\n" + render(remote_status(settings)).replace("**", "").replace("`", ""))
     return EXIT_OK

@@ -1,6 +1,6 @@
 """The ``ocr-studio doctor`` report: what this machine can run, in rows of (label, value).
 
-It sits above ``hardware`` (the GPU probe and profile) and ``engines.capacity`` (the VRAM plan of
+It sits above ``hardware`` (the GPU probe and profile) and ``runtime.capacity`` (the VRAM plan of
 each model) rather than inside ``hardware``, so the GPU module never reaches up into the engines.
 It asks ``hardware`` through the module (``hardware.probe()``), so a GPU simulated there shows here."""
 
@@ -10,9 +10,10 @@ import os
 import sys
 
 from . import hardware
-from .engines.capacity import pages_in_flight
+from .engines import local_models
 from .i18n import t
 from .models.manager import hub_cache_dir, hub_offline
+from .runtime.capacity import pages_in_flight
 from .settings import Settings, SettingsError
 
 
@@ -56,7 +57,8 @@ def doctor_report(settings: Settings) -> list[tuple[str, str]]:
             pass
         rows.append((t("launcher.doctor.flash_attn"), yes(gpu.flash_attn)))
         rows.append((t("launcher.doctor.triton"), yes(gpu.triton)))
-        for line in pages_in_flight(settings, gpu.total_memory_bytes):  # the VRAM plan, per model
+        # the VRAM plan, per model
+        for line in pages_in_flight(settings, gpu.total_memory_bytes, local_models(settings)):
             rows.append((t("capacity.title"), str(line.render())))
     else:
         rows.append((t("launcher.doctor.bf16"), t("launcher.doctor.bf16_no_gpu")))

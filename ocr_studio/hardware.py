@@ -25,6 +25,7 @@ from pathlib import Path
 
 import platformdirs
 
+from . import gpu_families
 from .i18n import Message, Text, t, text
 from .settings import APP_NAME, Settings, SettingsError
 from .torch_builds import GpuProblem, NvidiaGpu, TorchFacts, arch_supported, detect_nvidia, diagnose
@@ -280,30 +281,6 @@ def _arch_in_build(capability: tuple[int, int], arch_list: list[str]) -> bool:
 # ----------------------------------------------------------------------------- choose
 
 
-def _family(capability: tuple[int, int]) -> str:
-    major, minor = capability
-    sm = f"sm_{major}{minor}"
-    if major >= 13:
-        return f"Newer than Blackwell ({sm})"
-    if major == 12:
-        return f"Blackwell consumer ({sm})"
-    if major in (10, 11):
-        return f"Blackwell datacenter ({sm})"
-    if major == 9:
-        return f"Hopper ({sm})"
-    if (major, minor) == (8, 9):
-        return f"Ada ({sm})"
-    if major == 8:
-        return f"Ampere ({sm})"
-    if (major, minor) == (7, 5):
-        return f"Turing ({sm})"
-    if major == 7:
-        return f"Volta ({sm})"
-    if major == 6:
-        return f"Pascal ({sm})"
-    return f"Maxwell or older ({sm})"
-
-
 def _origin(settings: Settings, name: str) -> str:
     """Where a setting's value came from. Settings may carry an ``origins`` map
     (config/env/flag); without it a non-"auto" value is reported as an override."""
@@ -371,15 +348,16 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
 
     assert gpu.capability is not None
     capability = gpu.capability
-    bf16_ok = capability >= (8, 0)
-    fp16_ok = capability >= (7, 0)
+    family = gpu_families.family(capability)  # what this architecture can do (gpu_families.py)
+    bf16_ok = family.bf16
+    fp16_ok = family.fp16
     if not gpu.arch_supported:
         fix = Message("launcher.profile.no_kernels_fix", {"fix": _message(gpu.fix)}) if gpu.fix else "."
         notes.append(text("launcher.profile.no_kernels", sm=gpu.sm, fix=fix))
 
     # dtype
     auto_dtype = "bfloat16" if bf16_ok else "float16" if fp16_ok else "float32"
-    if capability < (7, 0):
+    if not fp16_ok:  # older than Volta
         notes.append(text("launcher.profile.old_gpu", sm=gpu.sm))
     if dtype_setting == "auto":
         dtype = auto_dtype
@@ -393,7 +371,7 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
         dtype = dtype_setting
 
     # attention
-    flash_fits_gpu = (8, 0) <= capability < (10, 0)
+    flash_fits_gpu = family.flash_attention
     flash_ok = gpu.flash_attn and flash_fits_gpu and dtype in ("bfloat16", "float16")
     if attention_setting == "auto":
         attention = "flash_attention_2" if flash_ok else "sdpa"
@@ -410,7 +388,7 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
         attention = attention_setting
 
     # TF32 (float32 matmuls on tensor cores)
-    tf32_capable = capability >= (8, 0)
+    tf32_capable = family.tf32
     if tf32_setting == "on" and not tf32_capable:
         notes.append(text("launcher.profile.tf32_old", sm=gpu.sm))
     tf32 = tf32_capable and tf32_setting != "off"
@@ -429,7 +407,7 @@ def choose_profile(gpu: GpuInfo, settings: Settings) -> RuntimeProfile:
             notes.append(text("launcher.profile.no_triton"))
 
     return RuntimeProfile(
-        name=_family(capability),
+        name=gpu_families.family_name(capability),
         device="cuda",
         dtype=dtype,
         attention=attention,

@@ -1342,10 +1342,9 @@ def _where_pages_run(engine: Engine, settings: Settings) -> str:
     this process), or "here" (a CPU engine object the worker cannot
     build, e.g. a test double around an engine: it needs the document in this process)."""
     from .engines import get_engine
-    from .engines.remote import RemoteEngine
 
     info = engine.info()
-    if info.needs_gpu or isinstance(engine, RemoteEngine):  # a model here, or a server's pages in flight
+    if info.needs_gpu or info.runs == "server":  # a model here, or a server's pages in flight
         return "render"
     try:
         rebuilt = get_engine(info.name, settings)

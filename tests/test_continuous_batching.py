@@ -527,13 +527,14 @@ def test_a_failing_continuous_step_reads_the_rest_one_by_one_and_says_why(qwen_l
 def test_doctor_and_the_sidebar_say_how_many_pages_each_model_reads_at_once(monkeypatch):
     """On a 16 GB RTX 5070 Ti laptop card: the VRAM plan's figure per model, in English and Russian."""
     from ocr_studio import doctor, hardware, i18n
-    from ocr_studio.engines.capacity import pages_in_flight
+    from ocr_studio.engines import local_models
+    from ocr_studio.runtime.capacity import pages_in_flight
     from ocr_studio.settings import Settings
 
     laptop = hardware.GpuInfo(True, "NVIDIA GeForce RTX 5070 Ti Laptop GPU", (12, 0), 16 * 1024**3, triton=True)
     monkeypatch.setattr(hardware, "probe", lambda: laptop)
     monkeypatch.setattr(hardware, "_nvml", lambda: None)
-    lines = [str(line) for line in pages_in_flight(Settings(), laptop.total_memory_bytes)]
+    lines = [str(line) for line in pages_in_flight(Settings(), laptop.total_memory_bytes, local_models(Settings()))]
     dots_line = next(line for line in lines if line.startswith("dots.ocr: "))
     assert dots_line.endswith("pages in flight on this card") and int(dots_line.split()[1]) >= 4
     rows = doctor.doctor_report(Settings())
@@ -541,7 +542,10 @@ def test_doctor_and_the_sidebar_say_how_many_pages_each_model_reads_at_once(monk
     with i18n.use_language("ru"):
         russian = dict(doctor.doctor_report(Settings()))
     assert "одновременно на этой видеокарте" in russian["Страниц одновременно"]
-    fixed = [str(line) for line in pages_in_flight(Settings(batch_size=3), laptop.total_memory_bytes)]
+    fixed_settings = Settings(batch_size=3)
+    fixed = [
+        str(line) for line in pages_in_flight(fixed_settings, laptop.total_memory_bytes, local_models(fixed_settings))
+    ]
     assert fixed[0] == "dots.ocr: 3 pages in flight (the batch_size setting)"
 
     from ocr_studio.ui.app import Studio

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from ocr_studio.documents import Page
 from ocr_studio.engines import EngineError, RecognizeRequest, Task, get_engine
-from ocr_studio.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, DotsOcrEngine
+from ocr_studio.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, DotsOcrEngine, ResizeBounds
 from ocr_studio.engines.dots_parsing import strip_code_fence, to_resized_box
 from ocr_studio.engines.dots_prompts import PROMPT_GROUNDING_OCR, PROMPT_LAYOUT_ALL_EN
 from ocr_studio.hardware import GpuInfo
@@ -156,10 +156,10 @@ def test_a_region_is_sent_in_resized_pixels_and_kept_in_page_pixels(tiny_dots: P
     loaded = engine._load()
     region = (40.0, 60.0, 300.0, 200.0)
     request = RecognizeRequest(task=Task.REGION, region=region)
-    prepared = engine._prepare(loaded.processor, pages[0], request, engine.max_pixels)
-    assert prepared.resized_size != prepared.page_size  # the tiny processor shrinks the page
-    assert prepared.image.size == prepared.resized_size
-    box = to_resized_box(region, prepared.page_size, prepared.resized_size)
+    prepared = engine.prepare(pages[0], request, engine.max_pixels, ResizeBounds.of(loaded.processor))
+    assert prepared.context != prepared.page_size  # the tiny processor shrinks the page
+    assert prepared.image.size == prepared.context
+    box = to_resized_box(region, prepared.page_size, prepared.context)
     assert prepared.prompt == PROMPT_GROUNDING_OCR + "[{}, {}, {}, {}]".format(*box)
     [result] = engine.recognize(pages[:1], request)
     if result.raw_text.strip():
@@ -168,8 +168,9 @@ def test_a_region_is_sent_in_resized_pixels_and_kept_in_page_pixels(tiny_dots: P
 
 def test_the_page_is_resized_to_the_pixel_budget(tiny_dots: Path, pages: list[Page]) -> None:
     engine = get_engine("dots-ocr", settings_for(tiny_dots, max_pixels=28 * 28 * 20))
-    prepared = engine._prepare(engine._load().processor, pages[0], RecognizeRequest(Task.LAYOUT_TEXT), 28 * 28 * 20)
-    width, height = prepared.resized_size
+    bounds = ResizeBounds.of(engine._load().processor)
+    prepared = engine.prepare(pages[0], RecognizeRequest(Task.LAYOUT_TEXT), 28 * 28 * 20, bounds)
+    width, height = prepared.context
     assert width % 28 == 0 and height % 28 == 0 and width * height <= 28 * 28 * 20
     assert prepared.prompt == PROMPT_LAYOUT_ALL_EN
 

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from ocr_studio.documents import Page
 from ocr_studio.engines import REGISTRY, EngineError, RecognizeRequest, Task, engine_infos, engine_names, get_engine
 from ocr_studio.engines.dots_families import DOTS_MOCR, DOTS_OCR, FAMILIES
+from ocr_studio.engines.dots_ocr import ResizeBounds
 from ocr_studio.engines.dots_parsing import read_page, strip_code_fence
 from ocr_studio.engines.dots_prompts import PROMPT_LAYOUT_ALL_EN, UnsupportedTaskError, prompt_for
 from ocr_studio.hardware import GpuInfo
@@ -102,7 +103,7 @@ def test_the_new_prompt_modes_are_the_published_strings_and_only_dots_mocr_has_t
 
 
 def test_a_model_not_downloaded_names_the_dots_mocr_setting(monkeypatch, tmp_path: Path) -> None:
-    from ocr_studio.engines import availability
+    from ocr_studio.runtime import availability
 
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -172,7 +173,8 @@ def test_dots_mocr_loads_a_checkpoint_folder_and_reads_pages(tiny_mocr: Path) ->
     loaded = engine._load()
     assert isinstance(loaded.model, DotsOCRForCausalLM)  # ours, not the checkpoint's remote code
     assert any(info.key.model_id == str(tiny_mocr) for info in model_manager().loaded())
-    prepared = engine._prepare(loaded.processor, pages[0], RecognizeRequest(task=Task.WEB), engine.max_pixels)
+    bounds = ResizeBounds.of(loaded.processor)
+    prepared = engine.prepare(pages[0], RecognizeRequest(task=Task.WEB), engine.max_pixels, bounds)
     assert prepared.prompt == WEB_PROMPT
     assert engine.settings_key()["engine"] == "dots-mocr"  # its jobs never share dots.ocr's cache
 
@@ -180,7 +182,7 @@ def test_dots_mocr_loads_a_checkpoint_folder_and_reads_pages(tiny_mocr: Path) ->
 def test_the_remote_runtime_sends_dots_mocr_prompts_and_reads_the_answer() -> None:
     """What an inference server (vLLM serves dots.mocr as DotsOCRForCausalLM) is sent: the image
     placeholder, then the mode's prompt, as dots.mocr's own client (dots_mocr/model/inference.py) sends it."""
-    from ocr_studio.engines.remote import RemoteEngine
+    from ocr_studio.runtime.remote import RemoteEngine
 
     settings = Settings(
         runtime="remote", remote_url="http://127.0.0.1:9/v1", remote_model="dots-mocr", max_pixels=100_000
@@ -190,7 +192,7 @@ def test_the_remote_runtime_sends_dots_mocr_prompts_and_reads_the_answer() -> No
     page = Page.from_image(photo(420, 300), number=2)
     request = RecognizeRequest(task=Task.SCENE)
     prepared = engine.prepare(page, request)
-    assert prepared.prompt == "<|img|><|imgpad|><|endofimg|>" + SCENE_PROMPT
+    assert prepared.server_prefix + prepared.prompt == "<|img|><|imgpad|><|endofimg|>" + SCENE_PROMPT
     width, height = prepared.image.size
     assert width % 28 == 0 and height % 28 == 0 and width * height <= 100_000
     answer = f"(0, 0), ({width}, 0), ({width}, {height // 2}), (0, {height // 2}) EXIT 12"

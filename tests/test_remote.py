@@ -23,9 +23,9 @@ from ocr_studio.engines import get_engine
 from ocr_studio.engines.base import RecognizeRequest, Task
 from ocr_studio.engines.dots_prompts import prompt_for
 from ocr_studio.engines.qwen3_vl import PROMPTS
-from ocr_studio.engines.remote import RemoteEngine
 from ocr_studio.jobs import JobSpec, JobStore, Progress, run_job
-from ocr_studio.remote import RemoteClient, RemoteConfig, remote_status
+from ocr_studio.runtime.client import RemoteClient, RemoteConfig, remote_status
+from ocr_studio.runtime.remote import RemoteEngine
 from tests.openai_server import TransformersServer, WatchingProxy, free_port, serving_available
 from tests.test_jobs import make_pdf, make_settings
 
@@ -150,7 +150,7 @@ def test_streaming_gives_the_text_of_a_plain_request(server: TransformersServer)
 
 
 def test_server_errors_are_retried_with_growing_pauses(server: TransformersServer, proxy: WatchingProxy) -> None:
-    from ocr_studio.remote import RemoteError
+    from ocr_studio.runtime.client import RemoteError
 
     pauses: list[float] = []
     client = RemoteClient(RemoteConfig(proxy.url, model=server.model, retries=3, backoff=0.5), sleep=pauses.append)
@@ -168,7 +168,7 @@ def test_server_errors_are_retried_with_growing_pauses(server: TransformersServe
 
 
 def test_a_wrong_model_fails_the_request_with_the_servers_reason(server: TransformersServer) -> None:
-    from ocr_studio.remote import RemoteError
+    from ocr_studio.runtime.client import RemoteError
 
     client = RemoteClient(RemoteConfig(server.url, model="someone/else", retries=3, backoff=0.0))
     with pytest.raises(RemoteError, match="does not serve this model") as failure:
@@ -267,7 +267,7 @@ def test_cancel_stops_after_the_pages_in_flight(
 def test_a_killed_server_fails_the_job_keeping_pages_and_resume_finishes_it(
     server: TransformersServer, proxy: WatchingProxy, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="ocr_studio.remote")
+    caplog.set_level(logging.WARNING, logger="ocr_studio.runtime.client")
     pdf = make_pdf(tmp_path / "inputs" / "eight.pdf", 8)
     settings = remote_settings(tmp_path / "ws", server.url, server.model, remote_concurrency=2)
     engine = get_engine("qwen3-vl", settings)

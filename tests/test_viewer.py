@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ocr_studio.engines import availability, engine_infos
+from ocr_studio.engines import engine_infos
 from ocr_studio.results import Block, PageResult
+from ocr_studio.runtime import availability
 from ocr_studio.settings import Settings
 from ocr_studio.ui import build_app, viewer
 from tests.test_ui_client import KNOWN_TEXT, make_pdf

@@ -28,17 +28,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import i18n
+from ..models.families import DOTS
+from ..recognition import EngineError, EngineInfo, PreparedPage, RecognizeRequest, Task
 from ..results import PageResult
+from ..runtime.local import VisionEngine, stop_warning, token_streamer
 from ..settings import Settings
-from .base import EngineError, EngineInfo, RecognizeRequest, Task
 from .dots_families import DOTS_MOCR, DOTS_OCR, DotsFamily
 from .dots_parsing import read_page, to_resized_box
-from .dots_prompts import MAX_PIXELS, MIN_PIXELS, UnsupportedTaskError, prompt_for, smart_resize
-from .vision import VisionEngine, stop_warning, token_streamer
+from .dots_prompts import MAX_PIXELS, MIN_PIXELS, RESIZE_FACTOR, UnsupportedTaskError, prompt_for, smart_resize
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from ..documents import Page
 
 log = logging.getLogger(__name__)
@@ -48,9 +47,9 @@ LABEL = DOTS_OCR.label
 DOTS_MAX_NEW_TOKENS = 16384  # used when settings.max_new_tokens is left at its generic default
 MAX_BATCH = 8
 TYPICAL_PAGE_PIXELS = 3_800_000  # a Letter/A4 page at 200 DPI after resizing, for memory estimates
-KV_BYTES_PER_TOKEN = 28 * 2 * 2 * 128 * 2  # layers × (k, v) × kv heads × head_dim × bf16 bytes
-WEIGHT_BYTES = int(6.1 * 1024**3)  # ~3.0 B parameters in bf16
-PREFILL_BYTES_PER_PIXEL = 250  # one page's prefill workspace (42-layer vision encoder, then the prompt)
+KV_BYTES_PER_TOKEN = DOTS.kv_bytes_per_token  # models/families.py: layers × (k, v) × kv heads × head_dim × 2
+WEIGHT_BYTES = DOTS.weight_bytes  # ~3.0 B parameters in bf16
+PREFILL_BYTES_PER_PIXEL = DOTS.prefill_bytes_per_pixel  # 42-layer vision encoder, then the prompt
 # what dots.ocr's own vLLM client puts in front of the prompt (the image itself goes as image_url)
 REMOTE_IMAGE_PLACEHOLDER = "<|img|><|imgpad|><|endofimg|>"
 
@@ -70,13 +69,25 @@ class LoadedDots:
     pad_token_id: int
 
 
-@dataclass
-class _PreparedPage:
-    page: Page
-    image: Image.Image  # resized to what the model sees
-    page_size: tuple[int, int]
-    resized_size: tuple[int, int]
-    prompt: str
+@dataclass(frozen=True)
+class ResizeBounds:
+    """The pixel bounds and grid of the processor that will see the page: the loaded checkpoint's
+    (local runtime) or the published checkpoint's, which a server's processor uses (remote)."""
+
+    min_pixels: int = MIN_PIXELS
+    max_pixels: int = MAX_PIXELS
+    factor: int = RESIZE_FACTOR
+
+    @classmethod
+    def of(cls, processor: Any) -> ResizeBounds:
+        return cls(
+            int(getattr(processor, "min_pixels", MIN_PIXELS)),
+            int(getattr(processor, "max_pixels", MAX_PIXELS)),
+            int(getattr(processor, "factor", RESIZE_FACTOR)),
+        )
+
+
+PUBLISHED_BOUNDS = ResizeBounds()
 
 
 class DotsOcrEngine(VisionEngine):
@@ -134,6 +145,9 @@ class DotsOcrEngine(VisionEngine):
             available=True,
             reason=reason,
             default_task=Task.LAYOUT_TEXT,
+            runs="local",
+            model_id=self.model_id,
+            model_setting=self.model_setting,
         )
 
     def settings_key(self) -> dict[str, object]:
@@ -172,39 +186,54 @@ class DotsOcrEngine(VisionEngine):
 
     # -- recognition
 
-    def _prepare(self, processor: Any, page: Page, request: RecognizeRequest, max_pixels: int) -> _PreparedPage:
-        """The page resized once to what the model sees (the processor's bounds and ours),
-        and its prompt (a region goes into the prompt in the resized image's pixels)."""
+    def prepare(
+        self,
+        page: Page,
+        request: RecognizeRequest,
+        max_pixels: int | None = None,
+        bounds: ResizeBounds = PUBLISHED_BOUNDS,
+    ) -> PreparedPage:
+        """The one prepare of the dots family, for both runtimes: the page resized once to what the
+        model sees (within ``bounds``, the processor's, and ``max_pixels``, ours), and the task's
+        official prompt (a region goes into it in the resized image's pixels). The local runtime
+        gives image and prompt to the processor; the remote one sends the prompt behind the image
+        placeholder, as dots.ocr's own vLLM client does, so the server's chat template builds the
+        token sequence the local processor builds. Raises _PageError for a page the model cannot
+        take (e.g. an impossible aspect ratio), EngineError for a task it cannot do."""
         image = page.image
         page_size = image.size
-        low = max(MIN_PIXELS, int(getattr(processor, "min_pixels", MIN_PIXELS)))
-        high = min(max_pixels, int(getattr(processor, "max_pixels", max_pixels)))
-        factor = int(getattr(processor, "factor", 28))
+        low = max(MIN_PIXELS, bounds.min_pixels)
+        high = min(self.max_pixels if max_pixels is None else max_pixels, bounds.max_pixels)
         try:
-            size = smart_resize(*page_size, min_pixels=min(low, high), max_pixels=high, factor=factor)
+            size = smart_resize(*page_size, min_pixels=min(low, high), max_pixels=high, factor=bounds.factor)
         except ValueError as exc:
             raise _PageError(str(exc)) from exc
         from PIL import Image
 
         resized = image if size == page_size else image.resize(size, Image.Resampling.BICUBIC)
-        resized_size = tuple(processor.resized_size(*size))
+        # what the processor makes of it (its own bounds again): the pixels the model's boxes are in
+        resized_size = smart_resize(
+            *size, min_pixels=bounds.min_pixels, max_pixels=bounds.max_pixels, factor=bounds.factor
+        )
         region = to_resized_box(request.region, page_size, resized_size) if request.region is not None else None
         try:
             prompt = prompt_for(request.task, region, self.family.modes)
         except UnsupportedTaskError as exc:
             raise EngineError(exc.message) from exc
-        return _PreparedPage(page, resized, page_size, resized_size, prompt)  # type: ignore[arg-type]
+        return PreparedPage(
+            page.number, page_size, resized, prompt, context=resized_size, server_prefix=REMOTE_IMAGE_PLACEHOLDER
+        )
 
     def _page_inputs(self, loaded: LoadedDots, page: Page, request: RecognizeRequest, max_pixels: int):
         try:
-            prepared = self._prepare(loaded.processor, page, request, max_pixels)
+            prepared = self.prepare(page, request, max_pixels, ResizeBounds.of(loaded.processor))
         except _PageError as exc:  # one unreadable page must not fail the others
             return self._unreadable(page, request, exc)
         return dict(loaded.processor([prepared.image], [prepared.prompt])), prepared
 
     def _tokens_result(self, loaded, page, context, raw, stop_reason, request, warnings, seconds) -> PageResult:
         return self._page_result(
-            page.number, context.page_size, context.resized_size, raw, stop_reason, request, warnings, seconds
+            page.number, context.page_size, context.context, raw, stop_reason, request, warnings, seconds
         )
 
     def _unreadable(self, page: Page, request: RecognizeRequest, exc: Exception) -> PageResult:
@@ -230,10 +259,11 @@ class DotsOcrEngine(VisionEngine):
 
         started = time.perf_counter()
         results: dict[int, PageResult] = {}
-        prepared: list[_PreparedPage] = []
+        prepared: list[PreparedPage] = []
+        bounds = ResizeBounds.of(loaded.processor)
         for index, page in enumerate(pages):
             try:
-                prepared.append(self._prepare(loaded.processor, page, request, max_pixels))
+                prepared.append(self.prepare(page, request, max_pixels, bounds))
             except _PageError as exc:  # one unreadable page must not fail the others
                 results[index] = self._unreadable(page, request, exc)
         if prepared:
@@ -264,9 +294,9 @@ class DotsOcrEngine(VisionEngine):
                 page = prepared[row]
                 warnings = self._with_retry_note(generated.warnings, generated.loop_retries[row])
                 results[index] = self._page_result(
-                    page.page.number,
+                    page.page_number,
                     page.page_size,
-                    page.resized_size,
+                    page.context,
                     raw,
                     generated.stop_reasons[row],
                     request,
@@ -308,26 +338,7 @@ class DotsOcrEngine(VisionEngine):
             seconds=seconds,
         )
 
-    # -- remote runtime: the same prompt and parser, the model on a server (engines/remote.py)
-
-    def prepare(self, page: Page, request: RecognizeRequest):
-        """The page resized as the local path resizes it, and the task's official prompt behind
-        the image placeholder, as dots.ocr's own vLLM client sends it: the server's chat template
-        then builds the token sequence the local processor builds."""
-        from PIL import Image
-
-        from .remote import PreparedPage
-
-        image = page.image
-        page_size = image.size
-        size = smart_resize(*page_size, min_pixels=MIN_PIXELS, max_pixels=max(MIN_PIXELS, self.max_pixels))
-        resized = image if size == page_size else image.resize(size, Image.Resampling.BICUBIC)
-        region = to_resized_box(request.region, page_size, size) if request.region is not None else None
-        try:
-            prompt = prompt_for(request.task, region, self.family.modes)
-        except UnsupportedTaskError as exc:
-            raise EngineError(exc.message) from exc
-        return PreparedPage(page.number, page_size, resized, REMOTE_IMAGE_PLACEHOLDER + prompt, context=size)
+    # -- the answer, for both runtimes (runtime/local.py, runtime/remote.py)
 
     def parse(
         self, prepared, text: str, *, stop_reason: str, request: RecognizeRequest, warnings: Sequence[str] = ()

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import i18n
 from ..i18n import message
+from ..models.families import qwen3_vl_size
 from ..models.resize import fit_to_grid
+from ..recognition import EngineError, EngineInfo, PreparedPage, RecognizeRequest, Task
 from ..results import Block, PageResult
-from .base import EngineError, EngineInfo, RecognizeRequest, Task
-from .vision import VisionEngine, stop_warning, token_streamer
+from ..runtime.local import VisionEngine, stop_warning, token_streamer
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -193,7 +194,12 @@ class Qwen3VLEngine(VisionEngine):
     label = "Qwen3-VL 2B"
     model_name = "Qwen3-VL"
     default_model = "Qwen/Qwen3-VL-2B-Instruct"
-    min_vram_gb = 0.0  # below this total VRAM the engine is offered with a warning
+    model_setting = "qwen_model"  # the setting naming the checkpoint (registry row); the 4B and 8B are fixed
+
+    @property
+    def min_vram_gb(self) -> float:
+        """Below this total VRAM the engine is offered with a warning (models/families.py)."""
+        return qwen3_vl_size(self.model_id).min_vram_gb
 
     @property
     def model_id(self) -> str:
@@ -225,6 +231,9 @@ class Qwen3VLEngine(VisionEngine):
             available=True,
             reason=reason,
             default_task=Task.MARKDOWN,
+            runs="local",
+            model_id=self.model_id,
+            model_setting=self.model_setting,
         )
 
     def settings_key(self) -> dict[str, object]:
@@ -240,29 +249,27 @@ class Qwen3VLEngine(VisionEngine):
 
     @property
     def kv_bytes_per_token(self) -> int:  # type: ignore[override]
-        return _kv_bytes_per_token(self.model_id)
+        return qwen3_vl_size(self.model_id).kv_bytes_per_token
 
     @property
     def weight_bytes(self) -> int:  # type: ignore[override]
-        return _estimated_weight_bytes(self.model_id)
+        return qwen3_vl_size(self.model_id).weight_bytes
 
     def plan_prompt_tokens(self) -> int:
         return self.max_pixels // (FACTOR * FACTOR) + 200
 
     def plan_prefill_bytes(self) -> int:
-        return self.max_pixels * 120
+        return self.max_pixels * qwen3_vl_size(self.model_id).prefill_bytes_per_pixel
 
     def batch_size(self, task: Task) -> int:
         tokens = self.max_pixels // (FACTOR * FACTOR) + 200 + self.max_new_tokens
-        per_page = tokens * _kv_bytes_per_token(self.model_id) + self.max_pixels * 120  # KV cache + prefill activations
-        return self.batch_pages_for_memory(per_page, _estimated_weight_bytes(self.model_id))
+        per_page = tokens * self.kv_bytes_per_token + self.plan_prefill_bytes()  # KV cache + prefill activations
+        return self.batch_pages_for_memory(per_page, self.weight_bytes)
 
-    # -- remote runtime: the same prompt and parser, the model on a server (engines/remote.py)
+    # -- remote runtime: the same prompt and parser, the model on a server (runtime/remote.py)
 
-    def prepare(self, page: Page, request: RecognizeRequest):
+    def prepare(self, page: Page, request: RecognizeRequest) -> PreparedPage:
         """The page resized as the local path resizes it, and the task's prompt."""
-        from .remote import PreparedPage
-
         if request.task not in PROMPTS:
             raise EngineError(
                 message("core.vision.cannot_do_task", model=self.label, task=message(f"core.task.{request.task.value}"))
@@ -369,7 +376,6 @@ class Qwen3VL8BEngine(Qwen3VLEngine):
     name = "qwen3-vl-8b"
     label = "Qwen3-VL 8B"
     default_model = "Qwen/Qwen3-VL-8B-Instruct"
-    min_vram_gb = 20.0
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -423,19 +429,3 @@ def _load_qwen(folder, key, profile) -> LoadedQwen:
         dummy = build_inputs(processor, [Image.new("RGB", (256, 256), "white")], PROMPTS[Task.TEXT], 256 * 256)
         generator.warm_up(dummy, GenerationConfig(max_new_tokens=32, eos_token_ids=eos_ids, pad_token_id=pad))
     return loaded
-
-
-def _kv_bytes_per_token(model_id: str) -> int:
-    """KV cache bytes per token in bf16 (layers × 2 × kv heads × head_dim × 2 bytes)."""
-    lowered = model_id.lower()
-    layers = 36 if ("4b" in lowered or "8b" in lowered) else 28
-    return layers * 2 * 8 * 128 * 2
-
-
-def _estimated_weight_bytes(model_id: str) -> int:
-    lowered = model_id.lower()
-    if "8b" in lowered:
-        return int(17.5 * 1024**3)
-    if "4b" in lowered:
-        return int(8.9 * 1024**3)
-    return int(4.3 * 1024**3)

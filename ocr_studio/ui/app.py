@@ -22,12 +22,13 @@ import gradio as gr
 
 from .. import __version__, exporters, hardware, i18n
 from ..documents import DocumentError, open_document, parse_page_range, sniff
-from ..engines import EngineInfo, Task, availability, capacity, engine_infos, get_engine, tesseract
+from ..engines import EngineInfo, Task, engine_infos, get_engine, local_models, tesseract
 from ..engines.tesseract import LanguageError, language_choices
 from ..i18n import Message, error_text, render, t
 from ..jobs import RESUMABLE, Job, JobSpec, JobStore, resume_plan, run_job
 from ..library.search_index import keep_index
 from ..runner import BackgroundJobs, JobRun
+from ..runtime import availability, capacity
 from ..settings import Settings
 from . import hot_folder_panel, job_names, language, sidebar, temp_folder, viewer
 from .language import StaticText, localized
@@ -855,7 +856,9 @@ class Studio:
             telemetry = hardware.telemetry()
             panel = sidebar.gpu_status_markdown(telemetry)
             if telemetry.get("available") and telemetry.get("memory_total_bytes"):
-                lines = capacity.pages_in_flight(self.settings, int(telemetry["memory_total_bytes"]))
+                lines = capacity.pages_in_flight(
+                    self.settings, int(telemetry["memory_total_bytes"]), local_models(self.settings)
+                )
                 panel += "  \n" + "  \n".join(render(line) for line in lines)  # the VRAM plan of each model
             return panel
         except Exception as exc:  # telemetry never raises by contract; stay safe anyway
@@ -923,7 +926,7 @@ class Studio:
         """The inference server's health, for the sidebar (only when one is configured)."""
         if not self.settings.remote_url:
             return ""
-        from ..remote import remote_status
+        from ..runtime.client import remote_status
 
         status = remote_status(dataclasses.replace(self.settings, runtime="remote"))
         if (runtime or self.settings.runtime) != "remote":

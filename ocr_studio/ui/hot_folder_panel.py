@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ..engines import Task, availability, get_engine
+from ..engines import Task, get_engine
 from ..exporters import FORMATS
 from ..i18n import Message, error_text, render, t
 from ..library.hot_folder import POLL_SECONDS, HotFolder, WatchEvent
 from ..library.job_converter import JobConverter
+from ..runtime import availability
 from . import viewer
 from .language import StaticText, localized
 

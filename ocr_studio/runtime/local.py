@@ -1,9 +1,12 @@
-"""What the model-backed engines (Qwen3-VL, dots.ocr) share: the model from the cached
-manager with the runtime profile's dtype and attention, batches of pages, out-of-memory
-retries that never lose a page, token streaming, and the words for why a page stopped.
+"""The local runtime: what the model-backed engines (Qwen3-VL, dots.ocr) share when the model
+runs on this machine: the model from the cached manager with the runtime profile's dtype and
+attention, the VRAM plan, batches of pages, continuous batching, out-of-memory retries that never
+lose a page, token streaming, and the words for why a page stopped.
 
-A subclass says which model (``model_id``), how to load it (``_load_model``) and how to
-read one batch of pages with it (``_run_batch``); everything else lives here once.
+A model engine (``engines/``) subclasses it and says which model (``model_id``), how to load it
+(``_load_model``), what one page gives the model (``_page_inputs``, from the engine's ``prepare``)
+and how to read one batch of pages with it (``_run_batch``); everything else lives here once.
+Moved here from ``engines/vision.py`` as it was.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import i18n
 from ..i18n import error_message, message
+from ..recognition import Engine, EngineError, RecognizeRequest, Task
 from ..results import PageResult
-from .base import Engine, EngineError, RecognizeRequest, Task
 
 if TYPE_CHECKING:
     from ..documents import Page

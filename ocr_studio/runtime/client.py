@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from PIL import Image
 
-from .i18n import LocalizedError, message, text
+from ..i18n import LocalizedError, message, text
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,12 @@ HEALTH_TIMEOUT = 5.0  # seconds for /v1/models
 PROBE_TIMEOUT = 30.0  # seconds for the one-token test request
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from ..settings import Settings
 
 
 class RemoteError(LocalizedError):
     """The server cannot be used (down, wrong model, refused the request). The client knows nothing of
-    engines; the remote engine turns this into an engine error for the job (``engines.remote.ServerFailed``)."""
+    engines; the remote engine turns this into an engine error for the job (``runtime.remote.ServerFailed``)."""
 
 
 @dataclass(frozen=True)

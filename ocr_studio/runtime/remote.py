@@ -1,8 +1,8 @@
 """The remote runtime: a vision engine's prompts and parsers, the model on a server.
 
-Wraps a local vision engine that can split its work into ``prepare`` (page →
-resized image + prompt) and ``parse`` (model text → PageResult), so the remote
-path uses exactly the prompts and parsers of the local one.
+Wraps a model engine (a registry row of kind "vision-model"), whose work splits into ``prepare``
+(page → resized image + prompt: the same one the local runtime uses) and ``parse`` (model text →
+PageResult), so the remote path uses exactly the prompts and parsers of the local one.
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, Protocol
 
 from ..i18n import text
 from ..models.repetition import TEXT_GUARD
-from ..remote import RemoteClient, RemoteError, remote_config
+from ..recognition import Engine, EngineError, EngineInfo, PreparedPage, RecognizeRequest, Task
 from ..results import PageResult
-from .base import Engine, EngineError, EngineInfo, RecognizeRequest, Task
-from .vision import loop_retry_warning
+from .client import RemoteClient, RemoteError, remote_config
+from .local import loop_retry_warning
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from ..documents import Page
     from ..models.repetition import LoopPenalty
     from ..settings import Settings
@@ -32,17 +30,6 @@ if TYPE_CHECKING:
 class ServerFailed(RemoteError, EngineError):
     """The server failed a page: an engine error to the job (which stops with the server's reason),
     still a ``RemoteError`` to callers that ask for one."""
-
-
-@dataclass
-class PreparedPage:
-    """What the model sees for one page, plus what the parser needs to map back."""
-
-    page_number: int
-    page_size: tuple[int, int]  # (width, height) of the page image
-    image: Image.Image  # resized as the model expects
-    prompt: str
-    context: Any = None  # engine-specific (scale factors, task...)
 
 
 class PromptedEngine(Protocol):
@@ -86,6 +73,7 @@ class RemoteEngine(Engine):
             name=base.name,
             label=text("core.remote.label", engine=base.label, url=where),
             needs_gpu=False,
+            runs="server",
             available=bool(where),
             reason=(
                 (
@@ -148,7 +136,7 @@ class RemoteEngine(Engine):
         try:
             completion = self.client.complete(
                 prepared.image,
-                prepared.prompt,
+                prepared.server_prefix + prepared.prompt,
                 max_tokens=self.local.max_new_tokens,
                 on_text=on_text,
                 repetition_penalty=repetition_penalty,

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..i18n import as_text, text
-from .base import EngineInfo
+from ..recognition import EngineInfo
 
 if TYPE_CHECKING:
+    from ..recognition import Engine
     from ..settings import Settings
-    from .base import Engine
 
 HUB_PROBE_SECONDS = 2.0
 REMEMBER_SECONDS = 60.0  # a hub or server answer is reused this long (the sidebar polls)
@@ -32,11 +32,10 @@ def checked(engine: Engine, settings: Settings) -> EngineInfo:
     info = engine.info()
     if not info.available:
         return info
-    if settings.runtime == "remote" and hasattr(engine, "local"):  # a RemoteEngine: the server does the work
+    if info.runs == "server":  # the server does the work
         problem = _remembered(f"remote:{settings.remote_url}", lambda: _server_problem(settings))
     elif info.needs_gpu:
-        setting = getattr(engine, "model_setting", None)
-        problem = _gpu_problem(settings) or _model_problem(getattr(engine, "model_id", ""), info, setting)
+        problem = _gpu_problem(settings) or _model_problem(info.model_id, info, info.model_setting)
     else:
         return info
     if problem is None:
@@ -59,7 +58,8 @@ def _gpu_problem(settings: Settings) -> str | None:
 
 def _model_problem(model_id: str, info: EngineInfo, setting: str | None = None) -> str | None:
     """None when the model's files are here or can be downloaded (``setting``: the one that names
-    the model's files, for the advice; engines that do not say are Qwen3-VL's)."""
+    the model's files, for the advice; the Qwen3-VL 4B and 8B rows have none of their own, and the
+    advice names Qwen3-VL's, as it always did)."""
     if not model_id:
         return None
     path = Path(model_id).expanduser()
@@ -72,7 +72,7 @@ def _model_problem(model_id: str, info: EngineInfo, setting: str | None = None) 
     problem = _remembered("hub", _hub_problem)
     if problem is None:
         return None
-    setting = setting or ("dots_model" if info.name == "dots-ocr" else "qwen_model")
+    setting = setting or "qwen_model"
     return text("core.engine.not_downloaded", model=model_id, problem=problem, setting=setting)
 
 
@@ -101,7 +101,7 @@ def _hub_problem() -> str | None:
 def _server_problem(settings: Settings) -> str | None:
     if not settings.remote_url:
         return text("core.engine.no_server")
-    from ..remote import RemoteClient, RemoteError, remote_config
+    from .client import RemoteClient, RemoteError, remote_config
 
     try:
         client = RemoteClient(remote_config(settings))

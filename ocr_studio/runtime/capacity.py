@@ -7,27 +7,22 @@ time or one, and the user should see it (and what the token budget costs) withou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..i18n import Text, text
 
 if TYPE_CHECKING:
     from ..settings import Settings
+    from .local import VisionEngine
 
-LOCAL_MODELS = ("dots-ocr", "qwen3-vl")
 
-
-def pages_in_flight(settings: Settings, total_bytes: int) -> list[Text]:
-    """One line per local model: "dots.ocr: 8 pages in flight on this card", from the VRAM plan on
-    a card of ``total_bytes``, or the batch_size setting where it fixes the number."""
-    from . import get_engine
-    from .vision import VisionEngine
-
+def pages_in_flight(settings: Settings, total_bytes: int, engines: Sequence[VisionEngine]) -> list[Text]:
+    """One line per local model (``engines``: ``engines.local_models(settings)``): "dots.ocr: 8
+    pages in flight on this card", from the VRAM plan on a card of ``total_bytes``, or the
+    batch_size setting where it fixes the number."""
     lines: list[Text] = []
-    for name in LOCAL_MODELS:
-        engine = get_engine(name, settings)
-        if not isinstance(engine, VisionEngine):
-            continue
+    for engine in engines:
         if settings.batch_size:
             lines.append(text("capacity.set", model=engine.model_name, count=int(settings.batch_size)))
             continue
