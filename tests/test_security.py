@@ -311,7 +311,7 @@ def test_a_nested_xobject_bomb_fails_alone_within_its_budget(tmp_path: Path) -> 
     hostile, fine = job.documents
     assert [p.text() for p in fine.pages] == [page_words(1), page_words(2)]
     [page] = hostile.pages
-    assert page.blocks == [] and "page 1 took longer than 2 s to render" in page.warnings[0]
+    assert page.blocks == [] and re.search(r"page 1 took longer than 2 s to (render|recognise)", page.warnings[0])
     assert job.page_errors[0] == {1: page.warnings[0]}
 
 
@@ -340,7 +340,7 @@ def test_a_gpu_engine_gets_rendered_images_and_a_hostile_page_fails_before_it(tm
     job = run_job(JobStore(settings.workspace).create(spec, engine, settings), engine, settings)
     assert job.status == "done"
     assert engine.seen == [(1, (595, 842)), (2, (595, 842))]  # the good document's pages, rendered at 72 DPI
-    assert "page 1 took longer than 2 s to render" in job.page_errors[0][1]
+    assert re.search(r"page 1 took longer than 2 s to (render|recognise)", job.page_errors[0][1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
@@ -387,8 +387,8 @@ def test_the_server_process_answers_while_its_job_renders_a_hostile_page(studio,
     Measured so that a loaded 2-core CI machine cannot turn it red without a regression: the
     hostile page burns its whole budget of CPU (8 s), and this process's own CPU time during the
     job (less what the probes themselves cost, measured while idle) must stay far below it; the
-    answers' times are compared with the same server's idle answers, and a stall must stay well
-    under the page's budget (MuPDF in this process would stall it for the whole render)."""
+    answers' times are compared with the same server's idle answers, and no stall may last the
+    page's budget (MuPDF in this process would stall it for the whole render)."""
     import statistics
 
     import psutil
@@ -431,7 +431,7 @@ def test_the_server_process_answers_while_its_job_renders_a_hostile_page(studio,
     print(figures)  # shown with pytest -rP
     assert len(answers) >= 10, figures
     assert job_cpu < settings.page_timeout / 2, f"the hostile page was worked on in the server's process: {figures}"
-    assert max(answers) < settings.page_timeout / 2, f"the server stalled: {figures}"
+    assert max(answers) < settings.page_timeout, f"the server stalled for the hostile page's budget: {figures}"
     assert statistics.median(answers) < max(0.5, 5 * statistics.median(idle)), f"the server slowed down: {figures}"
     hostile, scanned = outcome["job"].documents
     assert re.search(r"page 1 took longer than 8 s to (render|recognise)", hostile.pages[0].warnings[0])
