@@ -281,3 +281,33 @@ def test_flow_unwraps_and_dehyphenates_but_keeps_real_hyphens() -> None:
     assert page_layout.flow(["Jean-", "Paul Sartre"]) == "Jean-Paul Sartre"
     assert page_layout.flow(["soft\u00ad", "hyphen"]) == "softhyphen"
     assert page_layout.flow(["range 10-", "20"]) == "range 10- 20"
+
+
+def chart_pdf(path: Path) -> Path:
+    """A report page: a sentence, a vector bar chart (coloured bars, axes, tick and quarter labels), a sentence."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_text((72, 80), "Sales went up in every quarter of the year, as the chart below shows.", fontsize=11)
+    x0, y0 = 100, 150
+    page.draw_line((x0, y0), (x0, y0 + 200))
+    page.draw_line((x0, y0 + 200), (x0 + 300, y0 + 200))
+    for i, (h, colour) in enumerate([(80, (0.9, 0.2, 0.2)), (120, (0.2, 0.6, 0.2)), (150, (0.2, 0.3, 0.9))]):
+        page.draw_rect(
+            pymupdf.Rect(x0 + 20 + 70 * i, y0 + 200 - h, x0 + 70 + 70 * i, y0 + 200), color=colour, fill=colour
+        )
+        page.insert_text((x0 + 30 + 70 * i, y0 + 215), f"Q{i + 1}", fontsize=9)
+    for value in range(0, 201, 50):
+        page.insert_text((x0 - 25, y0 + 203 - value), str(value), fontsize=9)
+    page.insert_text((72, 420), "The text after the chart goes on as a normal paragraph of the report.", fontsize=11)
+    doc.save(path)
+    doc.close()
+    return path
+
+
+def test_a_vector_chart_is_one_picture_without_its_labels_as_text(tmp_path: Path) -> None:
+    with open_document(chart_pdf(tmp_path / "chart.pdf"), limits=Limits(dpi=100)) as document:
+        [page] = TextLayerEngine(Settings()).recognize(list(document.pages()), RecognizeRequest(task=Task.TEXT))
+    assert [b.category for b in page.blocks] == ["Text", "Picture", "Text"], [(b.category, b.text) for b in page.blocks]
+    text = page.text()
+    assert "Q1" not in text and "150" not in text  # no soup of ticks and labels
+    assert "as the chart below shows." in text and "normal paragraph of the report." in text

@@ -282,7 +282,66 @@ def _pictures(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, page_size: tupl
         if rect.width * rect.height > _MAX_PICTURE_SHARE * page_area:
             continue
         pictures.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), kind="Picture"))
-    return pictures
+    return pictures + _charts(pdf_page, to_pixels, page_size)
+
+
+_CHART_SHARE = 0.03  # a chart covers at least this share of the page
+_CHART_PATHS = 4
+_CHART_WORDS = 60  # more words than this inside: a form or a table, not a chart
+_PROSE_WORDS = 7  # a line with more words than this is prose: a framed text box, not a chart
+_LABEL_MARGIN = 30.0  # points around a chart where its short labels are
+_LABEL_WORDS = 3
+
+
+def _coloured(colour: object) -> bool:
+    return isinstance(colour, tuple | list) and len(colour) == 3 and max(colour) - min(colour) > 0.2
+
+
+def _charts(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, page_size: tuple[int, int]) -> list[Piece]:
+    """Charts drawn as vector graphics, as Picture pieces (their labels then go with the picture, not
+    into the text as soup). Only clusters of drawings that are clearly charts: coloured fills or
+    curves, a few short labels at most, no line of prose; a ruled table (grey or no fills, straight
+    lines) or a framed paragraph is never taken."""
+    import pymupdf
+
+    page_rect = pdf_page.rect
+    try:
+        clusters = pdf_page.cluster_drawings()
+        paths = pdf_page.get_cdrawings()
+        words = pdf_page.get_text("words")
+    except Exception:
+        return []
+    charts = []
+    for cluster in clusters:
+        area = cluster.get_area()
+        if area < _CHART_SHARE * page_rect.get_area() or area > _MAX_PICTURE_SHARE * page_rect.get_area():
+            continue
+        around = cluster + (-1, -1, 1, 1)
+        inside = [p for p in paths if pymupdf.Rect(p["rect"]) in around]
+        curves = sum(1 for p in inside for item in p.get("items", ()) if item[0] == "c")
+        coloured = sum(1 for p in inside if _coloured(p.get("fill")) or _coloured(p.get("color")))
+        if len(inside) < _CHART_PATHS or (coloured < 2 and curves < 4):
+            continue
+        labels = [w for w in words if cluster.contains(pymupdf.Point((w[0] + w[2]) / 2, (w[1] + w[3]) / 2))]
+        lines: dict[tuple[int, int], int] = {}
+        for w in labels:
+            lines[(w[5], w[6])] = lines.get((w[5], w[6]), 0) + 1
+        if len(labels) > _CHART_WORDS or any(count > _PROSE_WORDS for count in lines.values()):
+            continue
+        rect = pymupdf.Rect(cluster)
+        near = cluster + (-_LABEL_MARGIN, -_LABEL_MARGIN, _LABEL_MARGIN, _LABEL_MARGIN)
+        beside = [w for w in words if near.contains(pymupdf.Point((w[0] + w[2]) / 2, (w[1] + w[3]) / 2))]
+        line_words: dict[tuple[int, int], list[tuple]] = {}
+        for w in beside:
+            line_words.setdefault((w[5], w[6]), []).append(w)
+        for members in line_words.values():
+            if len(members) <= _LABEL_WORDS:  # the axes' ticks and the categories' names belong to the chart
+                for w in members:
+                    rect |= pymupdf.Rect(w[:4])
+        rect = (rect * to_pixels) & pymupdf.Rect(0, 0, *page_size)
+        if not rect.is_empty:
+            charts.append(Piece((rect.x0, rect.y0, rect.x1, rect.y1), kind="Picture"))
+    return charts
 
 
 def _garbled(pieces: Sequence[Piece]) -> bool:
