@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageChops
 
 from ocr_studio.documents import Page, open_document
-from ocr_studio.engines import scan_page, scripts, tesseract
+from ocr_studio.engines import scan_page, scripts, tesseract, text_layer
 from ocr_studio.engines.base import RecognizeRequest, Task
 from ocr_studio.engines.text_layer import TextLayerEngine
 from ocr_studio.jobs import JobSpec, JobStore, run_job
@@ -247,3 +247,16 @@ def test_each_page_is_read_in_the_languages_of_its_script_unless_the_user_narrow
     for choice in ("", "auto", "eng+rus", "rus+eng"):
         assert not TextLayerEngine(Settings(ocr_languages=choice))._explicit()
     assert TextLayerEngine(Settings(ocr_languages="eng"))._explicit()  # the user's narrower choice wins
+
+
+def test_a_stated_resolution_no_paper_could_have_is_not_believed() -> None:
+    def stated(size: tuple[int, int], dpi: int | None) -> int | None:
+        image = Image.new("L", size, 255)
+        if dpi:
+            image.info["dpi"] = (dpi, dpi)
+        return text_layer._real_dpi(image)
+
+    assert stated((2550, 3300), 300) == 300  # a letter page at 300 DPI, as the file says
+    assert stated((2550, 3300), None) is None  # not said: Tesseract estimates it, as `tesseract IMAGE` does
+    assert stated((1998, 2536), 96) == 231  # "96 DPI" would make it a 26-inch page: a letter page's instead
+    assert stated((4000, 1000), 72) is None  # not page-shaped: left to Tesseract

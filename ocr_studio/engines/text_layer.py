@@ -185,15 +185,31 @@ class TextLayerEngine(Engine):
         return bool(chosen) and set(chosen) != set(tesseract.default_languages().split("+"))
 
 
+# A page is at most this many inches on its longer side (A3, tabloid); a stated resolution that
+# makes it larger is an editor's default (72, 96), not the scan's...
+_LARGEST_PAGE_INCHES = 17.0
+# ...and a page-shaped image (this ratio of sides) is then taken for a letter or A4 page this long.
+_PAGE_INCHES = 11.0
+_PAGE_RATIO = (1.25, 1.5)
+
+
 def _real_dpi(image: Image.Image) -> int | None:
     """The image's own resolution where it states a plausible one (a rendered PDF page always does;
-    an image file may); None lets Tesseract estimate it from the letters."""
+    an image file may). A stated one that would make the page larger than any paper (a 2000 px
+    page "at 96 DPI") is replaced, on a page-shaped image, by a letter/A4 page's. None lets
+    Tesseract estimate it from the letters."""
     dpi = image.info.get("dpi")
     try:
         value = round(float(dpi[0])) if dpi else 0
     except (TypeError, ValueError, IndexError):
         return None
-    return value if 70 <= value <= 2400 else None
+    if not 70 <= value <= 2400:
+        return None
+    long, short = max(image.size), min(image.size)
+    if long / value <= _LARGEST_PAGE_INCHES:
+        return value
+    page_shaped = short > 0 and _PAGE_RATIO[0] <= long / short <= _PAGE_RATIO[1]
+    return max(70, min(2400, round(long / _PAGE_INCHES))) if page_shaped else None
 
 
 def _text_flags() -> int:
