@@ -566,9 +566,16 @@ def _category(group: list[Piece], body: float, facts: PageFacts, *, inline: bool
     return "Text"
 
 
+def _holds(box: BBox, piece: Piece) -> bool:
+    return box[0] <= piece.cx <= box[2] and box[1] <= piece.cy <= box[3]
+
+
 def _without_soup(pieces: Sequence[Piece]) -> list[Piece]:
     """The page without the labels printed over its pictures (a chart's ticks and legend): the
     Picture block stands for them. Lines of prose laid over an image stay."""
+    tables = [p for p in pieces if p.kind == "Table"]
+    covers = [p for p in pieces if p.kind == "Picture" and any(_holds(p.bbox, t) for t in tables)]
+    pieces = [p for p in pieces if all(p is not c for c in covers)]  # a table's shading is no chart
     pictures = [p.bbox for p in pieces if p.kind == "Picture"]
     if not pictures:
         return list(pieces)
