@@ -138,3 +138,35 @@ def test_gpu_families_come_from_the_table() -> None:
     assert (profile.name, profile.dtype, profile.tf32) == ("Turing (sm_75)", "float16", False)
     hopper = hardware.choose_profile(hardware.GpuInfo(True, "NVIDIA H100", (9, 0), 80 * 1024**3), Settings())
     assert (hopper.name, hopper.dtype, hopper.tf32) == ("Hopper (sm_90)", "bfloat16", True)
+
+
+@pytest.mark.parametrize("max_pixels", [0, 50_000])
+def test_qwen3_vl_local_and_remote_runs_send_the_same_image_and_prompt(
+    monkeypatch: pytest.MonkeyPatch, max_pixels: int
+) -> None:
+    """Qwen3-VL's local runtime builds its model inputs from the same prepare the server is sent."""
+    from types import SimpleNamespace
+
+    from ocr_studio.engines import qwen3_vl
+
+    page = Page.from_image(Image.new("L", (1700, 2200), "white"), number=4)
+    request = RecognizeRequest(task=Task.MARKDOWN)
+    settings = Settings(max_pixels=max_pixels, device="cpu")
+    given: list[tuple[tuple[int, int], str]] = []
+
+    def record(processor, resized, prompt, budget):  # what the local runtime hands the processor
+        given.extend((image.size, prompt) for image in resized)
+        return {}
+
+    monkeypatch.setattr(qwen3_vl, "model_inputs", record)
+    engine = get_engine("qwen3-vl", settings)
+    engine._page_inputs(SimpleNamespace(processor=None), page, request, engine.max_pixels)
+
+    server = RecordingServer()
+    remote_settings = Settings(max_pixels=max_pixels, runtime="remote", remote_url="http://127.0.0.1:9/v1")
+    RemoteEngine(get_engine("qwen3-vl", settings), remote_settings, client=server).recognize([page], request)  # type: ignore[arg-type]
+
+    assert given == server.sent and len(given) == 1
+    (width, height), prompt = given[0]
+    assert width % 32 == 0 and height % 32 == 0 and width * height <= engine.max_pixels
+    assert prompt == qwen3_vl.PROMPTS[Task.MARKDOWN]

@@ -268,14 +268,17 @@ class Qwen3VLEngine(VisionEngine):
 
     # -- remote runtime: the same prompt and parser, the model on a server (runtime/remote.py)
 
-    def prepare(self, page: Page, request: RecognizeRequest) -> PreparedPage:
-        """The page resized as the local path resizes it, and the task's prompt."""
+    def prepare(self, page: Page, request: RecognizeRequest, max_pixels: int | None = None) -> PreparedPage:
+        """The one prepare of Qwen3-VL, for both runtimes: the page resized to multiples of 32 within
+        the pixel budget (``max_pixels``: the local runtime's, lower after running out of memory),
+        and the task's prompt."""
         if request.task not in PROMPTS:
             raise EngineError(
                 message("core.vision.cannot_do_task", model=self.label, task=message(f"core.task.{request.task.value}"))
             )
+        budget = self.max_pixels if max_pixels is None else max_pixels
         image = page.image.convert("RGB")
-        size = fit_size(image.width, image.height, self.max_pixels)
+        size = fit_size(image.width, image.height, budget)
         resized = image.resize(size) if size != image.size else image
         return PreparedPage(page.number, image.size, resized, PROMPTS[request.task], context=request.task)
 
@@ -326,7 +329,8 @@ class Qwen3VLEngine(VisionEngine):
         return _load_qwen(folder, key, profile)
 
     def _page_inputs(self, loaded: LoadedQwen, page: Page, request: RecognizeRequest, max_pixels: int):
-        return build_inputs(loaded.processor, [page.image], PROMPTS[request.task], max_pixels), None
+        prepared = self.prepare(page, request, max_pixels)
+        return model_inputs(loaded.processor, [prepared.image], prepared.prompt, max_pixels), None
 
     def _tokens_result(self, loaded, page, context, raw, stop_reason, request, warnings, seconds) -> PageResult:
         return self._page_result(page.number, page.image.size, raw, stop_reason, request, warnings, seconds)
@@ -340,8 +344,8 @@ class Qwen3VLEngine(VisionEngine):
         from ..models.generation import GenerationConfig
 
         started = time.perf_counter()
-        images = [page.image for page in pages]
-        inputs = build_inputs(loaded.processor, images, PROMPTS[request.task], max_pixels)
+        prepared = [self.prepare(page, request, max_pixels) for page in pages]
+        inputs = model_inputs(loaded.processor, [p.image for p in prepared], PROMPTS[request.task], max_pixels)
         config = GenerationConfig(
             max_new_tokens=self.max_new_tokens,
             eos_token_ids=loaded.eos_token_ids,
@@ -387,6 +391,11 @@ def build_inputs(processor: Any, images: list[Image.Image], prompt: str, max_pix
     for image in images:
         w, h = fit_size(image.width, image.height, max_pixels)
         resized.append(image.convert("RGB").resize((w, h)) if (w, h) != image.size else image.convert("RGB"))
+    return model_inputs(processor, resized, prompt, max_pixels)
+
+
+def model_inputs(processor: Any, resized: list[Image.Image], prompt: str, max_pixels: int) -> dict[str, Any]:
+    """Left-padded processor inputs for a batch of pages already resized (``prepare``)."""
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     processor.tokenizer.padding_side = "left"
