@@ -249,6 +249,8 @@
   let lastJob = null;
   const observer = new MutationObserver(() => {
     const view = pageView();
+    // the same page drawn again (a job's last news; Gradio patches the HTML in place): its zoom again
+    if (view && !view.querySelector(".pv-stage")?.style.width) applyZoom();
     const key = view ? `${view.dataset.job}/${view.dataset.doc}/${view.dataset.page}` : null;
     if (key !== lastPage) {
       lastPage = key;
