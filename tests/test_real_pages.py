@@ -237,11 +237,13 @@ def test_each_page_is_read_in_the_languages_of_its_script_unless_the_user_narrow
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     latin = tesseract.Orientation(rotate=0, confidence=30.0, script="Latin", script_confidence=2.9)
-    cyrillic = tesseract.Orientation(rotate=0, confidence=30.0, script="Cyrillic", script_confidence=2.5)
+    cyrillic = tesseract.Orientation(rotate=0, confidence=30.0, script="Cyrillic", script_confidence=7.0)
+    few_lines = tesseract.Orientation(rotate=0, confidence=5.0, script="Cyrillic", script_confidence=2.2)
     unsure = tesseract.Orientation(rotate=0, confidence=30.0, script="Latin", script_confidence=0.3)
     assert scan_page.page_languages("eng+rus", latin) == "eng"
     assert scan_page.page_languages("eng+rus", cyrillic) == "rus+eng"  # the page's script first
     assert scan_page.page_languages("eng+rus", unsure) == scan_page.page_languages("eng+rus", None) == "eng+rus"
+    assert scan_page.page_languages("eng+rus", few_lines) == "eng+rus"  # OSD's "Cyrillic" for an English address
     monkeypatch.setattr(tesseract, "installed_languages", lambda: ["eng", "rus"])
     # "auto", or every language auto reads (the studio's picker as it starts): each page its own
     for choice in ("", "auto", "eng+rus", "rus+eng"):
@@ -260,3 +262,14 @@ def test_a_stated_resolution_no_paper_could_have_is_not_believed() -> None:
     assert stated((2550, 3300), None) is None  # not said: Tesseract estimates it, as `tesseract IMAGE` does
     assert stated((1998, 2536), 96) == 231  # "96 DPI" would make it a 26-inch page: a letter page's instead
     assert stated((4000, 1000), 72) is None  # not page-shaped: left to Tesseract
+
+
+@needs_osd
+def test_a_turn_osd_is_unsure_of_is_undone_when_the_page_reads_better_as_it_came(
+    upright: PageResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = tesseract.Orientation(rotate=90, confidence=5.0, script="Latin", script_confidence=2.0)
+    monkeypatch.setattr(tesseract, "detect_orientation", lambda image, dpi: wrong)  # OSD misled by a sparse page
+    page, result = read(linn(TOP))
+    assert result.rotation == 0 and page.image.size == (TOP[2] - TOP[0], TOP[3] - TOP[1])
+    assert result.text() == upright.text() and not result.warnings

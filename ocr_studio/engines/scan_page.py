@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 
 # Languages written in Cyrillic (Tesseract's codes); the others read here are Latin.
 CYRILLIC_LANGUAGES = frozenset({"rus", "ukr", "bel", "bul", "mkd", "srp", "kaz", "kir", "mon", "tat", "tgk"})
-# OSD names the script with at least this confidence before the languages follow it.
-_SCRIPT_CONFIDENCE = 1.0
+# OSD names the script with at least this confidence before the languages follow it (Cyrillic
+# asks more: OSD calls a few lines of English Cyrillic with a confidence of 2).
+_SCRIPT_CONFIDENCE = {"Latin": 1.0, "Cyrillic": 3.0}
+# A turn OSD is less sure of than this is checked: the page read as it came wins if it reads better.
+_SURE_TURN = 14.0
 # A reading in fewer languages is doubted when more than this share of its words is unsure...
 _DOUBTFUL_SHARE = 0.25
 _UNSURE = 60.0
@@ -51,7 +54,7 @@ def page_languages(languages: str, orientation: tesseract.Orientation | None) ->
     """The languages for this page out of ``languages`` ("eng+rus"): those of its script when OSD
     names one surely, the script's own languages first; else all of them."""
     codes = [c for c in languages.split("+") if c]
-    if orientation is None or orientation.script_confidence < _SCRIPT_CONFIDENCE:
+    if orientation is None or orientation.script_confidence < _SCRIPT_CONFIDENCE.get(orientation.script, 99.0):
         return languages
     cyrillic = [c for c in codes if c in CYRILLIC_LANGUAGES]
     latin = [c for c in codes if c not in CYRILLIC_LANGUAGES]
@@ -74,6 +77,10 @@ def read_scan(image: Image.Image, languages: str, *, explicit: bool, dpi: int | 
         wider = tesseract.recognize_image(upright, languages, dpi=dpi)
         if _mean_confidence(wider) > _mean_confidence(words):
             words, chosen = wider, languages
+    if turn and orientation is not None and orientation.confidence < _SURE_TURN and not _reads_well(words):
+        unturned = tesseract.recognize_image(image, chosen, dpi=dpi)
+        if _reads_well(unturned):
+            words, upright, turn = unturned, image, 0  # OSD was wrong: the page was upright
     words = _cleaned(words)
     reading = ScanReading(words, upright, rotation=turn, languages=chosen)
     if looks_like_nonsense(words):
@@ -96,6 +103,14 @@ def _scored(words: list[OcrWord]) -> list[float]:
 def _mean_confidence(words: list[OcrWord]) -> float:
     scored = _scored(words)
     return statistics.fmean(scored) if scored else 100.0
+
+
+def _reads_well(words: list[OcrWord]) -> bool:
+    """Whether a reading is of upright text: its longer words lie flat (Tesseract also reads a page
+    turned by 90°, word by standing word) and it is no nonsense (a page upside down)."""
+    long = [w for w in words if len(w.text) >= 3]
+    flat = sum(1 for w in long if w.bbox[2] - w.bbox[0] > w.bbox[3] - w.bbox[1])
+    return flat >= 0.5 * len(long) and not looks_like_nonsense(words)
 
 
 def _doubtful(words: list[OcrWord]) -> bool:
