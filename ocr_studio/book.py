@@ -236,36 +236,8 @@ def _level(level: int) -> int:
     return max(1, min(6, level))
 
 
-BOOK_FORMATS = ("epub", "fb2")
-
-
 def book_title(name: str) -> str:
     """A document's name as a book title: the file name without folders and extension."""
     base = re.split(r"[/\\]", name or "")[-1]
     stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
     return " ".join(xml_text(stem).split()) or "document"
-
-
-def book_file(
-    fmt: str,
-    docs: Sequence[DocumentResult],
-    pictures: Sequence[PictureSource | None],
-    *,
-    clean: bool = False,
-    title: str | None = None,
-    names: Sequence[str] | None = None,
-) -> bytes:
-    """The e-book (``fmt``: "epub" or "fb2") of one document, or of a job's documents in order
-    (``pictures[i]`` crops the pictures of ``docs[i]``; ``names`` are their headings)."""
-    parts = job_parts(docs, pictures, clean=clean, names=names)
-    title = title or (book_title(docs[0].name) if len(docs) == 1 else "OCR Studio")
-    language = book_language(docs)
-    if fmt == "epub":
-        from .epub_export import epub_book
-
-        return epub_book(parts, title=title, language=language)
-    if fmt == "fb2":
-        from .fb2_export import fb2_book
-
-        return fb2_book(parts, title=title, language=language)
-    raise ValueError(f"not a book format: {fmt!r}")

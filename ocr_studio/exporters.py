@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .book import BOOK_FORMATS, book_file
+from .ebooks import BOOK_FORMATS, book_file
 from .i18n import LocalizedError, as_text, error_message, message, t
 from .results import DocumentResult, ImageRef, PageResult
 

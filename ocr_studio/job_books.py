@@ -10,7 +10,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from .book import BOOK_FORMATS, book_file, book_title
+from .book import book_title
+from .ebooks import BOOK_FORMATS, book_file
 from .exporters import PageImageSource, PictureCrops, write_atomic
 from .results import DocumentResult
 

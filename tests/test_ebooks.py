@@ -17,7 +17,7 @@ from lxml import etree
 from PIL import Image
 
 from ocr_studio import cli, exporters
-from ocr_studio.book import book_file
+from ocr_studio.ebooks import book_file
 from ocr_studio.exporters import FORMATS, export_document, export_job_zip
 from ocr_studio.results import Block, DocumentResult, PageResult
 
