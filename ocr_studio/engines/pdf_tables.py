@@ -25,19 +25,37 @@ log = logging.getLogger(__name__)
 # like an unruled table and is worth the layout model's look.
 _TABULAR_CELLS = 3
 _TABULAR_ROWS = 3
+# Ruled tables holding this share of the page's tabular rows are the page's tables.
+_COVERED = 0.8
 # Fewer lines and rectangles than this cannot rule a table of two rows and two columns.
 _RULES = 4
 
 
-def looks_tabular(pieces: Sequence[Piece]) -> bool:
-    """Whether several lines of the page hold three or more separate pieces side by side."""
+def _tabular_rows(pieces: Sequence[Piece]) -> list[list[Piece]]:
+    """The page's rows (pieces side by side) that hold three or more separate pieces."""
     rows: list[list[Piece]] = []
     for piece in sorted((p for p in pieces if p.kind == "Text"), key=lambda p: p.cy):
         if rows and abs(rows[-1][0].cy - piece.cy) <= 0.5 * min(rows[-1][0].height, piece.height):
             rows[-1].append(piece)
         else:
             rows.append([piece])
-    return sum(1 for row in rows if len(row) >= _TABULAR_CELLS) >= _TABULAR_ROWS
+    return [row for row in rows if len(row) >= _TABULAR_CELLS]
+
+
+def looks_tabular(pieces: Sequence[Piece]) -> bool:
+    """Whether several lines of the page hold three or more separate pieces side by side."""
+    return len(_tabular_rows(pieces)) >= _TABULAR_ROWS
+
+
+def _covered(found: Sequence[Any], pieces: Sequence[Piece], to_pixels: pymupdf.Matrix) -> bool:
+    """Whether the ruled tables hold (nearly) all of the page's tabular rows: then the layout model,
+    seconds a page, has nothing to add. A table ruled only under its header holds few of them."""
+    import pymupdf
+
+    rows = _tabular_rows(pieces)
+    boxes = [pymupdf.Rect(t.bbox) * to_pixels for t in found]
+    inside = sum(1 for row in rows if any(b.y0 - 1 <= row[0].cy <= b.y1 + 1 for b in boxes))
+    return bool(found) and inside >= _COVERED * len(rows)
 
 
 def _has_rules(pdf_page: pymupdf.Page) -> bool:
@@ -61,7 +79,7 @@ def _find(pdf_page: pymupdf.Page, *, layout: bool) -> list[Any]:
                 return list(pdf_page.find_tables(use_layout=True, union=True, refine=True).tables)
             except TypeError:  # a PyMuPDF 2.0 without union/refine
                 return list(pdf_page.find_tables(use_layout=True).tables)
-        return list(pdf_page.find_tables().tables)
+        return list(pdf_page.find_tables(use_layout=False).tables)  # rules only: hundredths of a second
     except TypeError:  # PyMuPDF before 2.0: no layout model, ruled tables only
         return [] if layout else list(pdf_page.find_tables().tables)
 
@@ -77,7 +95,7 @@ def find_tables(pdf_page: pymupdf.Page, to_pixels: pymupdf.Matrix, pieces: Seque
         finds = []
         if _has_rules(pdf_page):
             finds.append(_find(pdf_page, layout=False))
-        if looks_tabular(pieces):
+        if looks_tabular(pieces) and not (finds and _covered(finds[0], pieces, to_pixels)):
             finds.append(_find(pdf_page, layout=True))
         if not any(finds):
             return []
