@@ -3,7 +3,7 @@ Russian, on a 1366×768 laptop and a 390×844 phone (issue 26): fonts whose Cyri
 one, the page getting most of a laptop's width after Run, a wrong file refused as it is dropped and
 a wrong page range as it is typed, Run and Cancel that follow the job, no Latin-only label in a
 Russian tab, the language switch keeping the open page, the sidebar remembered on a laptop and
-closing on a phone once a job is picked, zoom with Ctrl + wheel inside the page, a download bar
+closing on a phone once a job is picked, zoom with Ctrl + wheel and a pinch inside the page, a download bar
 that is not crushed on a phone. Screenshots go to test-artifacts/issue26/ to be looked at."""
 
 from __future__ import annotations
@@ -122,6 +122,21 @@ def shot(page, name: str) -> None:
 
 def sidebar_open(page) -> bool:
     return page.evaluate("() => document.querySelector('#sidebar, .sidebar')?.classList.contains('open')")
+
+
+def pinch(context, page) -> None:
+    """Spread two fingers on the page (Chromium's touch input): the page zooms, not the tab."""
+    frame = page.locator("#page-view .pv-scroll").bounding_box()
+    stage = page.locator("#page-view .pv-stage")
+    before = stage.bounding_box()["width"]
+    x, y = frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2
+    cdp = context.new_cdp_session(page)
+    for kind, spread in [("touchStart", 30), *[("touchMove", d) for d in range(40, 100, 10)], ("touchEnd", 0)]:
+        points = [] if kind == "touchEnd" else [{"x": x - spread, "y": y, "id": 1}, {"x": x + spread, "y": y, "id": 2}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+    page.wait_for_timeout(300)
+    assert stage.bounding_box()["width"] > before * 1.5, "pinching did not zoom the page"
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"] + 1  # not the tab
 
 
 def assert_regular_fonts(page) -> None:
@@ -246,7 +261,12 @@ def test_a_phone_shows_the_downloads_whole_and_closes_the_sidebar_after_a_job_is
 
     _, url = studio
     context, page = open_studio(
-        browser, url, "phone", locale=LOCALES[lang], extra_http_headers={"Accept-Language": LOCALES[lang]}
+        browser,
+        url,
+        "phone",
+        locale=LOCALES[lang],
+        extra_http_headers={"Accept-Language": LOCALES[lang]},
+        has_touch=True,
     )
     page.wait_for_timeout(1000)
     assert not sidebar_open(page)
@@ -257,6 +277,8 @@ def test_a_phone_shows_the_downloads_whole_and_closes_the_sidebar_after_a_job_is
     expect(page.locator("#status")).to_contain_text("✓", timeout=120_000)
     page.wait_for_timeout(500)
     shot(page, f"{lang}-phone")
+    pinch(context, page)  # two fingers spread on the page: it grows inside its frame
+    page.locator("#page-view [data-zoom=width]").click()
     downloads = page.locator("#downloads").bounding_box()
     assert downloads and downloads["width"] >= 0.8 * SCREENS["phone"][0], f"the download bar is {downloads}"
     page.locator("#download-bar").scroll_into_view_if_needed()
