@@ -311,3 +311,30 @@ def test_a_vector_chart_is_one_picture_without_its_labels_as_text(tmp_path: Path
     text = page.text()
     assert "Q1" not in text and "150" not in text  # no soup of ticks and labels
     assert "as the chart below shows." in text and "normal paragraph of the report." in text
+
+
+def test_an_unwrapped_paragraph_keeps_its_printed_lines_in_the_searchable_pdf() -> None:
+    """The text views get "invoked"; the searchable PDF's invisible text still follows the printed
+    lines, "in-" at the end of the first, so a selection on the page matches what is printed."""
+    from ocr_studio.invisible_text import block_lines
+
+    first = [
+        ((10.0, 10.0, 60.0, 30.0), "the"),
+        ((70.0, 10.0, 170.0, 30.0), "command"),
+        ((180.0, 10.0, 220.0, 30.0), "is"),
+    ]
+    first.append(((230.0, 10.0, 270.0, 30.0), "in-"))
+    second = [
+        ((10.0, 40.0, 80.0, 60.0), "voked"),
+        ((90.0, 40.0, 120.0, 60.0), "by"),
+        ((130.0, 40.0, 200.0, 60.0), "make"),
+    ]
+    pieces = [
+        Piece(page_layout.union(b for b, _ in line), " ".join(w for _, w in line), 20.0, words=tuple(line))
+        for line in (first, second)
+    ]
+    [block] = page_layout.blocks(pieces, PageFacts(400, 400))
+    assert block.text == "the command is invoked by make"
+    page = PageResult(1, 400, 400, engine="text-layer", blocks=[block])
+    lines = block_lines(block, page)
+    assert [" ".join(text for _, _, text in line.pieces) for line in lines] == ["the command is in-", "voked by make"]
