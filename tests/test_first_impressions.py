@@ -78,6 +78,27 @@ def test_a_page_range_is_checked_as_it_is_typed(studio, tmp_path: Path, typed: s
         assert not answer[studio.status].startswith("⚠"), answer[studio.status]
 
 
+def test_a_page_range_is_checked_without_mupdf_parsing_the_file_in_the_server(
+    studio, tmp_path: Path, monkeypatch
+) -> None:
+    """Counting a dropped file's pages is reading it: a page worker does it, as for every input."""
+    import pymupdf
+
+    pdf = two_page_pdf(tmp_path / "report.pdf")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("MuPDF opened a dropped file in the server process")
+
+    monkeypatch.setattr(pymupdf, "open", refuse)
+    monkeypatch.setattr(pymupdf, "Document", refuse)
+    assert studio.pages_typed([str(pdf)], "5-9", "", "text-layer", request=request("en"))[studio.status].startswith(
+        "⚠ Pages:"
+    )
+    assert not studio.pages_typed([str(pdf)], "2", "", "text-layer", request=request("en"))[studio.status].startswith(
+        "⚠"
+    )
+
+
 def test_downloads_are_named_after_the_document_and_the_job(studio, tmp_path: Path) -> None:
     pdf = two_page_pdf(tmp_path / "multipage.pdf")
     status, _, files = studio.convert([str(pdf)], "text-layer", "text", "")

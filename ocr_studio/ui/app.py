@@ -21,7 +21,7 @@ from typing import Any
 import gradio as gr
 
 from .. import __version__, exporters, hardware, i18n
-from ..documents import DocumentError, open_document, parse_page_range, sniff
+from ..documents import DocumentError, parse_page_range, sniff
 from ..engines import EngineInfo, Task, engine_infos, get_engine, local_models, tesseract
 from ..engines.tesseract import LanguageError, language_choices
 from ..i18n import Message, error_text, render, t
@@ -285,7 +285,7 @@ class Studio:
 
     def page_count(self, path: Path, password: str | None = None) -> int | None:
         """How many pages a dropped file has (None: not known without its password, or unreadable:
-        the run says why), remembered per file."""
+        the run says why), remembered per file; counted in a page worker, as every input is read."""
         try:
             key = (str(path), path.stat().st_mtime_ns, bool(password))
         except OSError:
@@ -293,10 +293,12 @@ class Studio:
         with self._lock:
             if key in self._page_counts:
                 return self._page_counts[key]
-        try:
-            with open_document(path, limits=self.settings.limits, password=password or None) as document:
-                count: int | None = document.page_count
-        except DocumentError:
+        from ..page_worker import PageFailed, PageWorker
+
+        try:  # MuPDF parses a dropped file in a page worker only, never in the server (SECURITY.md)
+            with PageWorker(self.settings) as worker:
+                count: int | None = worker.open(path, path.name, password or None)
+        except (DocumentError, PageFailed):
             count = None
         with self._lock:
             self._page_counts[key] = count
