@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 NAME = "text-layer"
 # Bumped whenever the same page would come out differently, so cached results are not reused.
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 # Pictures larger than this share of the page are the page itself (a scan), not a figure.
 _MAX_PICTURE_SHARE = 0.8
 _MIN_PICTURE_PIXELS = 24
