@@ -17,6 +17,7 @@ import pymupdf
 import pytest
 from gradio_client import Client, handle_file
 
+from ocr_studio.recognition import Task
 from ocr_studio.settings import Settings
 from ocr_studio.ui import build_app, launch_options
 from ocr_studio.ui.sidebar import gpu_status_markdown
@@ -102,8 +103,17 @@ def test_an_unavailable_engine_is_listed_with_its_reason_but_not_runnable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from ocr_studio import engines
+    from ocr_studio.engines.registry import EngineKind, EngineRow
 
-    monkeypatch.setitem(engines.REGISTRY, "missing-engine", "ocr_studio.engines.not_installed_here:Engine")
+    missing = EngineRow(
+        "missing-engine",
+        "missing-engine",
+        EngineKind.VISION_MODEL,
+        (Task.TEXT,),
+        needs_gpu=False,
+        factory="ocr_studio.engines.not_installed_here:Engine",
+    )
+    monkeypatch.setattr(engines, "ENGINES", {**engines.ENGINES, missing.name: missing})  # a row whose module is gone
     studio = build_app(Settings(workspace=tmp_path / "ws")).studio  # type: ignore[attr-defined]
     assert ("missing-engine (unavailable)", "missing-engine") in studio.engine_choices()
     changed = studio.engine_changed("missing-engine")
