@@ -11,6 +11,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _process_language_kept():
+    """A test that runs the CLI in this process sets the process's language (as the CLI does, once):
+    the next test starts in the language the one before it found."""
+    from ocr_studio import i18n
+
+    before = i18n._process_language
+    yield
+    i18n.set_language(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_qwen3_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen3-VL checkpoint folder (built once per test session)."""
