@@ -271,14 +271,11 @@ class Outcome:
         return self.job.documents[0] if self.job is not None and self.job.documents else None
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
+def _engine_and_task(args: argparse.Namespace, settings: Settings) -> tuple[Any, Any, Task]:
+    """The engine, its info and the task a run asks for, checked the same way for ``convert`` and
+    ``watch``: the engine can run here, it offers the task, the OCR languages are installed."""
     from .engines import get_engine
-    from .jobs import JobSpec, JobStore, run_job
-    from .library.search_index import keep_index
 
-    keep_index()  # pages are searchable as soon as they are written
-    formats = parse_formats(args.format)
-    settings = settings_from(args)
     engine = get_engine(settings.engine, settings)
     info = engine.info()
     if not info.available:
@@ -289,6 +286,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UsageError(message("cli.error.task_unsupported", engine=info.name, task=repr(task.value), tasks=tasks))
     if args.lang is not None:
         check_languages(args.lang)
+    return engine, info, task
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .jobs import JobSpec, JobStore, run_job
+    from .library.search_index import keep_index
+
+    keep_index()  # pages are searchable as soon as they are written
+    formats = parse_formats(args.format)
+    settings = settings_from(args)
+    engine, info, task = _engine_and_task(args, settings)
 
     found, missing, skipped = collect_inputs([Path(p) for p in args.paths])
     folders = dict(found)
@@ -571,7 +579,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from .engines import get_engine
     from .exporters import FORMATS
     from .library.hot_folder import HotFolder, HotFolderError, WatchEvent
     from .library.job_converter import JobConverter
@@ -582,16 +589,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         named = ", ".join(unknown) or message("cli.error.none_given")
         raise UsageError(message("watch.error.unknown_format", named=named, choices=",".join(FORMATS)))
     settings = settings_from(args)
-    engine = get_engine(settings.engine, settings)
-    info = engine.info()
-    if not info.available:
-        raise EngineError(message("cli.error.engine_unavailable", engine=info.name, reason=info.reason))
-    task = Task(args.task) if args.task else info.default_task
-    if task not in info.tasks:
-        tasks = ", ".join(each.value for each in info.tasks)
-        raise UsageError(message("cli.error.task_unsupported", engine=info.name, task=repr(task.value), tasks=tasks))
-    if args.lang is not None:
-        check_languages(args.lang)
+    engine, info, task = _engine_and_task(args, settings)
 
     def report(event: WatchEvent) -> None:
         stream = sys.stderr if event.kind in ("failed", "folder_missing", "output_unavailable") else sys.stdout
