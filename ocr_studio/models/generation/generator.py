@@ -332,7 +332,7 @@ class FastGenerator:
         note: str = "",
     ) -> Iterator[PageTokens]:
         for request in requests:
-            budget = request.max_new_tokens or config.max_new_tokens
+            budget = request.budget(config)
             forward = None
             if on_tokens is not None:
 
